@@ -1,0 +1,549 @@
+"""Throughput benchmark: streamproc against the baselines it has to beat, in one run, on the same files.
+
+Variants, measured on the same generated 720p30 and 1080p30 H.264 clips:
+
+a. ``decode``   raw decode only: PyAV, ``thread_type="AUTO"``, every frame, no pixel conversion.
+                The ceiling: no pipeline built on this decoder can be faster.
+b. ``opencv``   the loop a user would write: ``cv2.VideoCapture.read`` -> ``cvtColor(BGR2RGB)`` ->
+                ``cv2.resize`` (default INTER_LINEAR) to the letterbox size -> ``detect_scaled``
+                (padding, normalisation, LiteRT invoke and post-processing of streamproc's own
+                detector, so that b and c differ only in how frames reach the detector).
+c. ``pipeline`` ``streamproc run`` in-process: ``Pipeline(...).open()`` then ``run()`` with a JSONL sink.
+d. ``+video``   c plus the annotated video sink: the cost of ``--out-video``.
+
+Only the frame loop is timed: opening files, loading the model and building the pipeline
+(``Pipeline.open``) happen before the clock starts, for every variant alike. Variants are interleaved
+within each repeat (a, b, c, d, a, b, c, d, ...) so that load drifting on a shared machine hits all of
+them alike; the table shows the best and the median over the repeats.
+
+Run: ``.venv/bin/python benchmarks/bench_throughput.py [--seconds 10] [--repeats 3] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from streamproc.config import (
+    DetectorSettings,
+    JsonlSinkSettings,
+    Settings,
+    SourceSettings,
+    VideoSinkSettings,
+)
+from streamproc.frames import FrameResult
+from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.inference.models import blazeface_model_path
+from streamproc.pipeline import Pipeline
+
+log = logging.getLogger("bench_throughput")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MAKE_SAMPLE_PATH = REPO_ROOT / "samples" / "make_sample.py"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "streamproc-bench"
+
+FPS = 30
+SCENARIO = "moving"
+SEED = 0
+RESOLUTIONS: dict[str, tuple[int, int]] = {"720p": (1280, 720), "1080p": (1920, 1080)}
+# From the performance issue: streamproc must beat the naive OpenCV loop by this much (c / b).
+TARGETS: dict[str, float] = {"720p": 1.1, "1080p": 1.3}
+
+VARIANTS: dict[str, str] = {
+    "a": "decode only (PyAV)",
+    "b": "OpenCV loop + detect",
+    "c": "streamproc run",
+    "d": "streamproc + video",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Sample files
+
+
+def load_make_sample() -> ModuleType:
+    """Import ``samples/make_sample.py`` by path: ``samples/`` is a folder of scripts, not a package."""
+    spec = importlib.util.spec_from_file_location("make_sample", MAKE_SAMPLE_PATH)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {MAKE_SAMPLE_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the module look themselves up here
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated clip and what it must contain."""
+
+    name: str
+    path: Path
+    width: int
+    height: int
+    frames: int
+    expected_faces: list[int]  # ground truth: faces fully inside the picture, per frame
+
+
+def sample_file_name(width: int, height: int, seconds: float) -> str:
+    """Cache key: every generation parameter plus a hash of the generator, so a changed
+    ``make_sample.py`` never silently reuses clips rendered by an older version."""
+    generator = hashlib.sha256(MAKE_SAMPLE_PATH.read_bytes()).hexdigest()[:10]
+    return f"{SCENARIO}_{width}x{height}_{FPS}fps_{seconds:g}s_seed{SEED}_{generator}.mp4"
+
+
+def ensure_sample(make_sample: ModuleType, cache_dir: Path, name: str, seconds: float) -> Sample:
+    """Reuse the cached clip, or render it (to a temporary name first: an interrupted run must not
+    leave a truncated file that the next run would trust)."""
+    width, height = RESOLUTIONS[name]
+    path = cache_dir / sample_file_name(width, height, seconds)
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.mp4")
+        log.info("rendering %s sample (%dx%d, %g s) into %s", name, width, height, seconds, cache_dir)
+        make_sample.make_sample(partial, width, height, FPS, seconds, SCENARIO, SEED)
+        partial.replace(path)
+    placements = make_sample.face_placements(width, height, FPS, seconds, SCENARIO, SEED)
+    expected = [sum(face.face_inside(width, height) for face in faces) for faces in placements]
+    return Sample(name, path, width, height, len(placements), expected)
+
+
+# --------------------------------------------------------------------------------------------------
+# The variants
+
+
+@dataclass
+class Measurement:
+    """One timed pass over one clip."""
+
+    frames: int
+    seconds: float
+    faces: list[int] | None = None  # faces found per frame, where the variant reports them
+    stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per frame of each stage
+    problem: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_decode(sample: Sample) -> Measurement:
+    """a: the decoder alone, as streamproc's FileSource configures it."""
+    with av.open(str(sample.path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = 0
+        started = time.perf_counter()
+        for _frame in container.decode(stream):
+            frames += 1
+        seconds = time.perf_counter() - started
+    return Measurement(frames, seconds)
+
+
+def run_opencv_loop(sample: Sample, detector: BlazeFaceDetector) -> Measurement:
+    """b: one thread, one frame at a time, OpenCV defaults; stage times kept for the profile notes.
+
+    The four ``perf_counter`` calls per frame cost well under a microsecond: noise at 2-4 ms a frame.
+    """
+    box = detector.letterbox(sample.width, sample.height)
+    size = (box.scaled_width, box.scaled_height)
+    capture = cv2.VideoCapture(str(sample.path))
+    if not capture.isOpened():
+        return Measurement(0, 0.0, problem=f"OpenCV cannot open {sample.path}")
+    faces: list[int] = []
+    totals = dict.fromkeys(("read", "cvtColor", "resize", "detect"), 0.0)
+    started = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        t1 = time.perf_counter()
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        t2 = time.perf_counter()
+        scaled = cv2.resize(rgb, size)
+        t3 = time.perf_counter()
+        faces.append(len(detector.detect_scaled(scaled, box)))
+        t4 = time.perf_counter()
+        totals["read"] += t1 - t0
+        totals["cvtColor"] += t2 - t1
+        totals["resize"] += t3 - t2
+        totals["detect"] += t4 - t3
+    seconds = time.perf_counter() - started
+    capture.release()
+    count = len(faces)
+    stage_ms = {name: total * 1000.0 / max(count, 1) for name, total in totals.items()}
+    return Measurement(count, seconds, faces, stage_ms)
+
+
+def pipeline_settings(sample: Sample, workdir: Path, video: bool) -> tuple[Settings, Path]:
+    """c/d settings, as ``streamproc run FILE --events ... [--out-video ...] --no-progress`` builds them."""
+    events = workdir / f"{sample.name}.jsonl"
+    events.unlink(missing_ok=True)  # the JSONL sink appends: start each pass from an empty file
+    sinks: list[JsonlSinkSettings | VideoSinkSettings] = [JsonlSinkSettings(type="jsonl", path=events)]
+    if video:
+        sinks.append(VideoSinkSettings(type="video", path=workdir / f"{sample.name}.mp4"))
+    settings = Settings(sources=[SourceSettings(url=str(sample.path))], sinks=sinks, progress=False)
+    return settings, events
+
+
+def run_pipeline(sample: Sample, workdir: Path, video: bool) -> Measurement:
+    """c (and d with ``video``): fps = frames processed / wall time of ``Pipeline.run``."""
+    settings, events = pipeline_settings(sample, workdir, video)
+    pipeline = Pipeline(settings)
+    pipeline.open()
+    detect_ms: list[float] = []
+
+    def on_result(result: FrameResult) -> None:
+        detect_ms.append(result.inference_ms)
+
+    started = time.perf_counter()
+    report = pipeline.run(progress=on_result)
+    seconds = time.perf_counter() - started
+    problems = report.problems()
+    stage_ms = {"detect": statistics.fmean(detect_ms)} if detect_ms else {}
+    return Measurement(
+        report.frames_processed,
+        seconds,
+        faces=read_face_counts(events),
+        stage_ms=stage_ms,
+        problem="; ".join(problems) if problems else None,
+    )
+
+
+def read_face_counts(events: Path) -> list[int]:
+    """Faces per frame from a JSONL sink file, in frame order."""
+    counts: dict[int, int] = {}
+    with events.open(encoding="utf-8") as stream:
+        for line in stream:
+            record = json.loads(line)
+            if record.get("type") == "frame":
+                counts[record["frame"]] = len(record["faces"])
+    return [counts[index] for index in sorted(counts)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Invoke overhead: is detect_scaled a fair stand-in for calling LiteRT directly?
+
+
+def invoke_overhead(detector: BlazeFaceDetector, sample: Sample, iterations: int = 200) -> dict[str, float]:
+    """Mean ms of a bare ``Interpreter.invoke`` (the brief's hand-written baseline) against the
+    detector's whole ``detect_scaled`` on the same picture: the difference is what padding,
+    normalisation and post-processing add, so a reader can see b is not handicapped by using it."""
+    box = detector.letterbox(sample.width, sample.height)
+    rng = np.random.default_rng(SEED)
+    scaled = rng.integers(0, 256, (box.scaled_height, box.scaled_width, 3), dtype=np.uint8)
+    interpreter = Interpreter(model_path=str(blazeface_model_path("short")), num_threads=1)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    outputs = [detail["index"] for detail in interpreter.get_output_details()]
+    tensor = np.full((1, detector.input_size, detector.input_size, 3), -1.0, np.float32)
+
+    def bare() -> None:
+        interpreter.set_tensor(index, tensor)
+        interpreter.invoke()
+        for output in outputs:
+            interpreter.get_tensor(output)
+
+    def whole() -> None:
+        detector.detect_scaled(scaled, box)
+
+    return {"bare_invoke": mean_ms(bare, iterations), "detect_scaled": mean_ms(whole, iterations)}
+
+
+def mean_ms(call: Callable[[], object], iterations: int) -> float:
+    call()  # warm-up: XNNPACK packs weights on the first invoke
+    started = time.perf_counter()
+    for _ in range(iterations):
+        call()
+    return (time.perf_counter() - started) * 1000.0 / iterations
+
+
+# --------------------------------------------------------------------------------------------------
+# Running, summarising, printing
+
+
+@dataclass
+class Series:
+    """All repeats of one variant on one clip."""
+
+    resolution: str
+    variant: str
+    expected_frames: int
+    runs: list[Measurement] = field(default_factory=list)
+
+    @property
+    def fps(self) -> list[float]:
+        return [run.fps for run in self.runs]
+
+    @property
+    def best(self) -> float:
+        return max(self.fps)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.fps)
+
+    @property
+    def failures(self) -> list[str]:
+        found = []
+        for number, run in enumerate(self.runs, 1):
+            if run.frames != self.expected_frames:
+                found.append(f"run {number}: {run.frames} of {self.expected_frames} frames")
+            if run.problem:
+                found.append(f"run {number}: {run.problem}")
+        return found
+
+    def stage_ms(self) -> dict[str, float]:
+        """Per-stage ms/frame of the fastest run (the one least disturbed by other load)."""
+        return max(self.runs, key=lambda run: run.fps).stage_ms
+
+
+def measure(samples: Sequence[Sample], repeats: int, workdir: Path) -> dict[tuple[str, str], Series]:
+    """Every variant on every clip, ``repeats`` times, interleaved so drifting load hits all alike."""
+    defaults = DetectorSettings()
+    detector = BlazeFaceDetector(
+        variant=defaults.model,
+        min_score=defaults.min_score,
+        nms_iou=defaults.nms_iou,
+        num_threads=defaults.threads,
+    )
+    runners: dict[str, Callable[[Sample], Measurement]] = {
+        "a": run_decode,
+        "b": lambda sample: run_opencv_loop(sample, detector),
+        "c": lambda sample: run_pipeline(sample, workdir, video=False),
+        "d": lambda sample: run_pipeline(sample, workdir, video=True),
+    }
+    series = {
+        (sample.name, variant): Series(sample.name, variant, sample.frames)
+        for sample in samples
+        for variant in runners
+    }
+    for repeat in range(1, repeats + 1):
+        for sample in samples:
+            for variant, runner in runners.items():
+                result = runner(sample)
+                series[sample.name, variant].runs.append(result)
+                log.info(
+                    "repeat %d/%d %-5s %s %-20s %7.1f fps",
+                    repeat,
+                    repeats,
+                    sample.name,
+                    variant,
+                    VARIANTS[variant],
+                    result.fps,
+                )
+    return series
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often two face counts per frame agree, and how often each matches the ground truth."""
+
+    frames: int
+    same_count: float
+    opencv_correct: float
+    pipeline_correct: float
+
+
+def agreement(sample: Sample, opencv: list[int] | None, pipeline: list[int] | None) -> Agreement | None:
+    """Different resamplers (OpenCV INTER_LINEAR vs swscale bilinear) give slightly different inputs,
+    so this is reported, never failed on."""
+    if not opencv or not pipeline:
+        return None
+    n = min(len(opencv), len(pipeline), len(sample.expected_faces))
+    truth = sample.expected_faces[:n]
+    same = sum(a == b for a, b in zip(opencv[:n], pipeline[:n], strict=True))
+    return Agreement(
+        frames=n,
+        same_count=same / n,
+        opencv_correct=sum(a == t for a, t in zip(opencv[:n], truth, strict=True)) / n,
+        pipeline_correct=sum(b == t for b, t in zip(pipeline[:n], truth, strict=True)) / n,
+    )
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers depend on: the machine and the library versions."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "av": av.__version__,
+        "ffmpeg": getattr(av, "ffmpeg_version_info", "?"),
+        "cv2": cv2.__version__,
+        "cv2_threads": cv2.getNumThreads(),
+        "numpy": np.__version__,
+        "ai-edge-litert": importlib.metadata.version("ai-edge-litert"),
+    }
+
+
+def print_report(
+    env: dict[str, Any],
+    samples: Sequence[Sample],
+    series: dict[tuple[str, str], Series],
+    overhead: dict[str, float],
+    repeats: int,
+) -> None:
+    """The table, ratios, correctness and stage costs, on stdout."""
+    print()
+    print(
+        f"CPUs: {env['cpu_count']} (usable {env['cpu_affinity']}), {env['machine']}, "
+        f"Python {env['python']}, cv2 threads {env['cv2_threads']}"
+    )
+    print(
+        f"av {env['av']} (FFmpeg {env['ffmpeg']}), cv2 {env['cv2']}, numpy {env['numpy']}, "
+        f"ai-edge-litert {env['ai-edge-litert']}"
+    )
+    print(f"clips: H.264 {FPS} fps, scenario {SCENARIO!r}, {samples[0].frames} frames; {repeats} repeats")
+    print()
+    print(f"{'res':<6} {'variant':<24} {'best fps':>9} {'median':>9}  {'runs (fps)':<28} check")
+    for sample in samples:
+        for variant, title in VARIANTS.items():
+            row = series[sample.name, variant]
+            runs = " ".join(f"{fps:.0f}" for fps in row.fps)
+            check = "ok" if not row.failures else "FAIL " + "; ".join(row.failures)
+            print(f"{sample.name:<6} {variant} {title:<22} {row.best:>9.1f} {row.median:>9.1f}  {runs:<28} {check}")
+    print()
+    for sample in samples:
+        a, b, c, d = (series[sample.name, variant] for variant in VARIANTS)
+        target = TARGETS[sample.name]
+        cb = ratio(c.best, b.best)
+        verdict = "meets" if cb >= target else "BELOW"
+        print(
+            f"{sample.name:<6} c/b {cb:.2f} (median {ratio(c.median, b.median):.2f}; "
+            f"target >= {target:.1f}: {verdict})   c/a {ratio(c.best, a.best):.2f}   "
+            f"d/c {ratio(d.best, c.best):.2f}"
+        )
+    print()
+    for sample in samples:
+        found = agreement(sample, series[sample.name, "b"].runs[0].faces, series[sample.name, "c"].runs[0].faces)
+        if found is None:
+            print(f"{sample.name:<6} detections: not compared (a run reported no faces)")
+            continue
+        print(
+            f"{sample.name:<6} detections: face count c == b on {found.same_count:.1%} of {found.frames} "
+            f"frames; count == ground truth: b {found.opencv_correct:.1%}, c {found.pipeline_correct:.1%}"
+        )
+    print()
+    for sample in samples:
+        b_stages = series[sample.name, "b"].stage_ms()
+        c_stages = series[sample.name, "c"].stage_ms()
+        parts = "  ".join(f"{name} {ms:.2f}" for name, ms in b_stages.items())
+        print(
+            f"{sample.name:<6} ms/frame  b: {parts}  |  c: detect {c_stages.get('detect', float('nan')):.2f}"
+        )
+    print(
+        f"invoke alone: bare Interpreter {overhead['bare_invoke']:.2f} ms, "
+        f"detect_scaled (pad+normalise+invoke+decode+NMS) {overhead['detect_scaled']:.2f} ms"
+    )
+
+
+def results_json(
+    env: dict[str, Any],
+    samples: Sequence[Sample],
+    series: dict[tuple[str, str], Series],
+    overhead: dict[str, float],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Everything in the printed report, machine-readable."""
+    per_resolution: dict[str, Any] = {}
+    for sample in samples:
+        rows = {variant: series[sample.name, variant] for variant in VARIANTS}
+        found = agreement(sample, rows["b"].runs[0].faces, rows["c"].runs[0].faces)
+        per_resolution[sample.name] = {
+            "file": str(sample.path),
+            "frames": sample.frames,
+            "variants": {
+                variant: {
+                    "title": VARIANTS[variant],
+                    "fps": [round(fps, 2) for fps in row.fps],
+                    "best": round(row.best, 2),
+                    "median": round(row.median, 2),
+                    "failures": row.failures,
+                    "stage_ms": {name: round(ms, 3) for name, ms in row.stage_ms().items()},
+                }
+                for variant, row in rows.items()
+            },
+            "ratios_best": {
+                "c/b": round(ratio(rows["c"].best, rows["b"].best), 3),
+                "c/a": round(ratio(rows["c"].best, rows["a"].best), 3),
+                "d/c": round(ratio(rows["d"].best, rows["c"].best), 3),
+            },
+            "target_c/b": TARGETS[sample.name],
+            "detections": None if found is None else found.__dict__,
+        }
+    return {
+        "environment": env,
+        "parameters": {"seconds": args.seconds, "repeats": args.repeats, "fps": FPS, "scenario": SCENARIO},
+        "invoke_ms": {name: round(ms, 3) for name, ms in overhead.items()},
+        "resolutions": per_resolution,
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10 = 300 frames)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per variant (default 3)")
+    parser.add_argument(
+        "--resolutions",
+        nargs="+",
+        choices=list(RESOLUTIONS),
+        default=list(RESOLUTIONS),
+        help="clips to run (default: all)",
+    )
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help=f"generated clips (default {DEFAULT_CACHE_DIR})"
+    )
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("streamproc").setLevel(logging.WARNING)  # no per-run source/sink chatter
+    make_sample = load_make_sample()
+    samples = [ensure_sample(make_sample, args.cache_dir, name, args.seconds) for name in args.resolutions]
+    env = environment()
+    with tempfile.TemporaryDirectory(prefix="streamproc-bench-") as workdir:
+        series = measure(samples, args.repeats, Path(workdir))
+    overhead = invoke_overhead(BlazeFaceDetector("short"), samples[0])
+    print_report(env, samples, series, overhead, args.repeats)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = results_json(env, samples, series, overhead, args)
+        args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        log.info("wrote %s", args.out)
+    failed = any(row.failures for row in series.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

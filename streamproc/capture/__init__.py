@@ -1,0 +1,1 @@
+"""Sources: decode inputs into bounded per-source frame buffers."""

@@ -1,0 +1,122 @@
+"""What every source shares: its states, status reports and capture thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from streamproc.capture.buffer import FrameBuffer
+from streamproc.frames import Frame, StreamInfo
+
+log = logging.getLogger(__name__)
+
+
+class SourceState(StrEnum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"  # ended normally: end of file or asked to stop
+    FAILED = "failed"  # ended with an error
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """A source changed state."""
+
+    source_id: str
+    state: SourceState
+    message: str
+    wall_time: float
+
+
+StatusListener = Callable[[StatusEvent], None]
+FramePreparer = Callable[[Frame], None]
+
+
+class Source:
+    """A capture thread that decodes one input into its :class:`FrameBuffer`.
+
+    Subclasses implement :meth:`open` (fail fast, in the caller's thread, with an InputError)
+    and :meth:`_capture` (the decode loop, run in the thread).
+    """
+
+    def __init__(self, source_id: str, url: str, listener: StatusListener | None = None) -> None:
+        self.source_id = source_id
+        self.url = url
+        self.state = SourceState.CONNECTING
+        self.error: str | None = None
+        self.frames_decoded = 0
+        self._listener = listener
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._buffer: FrameBuffer | None = None
+        self._prepare: FramePreparer | None = None
+
+    def open(self) -> StreamInfo:
+        raise NotImplementedError
+
+    def _capture(self, buffer: FrameBuffer) -> None:
+        raise NotImplementedError
+
+    def bind(self, buffer: FrameBuffer) -> None:
+        """Attach the buffer this source fills."""
+        self._buffer = buffer
+
+    @property
+    def buffer(self) -> FrameBuffer | None:
+        return self._buffer
+
+    def start(self, prepare: FramePreparer | None = None) -> None:
+        """Start the capture thread; ``prepare`` runs on each frame there before it is buffered."""
+        assert self._buffer is not None, "bind() a buffer first"
+        self._prepare = prepare
+        self._thread = threading.Thread(target=self._run, name=f"capture-{self.source_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the capture thread to finish; frames already buffered are still processed."""
+        self._stop.set()
+        if self._buffer is not None:
+            self._buffer.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def emit(self, frame: Frame) -> bool:
+        """Prepare a decoded frame and hand it to the buffer; False once the buffer is closed."""
+        if self._prepare is not None:
+            self._prepare(frame)
+        assert self._buffer is not None
+        return self._buffer.put(frame)
+
+    def set_state(self, state: SourceState, message: str = "") -> None:
+        if state is self.state and not message:
+            return
+        self.state = state
+        if state is SourceState.FAILED:
+            self.error = message
+        level = logging.WARNING if state in (SourceState.FAILED, SourceState.RECONNECTING) else logging.INFO
+        log.log(level, "source %s: %s%s", self.source_id, state.value, f" ({message})" if message else "")
+        if self._listener is not None:
+            self._listener(StatusEvent(self.source_id, state, message, time.time()))
+
+    def _run(self) -> None:
+        assert self._buffer is not None
+        try:
+            self._capture(self._buffer)
+        except Exception as exc:  # a source must never take the process down
+            log.debug("source %s crashed", self.source_id, exc_info=True)
+            self.set_state(SourceState.FAILED, f"unexpected error: {exc}")
+        finally:
+            self._buffer.close()
+            if self.state not in (SourceState.FAILED, SourceState.STOPPED):
+                self.set_state(SourceState.STOPPED)

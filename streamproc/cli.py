@@ -1,0 +1,156 @@
+"""Command line: ``streamproc run INPUT...`` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from streamproc import __version__
+from streamproc.errors import StreamprocError
+from streamproc.logs import setup_logging
+
+log = logging.getLogger("streamproc")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logging")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv for debug)")
+    group.add_argument("-q", "--quiet", action="count", default=0, help="only warnings (-qq: only errors)")
+    group.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
+    group.add_argument("--debug", action="store_true", help="show tracebacks for expected errors too")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamproc",
+        description="Video stream processing: BlazeFace face detection on every frame, results to "
+        "JSON Lines, annotated video and more.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamproc {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="process video files (and streams) through the pipeline",
+        description="Detect faces on every frame of each INPUT and send the results to the configured "
+        "sinks. Settings come from --config, STREAMPROC_* environment variables and these flags "
+        "(flags win).",
+        epilog="example: streamproc run samples/sample.mp4 --events out/events.jsonl "
+        "--out-video out/annotated.mp4",
+    )
+    run.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="video file(s); replaces the config's sources"
+    )
+    run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
+    run.add_argument("--events", type=Path, metavar="PATH", help="append per-frame detections as JSON Lines")
+    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
+    run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
+    run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(run)
+    run.set_defaults(handler=_cmd_run)
+    return parser
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.inputs:
+        overrides["sources"] = [{"url": url} for url in args.inputs]
+    detector = {
+        key: value
+        for key, value in (("model", args.model), ("min_score", args.min_score), ("threads", args.threads))
+        if value is not None
+    }
+    if detector:
+        overrides["detector"] = detector
+    if args.no_progress:
+        overrides["progress"] = False
+    return overrides
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
+    from streamproc.pipeline import Pipeline
+    from streamproc.progress import ProgressBar
+
+    settings = load_settings(args.config, _run_overrides(args))
+    if args.events:
+        settings.sinks.append(JsonlSinkSettings(type="jsonl", path=args.events))
+    if args.out_video:
+        settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video))
+    if not settings.sinks:
+        log.warning("no sinks configured: results are not saved (use --events or --out-video)")
+
+    pipeline = Pipeline(settings)
+    pipeline.open()
+    _stop_on_signals(pipeline.stop)
+    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+        report = pipeline.run(progress=bar.update)
+    for source in report.sources:
+        log.info(
+            "%s: %d frames processed, %d dropped, %s",
+            source.source_id,
+            source.frames_processed,
+            source.dropped,
+            source.state,
+        )
+    log.info(
+        "processed %d frames in %.1f s (%.1f fps)%s",
+        report.frames_processed,
+        report.seconds,
+        report.fps,
+        " (stopped by signal)" if report.interrupted else "",
+    )
+    problems = report.problems()
+    if problems:
+        raise StreamprocError("; ".join(problems))
+    return EXIT_OK
+
+
+def _stop_on_signals(stop: Any) -> None:
+    """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.warning("%s received: finishing queued frames and closing outputs", signal.Signals(signum).name)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
+    if getattr(args, "debug", False):
+        verbosity = max(verbosity, 2)
+    return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.INFO}.get(
+        verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(_log_level(args), json_format=getattr(args, "log_format", "text") == "json")
+    try:
+        return args.handler(args)
+    except StreamprocError as exc:
+        if getattr(args, "debug", False):
+            log.exception("failed")
+        print(f"streamproc: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("streamproc: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,25 @@
+"""User-facing errors: each message is one line naming the problem and what to do."""
+
+
+class StreamprocError(Exception):
+    """An expected failure; the CLI prints its message without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(StreamprocError):
+    """Invalid configuration (file, environment or command line)."""
+
+    exit_code = 2
+
+
+class InputError(StreamprocError):
+    """A source that cannot be opened or decoded."""
+
+
+class ModelError(StreamprocError):
+    """A model file that is missing, corrupt or of the wrong shape."""
+
+
+class OutputError(StreamprocError):
+    """An output (file, directory, broker) that cannot be written."""

@@ -1,0 +1,1 @@
+"""Model loading and inference: LiteRT runtime wrapper, model registry, BlazeFace detector."""

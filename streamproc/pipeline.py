@@ -1,0 +1,259 @@
+"""Wiring and lifecycle: sources -> buffers -> detector -> sinks, with ordered shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener
+from streamproc.capture.buffer import BufferPolicy, FrameScheduler
+from streamproc.capture.file import FileSource
+from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.errors import ConfigError, InputError, StreamprocError
+from streamproc.frames import Frame, FrameResult, StreamInfo
+from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.sinks.base import Sink, SinkRunner
+from streamproc.sinks.jsonl import JsonlSink
+from streamproc.sinks.video import VideoSink
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[FrameResult], None]
+
+
+@dataclass
+class SourceReport:
+    source_id: str
+    url: str
+    state: str
+    frames_decoded: int = 0
+    frames_processed: int = 0
+    dropped: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class RunReport:
+    """What a run did; the CLI turns it into an exit code and a summary line."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+    sink_errors: dict[str, str] = field(default_factory=dict)
+    frames_processed: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames_processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(source.ok for source in self.sources) and not self.sink_errors
+
+    def problems(self) -> list[str]:
+        found = [f"{s.source_id}: {s.error}" for s in self.sources if s.error]
+        found += [f"sink {name}: {error}" for name, error in self.sink_errors.items()]
+        return found
+
+
+def build_sink(settings: JsonlSinkSettings | VideoSinkSettings) -> Sink:
+    """The sink plugin for a ``sinks:`` entry, chosen by its ``type``."""
+    factories: dict[str, Callable[[], Sink]] = {
+        "jsonl": lambda: JsonlSink(settings),  # type: ignore[arg-type]
+        "video": lambda: VideoSink(settings),  # type: ignore[arg-type]
+    }
+    return factories[settings.type]()
+
+
+def source_id_for(settings: SourceSettings, taken: set[str]) -> str:
+    """A unique, readable id: the configured one, else the file stem (numbered on clashes)."""
+    if settings.id:
+        if settings.id in taken:
+            raise ConfigError(f"source id '{settings.id}' is used twice: give each source its own id")
+        return settings.id
+    base = Path(settings.url).stem or "source"
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
+def build_source(settings: SourceSettings, source_id: str, listener: StatusListener | None) -> Source:
+    return FileSource(source_id, settings.url, listener)
+
+
+def buffer_policy(settings: SourceSettings, info: StreamInfo) -> BufferPolicy:
+    if settings.buffer_policy == "auto":
+        return BufferPolicy.DROP_OLDEST if info.live else BufferPolicy.BLOCK
+    return BufferPolicy(settings.buffer_policy)
+
+
+class Pipeline:
+    """One run over the configured sources. ``run`` returns when every source has ended (files) or
+    when ``stop`` is called, after every queued frame is processed and every sink has flushed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        detector: BlazeFaceDetector | None = None,
+        status_listener: StatusListener | None = None,
+    ) -> None:
+        if not settings.sources:
+            raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
+        self.settings = settings
+        self._detector = detector
+        self._status_listener = status_listener
+        self._stop = threading.Event()
+        self._scheduler = FrameScheduler()
+        self._sources: list[Source] = []
+        self._processed: dict[str, int] = {}
+        self._failed_at_open: list[SourceReport] = []
+        self.streams: list[StreamInfo] = []
+        self._runners: list[SinkRunner] = []
+
+    def stop(self) -> None:
+        """Ordered shutdown: stop capture; queued frames are still processed and sinks flushed.
+
+        Safe to call from a signal handler or another thread.
+        """
+        self._stop.set()
+        self._stop_sources()
+
+    def _stop_sources(self) -> None:
+        for source in self._sources:
+            source.stop()
+
+    @property
+    def total_frames(self) -> int | None:
+        """Frames expected over all sources, when every source knows its length."""
+        totals = [info.total_frames for info in self.streams]
+        return sum(totals) if totals and all(totals) else None  # type: ignore[arg-type]
+
+    def open(self) -> None:
+        """Open sources and sinks, failing fast with a one-line error on bad inputs and outputs."""
+        taken: set[str] = set()
+        single = len(self.settings.sources) == 1
+        for source_settings in self.settings.sources:
+            source_id = source_id_for(source_settings, taken)
+            taken.add(source_id)
+            source = build_source(source_settings, source_id, self._on_status)
+            try:
+                info = source.open()
+            except InputError as exc:
+                if single:
+                    raise
+                log.error("source %s: %s (other sources continue)", source_id, exc)
+                self._failed_at_open.append(
+                    SourceReport(source_id, source_settings.url, SourceState.FAILED.value, error=str(exc))
+                )
+                continue
+            policy = buffer_policy(source_settings, info)
+            buffer = self._scheduler.add_buffer(source_id, source_settings.buffer_size, policy)
+            self._sources.append(source)
+            self.streams.append(info)
+            self._processed[source_id] = 0
+            source.bind(buffer)
+        if not self._sources:
+            raise InputError(
+                "no input could be opened: " + "; ".join(r.error or "" for r in self._failed_at_open)
+            )
+        if self._detector is None:
+            detector_settings = self.settings.detector
+            self._detector = BlazeFaceDetector(
+                variant=detector_settings.model,
+                min_score=detector_settings.min_score,
+                nms_iou=detector_settings.nms_iou,
+                num_threads=detector_settings.threads,
+            )
+        self._sinks = [build_sink(sink_settings) for sink_settings in self.settings.sinks]
+        for sink in self._sinks:
+            sink.open()
+
+    def run(self, progress: ProgressCallback | None = None) -> RunReport:
+        """Process until every source ends or ``stop`` is called; call ``open`` first."""
+        detector = self._detector
+        assert detector is not None, "open() first"
+        lossless = not any(info.live for info in self.streams)
+        runners = [SinkRunner(sink, self.settings.sink_queue_size, lossless) for sink in self._sinks]
+        self._runners = runners
+        for runner in runners:
+            runner.start()
+        letterboxes = {info.source_id: detector.letterbox(info.width, info.height) for info in self.streams}
+
+        def prepare(frame: Frame) -> None:
+            # runs in the capture thread: scaling to the detector's input overlaps with inference
+            box = letterboxes[frame.source_id]
+            frame.rgb(box.scaled_width, box.scaled_height)
+
+        started = time.perf_counter()
+        for source in self._sources:
+            source.start(prepare)
+        report = RunReport()
+        try:
+            while True:
+                frame = self._scheduler.next_frame(timeout=0.5)
+                if frame is None:
+                    if self._scheduler_finished():
+                        break
+                    continue
+                box = letterboxes[frame.source_id]
+                tick = time.perf_counter()
+                detections = detector.detect_scaled(frame.rgb(box.scaled_width, box.scaled_height), box)
+                result = FrameResult(frame, detections, (time.perf_counter() - tick) * 1000.0)
+                for runner in runners:
+                    runner.submit(result)
+                self._processed[frame.source_id] += 1
+                report.frames_processed += 1
+                if progress is not None:
+                    progress(result)
+        finally:
+            self._stop_sources()
+            for source in self._sources:
+                source.join()
+            for runner in runners:
+                runner.close()
+        report.seconds = time.perf_counter() - started
+        report.interrupted = self._stop.is_set()
+        report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
+        report.sink_errors = {r.sink.name: r.error for r in runners if r.error}
+        return report
+
+    def _on_status(self, event: StatusEvent) -> None:
+        """Source state changes go to every sink and to the caller's listener."""
+        for runner in self._runners:
+            runner.submit_status(event)
+        if self._status_listener is not None:
+            self._status_listener(event)
+
+    def _scheduler_finished(self) -> bool:
+        return all(buffer.finished for buffer in self._scheduler.buffers)
+
+    def _source_report(self, source: Source) -> SourceReport:
+        buffer = source.buffer
+        return SourceReport(
+            source_id=source.source_id,
+            url=source.url,
+            state=source.state.value,
+            frames_decoded=source.frames_decoded,
+            frames_processed=self._processed[source.source_id],
+            dropped=buffer.dropped if buffer else 0,
+            error=source.error,
+        )
+
+
+def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -> RunReport:
+    """Open and run a pipeline in one call (library use and tests)."""
+    pipeline = Pipeline(settings)
+    pipeline.open()
+    return pipeline.run(progress)
+
+
+__all__ = ["Pipeline", "RunReport", "SourceReport", "StreamprocError", "run_pipeline"]

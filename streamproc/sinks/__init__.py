@@ -1,0 +1,1 @@
+"""Sink plugins: where results go (JSON Lines, annotated video, ...)."""

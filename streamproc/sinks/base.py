@@ -1,0 +1,131 @@
+"""The sink plugin interface and the runner that isolates each sink in its own thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from streamproc.capture.base import StatusEvent
+from streamproc.errors import OutputError
+from streamproc.frames import FrameResult
+
+log = logging.getLogger(__name__)
+
+
+class Sink(ABC):
+    """A destination for results. ``open`` runs at start-up (fail fast on bad outputs), ``handle`` in
+    the sink's own thread for every result, ``close`` once at the end to flush."""
+
+    name: str = "sink"
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Check and create outputs; raise OutputError naming the problem."""
+
+    @abstractmethod
+    def handle(self, result: FrameResult) -> None: ...
+
+    def handle_status(self, event: StatusEvent) -> None:  # noqa: B027 - optional hook
+        """A source changed state (connecting, streaming, stopped, failed...)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release outputs."""
+
+
+def source_path(template: Path, source_id: str) -> Path:
+    """Expand '{source}' in an output path template."""
+    return Path(str(template).replace("{source}", source_id))
+
+
+def ensure_writable_file(path: Path, what: str) -> None:
+    """Fail at start-up, not after an hour of processing, when an output cannot be written."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a directory: give a file name")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create folder {parent} for {what}: {exc.strerror}") from None
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror}: choose another path") from None
+
+
+_STOP = object()
+
+
+class SinkRunner:
+    """Runs one sink in its own thread behind a bounded queue.
+
+    ``lossless`` runners make the producer wait when the queue is full (file runs: nothing lost);
+    otherwise results that do not fit are dropped and counted (live runs: never stall inference).
+    A sink that raises is reported once and then skipped; other sinks carry on.
+    """
+
+    def __init__(self, sink: Sink, queue_size: int, lossless: bool = True) -> None:
+        self.sink = sink
+        self.lossless = lossless
+        self.dropped = 0
+        self.handled = 0
+        self.error: str | None = None
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, result: FrameResult) -> None:
+        if self.failed:
+            return
+        if self.lossless:
+            self._queue.put(result)
+            return
+        try:
+            self._queue.put_nowait(result)
+        except queue.Full:
+            self.dropped += 1
+
+    def submit_status(self, event: StatusEvent) -> None:
+        """Status changes are rare and small: always queued, never dropped."""
+        if not self.failed:
+            self._queue.put(event)
+
+    def close(self) -> None:
+        """Let the sink finish what is queued, then flush and close it."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if self.failed:
+                continue  # keep draining so producers never block on a dead sink
+            try:
+                if isinstance(item, StatusEvent):
+                    self.sink.handle_status(item)
+                else:
+                    self.sink.handle(item)  # type: ignore[arg-type]
+                    self.handled += 1
+            except Exception as exc:
+                self._fail(exc)
+        try:
+            self.sink.close()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if self.error is None:
+            self.error = str(exc) or type(exc).__name__
+            log.error("sink %s failed: %s (other sinks continue)", self.sink.name, self.error)
+            log.debug("sink %s traceback", self.sink.name, exc_info=True)

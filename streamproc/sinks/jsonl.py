@@ -1,0 +1,58 @@
+"""JSON Lines sink: one JSON object per processed frame, appended and flushed as it goes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from streamproc.config import JsonlSinkSettings
+from streamproc.frames import FrameResult
+from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+
+
+def frame_record(result: FrameResult) -> dict[str, Any]:
+    """The per-frame record: where and when the frame was, and the faces in it (pixels)."""
+    frame = result.frame
+    return {
+        "type": "frame",
+        "source": frame.source_id,
+        "frame": frame.index,
+        "pts": None if frame.pts is None else round(frame.pts, 6),
+        "wall_time": round(frame.wall_time, 6),
+        "width": frame.width,
+        "height": frame.height,
+        "faces": result.detections.to_records(),
+    }
+
+
+class JsonlSink(Sink):
+    """Appends records to one file (or one per source with '{source}' in the path)."""
+
+    def __init__(self, settings: JsonlSinkSettings) -> None:
+        self.settings = settings
+        self.name = f"jsonl:{settings.path}"
+        self._files: dict[Path, IO[str]] = {}
+
+    def open(self) -> None:
+        if "{source}" not in str(self.settings.path):
+            ensure_writable_file(self.settings.path, "events file")
+
+    def handle(self, result: FrameResult) -> None:
+        if not self.settings.include_empty and not len(result.detections):
+            return
+        self._write(result.frame.source_id, frame_record(result))
+
+    def _write(self, source_id: str, record: dict[str, Any]) -> None:
+        path = source_path(self.settings.path, source_id)
+        stream = self._files.get(path)
+        if stream is None:
+            ensure_writable_file(path, "events file")
+            stream = self._files[path] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        stream.flush()
+
+    def close(self) -> None:
+        for stream in self._files.values():
+            stream.close()
+        self._files.clear()

@@ -1,0 +1,93 @@
+"""Shared fixtures: the shared reference data, sample videos and a CLI runner."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import av
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only reference data beside the repository (override with STREAMPROC_SHARED_DIR)."""
+    path = Path(os.environ.get("STREAMPROC_SHARED_DIR", REPO.parent / "shared"))
+    assert path.is_dir(), f"reference data folder {path} is missing (set STREAMPROC_SHARED_DIR)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_maker() -> ModuleType:
+    """The project's sample script, imported from samples/make_sample.py."""
+    spec = importlib.util.spec_from_file_location("make_sample", REPO / "samples" / "make_sample.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    """The committed sample: 640x360, 25 fps, 100 frames, two moving faces."""
+    path = REPO / "samples" / "sample.mp4"
+    assert path.is_file(), (
+        "samples/sample.mp4 is missing: run python samples/make_sample.py samples/sample.mp4"
+    )
+    return path
+
+
+def count_frames(path: Path) -> tuple[int, float]:
+    """Decode every frame of a video: (frame count, duration in seconds from the last pts)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count, last_pts, first_pts = 0, 0.0, None
+        for frame in container.decode(stream):
+            count += 1
+            seconds = float(frame.pts * stream.time_base)
+            first_pts = seconds if first_pts is None else first_pts
+            last_pts = seconds
+        rate = float(stream.average_rate)
+    return count, last_pts - (first_pts or 0.0) + 1.0 / rate
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli() -> CliRunner:
+    """Run ``python -m streamproc ARGS`` in a subprocess, as a user would."""
+
+    def run(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None) -> CliResult:
+        completed = subprocess.run(
+            [sys.executable, "-m", "streamproc", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    return run

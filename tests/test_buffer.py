@@ -1,0 +1,82 @@
+"""Frame buffers: lossless blocking for files, drop-oldest for live, fair hand-off."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import numpy as np
+
+from streamproc.capture.buffer import BufferPolicy, FrameScheduler
+from streamproc.frames import ArrayPicture, Frame, StreamInfo
+
+PICTURE = ArrayPicture(np.zeros((4, 4, 3), np.uint8))
+
+
+def make_frame(source_id: str, index: int) -> Frame:
+    info = StreamInfo(source_id, source_id, 4, 4, 25.0, Fraction(1, 25))
+    return Frame(info, index, index / 25, index, time.time(), PICTURE)
+
+
+def test_block_policy_is_lossless_and_bounded() -> None:
+    scheduler = FrameScheduler()
+    buffer = scheduler.add_buffer("a", 3, BufferPolicy.BLOCK)
+    high_water = 0
+
+    def produce() -> None:
+        nonlocal high_water
+        for index in range(200):
+            buffer.put(make_frame("a", index))
+            high_water = max(high_water, len(buffer))
+        buffer.close()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    received = []
+    while (frame := scheduler.next_frame(timeout=5)) is not None:
+        received.append(frame.index)
+        if frame.index % 50 == 0:
+            time.sleep(0.01)  # a slow consumer makes the producer wait
+    producer.join()
+    assert received == list(range(200))
+    assert high_water <= 3
+    assert buffer.dropped == 0
+
+
+def test_drop_oldest_keeps_freshest_and_counts() -> None:
+    scheduler = FrameScheduler()
+    buffer = scheduler.add_buffer("live", 4, BufferPolicy.DROP_OLDEST)
+    for index in range(10):
+        assert buffer.put(make_frame("live", index))
+    buffer.close()
+    received = [frame.index for frame in iter(lambda: scheduler.next_frame(timeout=1), None)]
+    assert received == [6, 7, 8, 9]
+    assert buffer.dropped == 6
+
+
+def test_round_robin_across_sources() -> None:
+    scheduler = FrameScheduler()
+    busy = scheduler.add_buffer("busy", 100, BufferPolicy.BLOCK)
+    quiet = scheduler.add_buffer("quiet", 100, BufferPolicy.BLOCK)
+    for index in range(50):
+        busy.put(make_frame("busy", index))
+    for index in range(3):
+        quiet.put(make_frame("quiet", index))
+    first_six = [scheduler.next_frame(timeout=1).source_id for _ in range(6)]  # type: ignore[union-attr]
+    assert first_six.count("quiet") == 3
+
+
+def test_closed_buffer_refuses_frames_and_releases_blocked_producer() -> None:
+    scheduler = FrameScheduler()
+    buffer = scheduler.add_buffer("a", 1, BufferPolicy.BLOCK)
+    buffer.put(make_frame("a", 0))
+    outcome: list[bool] = []
+    producer = threading.Thread(target=lambda: outcome.append(buffer.put(make_frame("a", 1))))
+    producer.start()
+    time.sleep(0.05)
+    buffer.close()
+    producer.join(timeout=2)
+    assert outcome == [False]
+    assert scheduler.next_frame(timeout=1).index == 0  # type: ignore[union-attr]
+    assert scheduler.next_frame(timeout=1) is None
