@@ -19,6 +19,7 @@ from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.sinks.jsonl import JsonlSink
 from streamproc.sinks.video import VideoSink
+from streamproc.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._scheduler = FrameScheduler()
         self._sources: list[Source] = []
-        self._processed: dict[str, int] = {}
+        self.stats = PipelineStats()
         self._failed_at_open: list[SourceReport] = []
         self.streams: list[StreamInfo] = []
         self._runners: list[SinkRunner] = []
@@ -159,7 +160,7 @@ class Pipeline:
             buffer = self._scheduler.add_buffer(source_id, source_settings.buffer_size, policy)
             self._sources.append(source)
             self.streams.append(info)
-            self._processed[source_id] = 0
+            self.stats.source(source_id)
             source.bind(buffer)
         if not self._sources:
             raise InputError(
@@ -186,6 +187,7 @@ class Pipeline:
         self._runners = runners
         for runner in runners:
             runner.start()
+        model_name = f"blazeface-{self.settings.detector.model}"
         letterboxes = {info.source_id: detector.letterbox(info.width, info.height) for info in self.streams}
 
         def prepare(frame: Frame) -> None:
@@ -210,7 +212,8 @@ class Pipeline:
                 result = FrameResult(frame, detections, (time.perf_counter() - tick) * 1000.0)
                 for runner in runners:
                     runner.submit(result)
-                self._processed[frame.source_id] += 1
+                self.stats.inference(model_name, result.inference_ms)
+                self.stats.frame_processed(frame.source_id, frame.wall_time, len(detections))
                 report.frames_processed += 1
                 if progress is not None:
                     progress(result)
@@ -225,6 +228,13 @@ class Pipeline:
         report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
         report.sink_errors = {r.sink.name: r.error for r in runners if r.error}
         return report
+
+    def stats_snapshot(self) -> dict:
+        """Current statistics, JSON-ready (see streamproc.stats)."""
+        for source in self._sources:
+            buffer = source.buffer
+            self.stats.set_counts(source.source_id, source.frames_decoded, buffer.dropped if buffer else 0)
+        return self.stats.snapshot()
 
     def _on_status(self, event: StatusEvent) -> None:
         """Source state changes go to every sink and to the caller's listener."""
@@ -243,7 +253,7 @@ class Pipeline:
             url=source.url,
             state=source.state.value,
             frames_decoded=source.frames_decoded,
-            frames_processed=self._processed[source.source_id],
+            frames_processed=self.stats.source(source.source_id).frames_processed,
             dropped=buffer.dropped if buffer else 0,
             error=source.error,
         )

@@ -1,0 +1,113 @@
+"""Run statistics: per-source frame counts, fps, latency percentiles and per-model inference time.
+
+Counters are updated from several threads; each update takes one small lock. ``snapshot`` returns a
+JSON-ready dict that the CLI summary, MQTT stats and the HTTP API all share.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+WINDOW = 1024  # recent samples kept for percentiles and fps: bounded memory on week-long runs
+
+
+@dataclass
+class _Recent:
+    """The last WINDOW samples of a measurement, plus lifetime count and sum."""
+
+    values: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    count: int = 0
+    total: float = 0.0
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+        self.count += 1
+        self.total += value
+
+    def summary(self) -> dict[str, float | int | None]:
+        if not self.values:
+            return {"count": self.count, "mean": None, "p50": None, "p95": None, "p99": None}
+        p50, p95, p99 = np.percentile(np.fromiter(self.values, float), [50, 95, 99])
+        return {
+            "count": self.count,
+            "mean": round(self.total / self.count, 3),
+            "p50": round(float(p50), 3),
+            "p95": round(float(p95), 3),
+            "p99": round(float(p99), 3),
+        }
+
+
+@dataclass
+class SourceStats:
+    frames_decoded: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    faces: int = 0  # faces in the latest processed frame
+    latency_ms: _Recent = field(default_factory=_Recent)  # capture -> results handed to sinks
+    processed_at: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def fps(self, now: float) -> float:
+        """Processed frames per second over the last few seconds."""
+        recent = [t for t in self.processed_at if now - t <= 5.0]
+        if len(recent) < 2:
+            return 0.0
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
+
+class PipelineStats:
+    """Thread-safe counters for one run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, SourceStats] = {}
+        self._inference_ms: dict[str, _Recent] = {}
+        self.started = time.time()
+
+    def source(self, source_id: str) -> SourceStats:
+        with self._lock:
+            return self._sources.setdefault(source_id, SourceStats())
+
+    def frame_processed(self, source_id: str, capture_wall_time: float, faces: int) -> None:
+        now = time.time()
+        with self._lock:
+            stats = self._sources.setdefault(source_id, SourceStats())
+            stats.frames_processed += 1
+            stats.faces = faces
+            stats.latency_ms.add((now - capture_wall_time) * 1000.0)
+            stats.processed_at.append(now)
+
+    def inference(self, model: str, milliseconds: float) -> None:
+        with self._lock:
+            self._inference_ms.setdefault(model, _Recent()).add(milliseconds)
+
+    def set_counts(self, source_id: str, decoded: int, dropped: int) -> None:
+        """Counts owned by the source and its buffer, copied in when a snapshot is taken."""
+        with self._lock:
+            stats = self._sources.setdefault(source_id, SourceStats())
+            stats.frames_decoded, stats.frames_dropped = decoded, dropped
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        with self._lock:
+            return {
+                "uptime_s": round(now - self.started, 3),
+                "sources": {
+                    source_id: {
+                        "frames_decoded": stats.frames_decoded,
+                        "frames_processed": stats.frames_processed,
+                        "frames_dropped": stats.frames_dropped,
+                        "faces": stats.faces,
+                        "fps": round(stats.fps(now), 2),
+                        "latency_ms": stats.latency_ms.summary(),
+                    }
+                    for source_id, stats in self._sources.items()
+                },
+                "inference_ms": {model: recent.summary() for model, recent in self._inference_ms.items()},
+            }
