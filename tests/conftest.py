@@ -6,13 +6,14 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import av
 import pytest
+from rtsp_server import RtspServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,3 +92,14 @@ def run_cli() -> CliRunner:
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+@pytest.fixture
+def rtsp_server(tmp_path: Path) -> Iterator[RtspServer]:
+    """A running rtsp-server-perl on free loopback ports; ``publish(name, video)`` adds a stream."""
+    server = RtspServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
