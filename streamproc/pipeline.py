@@ -246,7 +246,9 @@ class Pipeline:
         """Current statistics, JSON-ready (see streamproc.stats)."""
         for source in self._sources:
             buffer = source.buffer
-            self.stats.set_counts(source.source_id, source.frames_decoded, buffer.dropped if buffer else 0)
+            self.stats.set_counts(
+                source.source_id, source.frames_decoded, buffer.dropped if buffer is not None else 0
+            )
         return self.stats.snapshot()
 
     def _on_status(self, event: StatusEvent) -> None:
@@ -267,7 +269,7 @@ class Pipeline:
             state=source.state.value,
             frames_decoded=source.frames_decoded,
             frames_processed=self.stats.source(source.source_id).frames_processed,
-            dropped=buffer.dropped if buffer else 0,
+            dropped=buffer.dropped if buffer is not None else 0,
             error=source.error,
             live=source.live,
         )

@@ -15,6 +15,8 @@ import av
 import pytest
 from rtsp_server import RtspServer
 
+from streamproc.inference.blazeface import BlazeFaceDetector
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -94,12 +96,33 @@ def run_cli() -> CliRunner:
     return run
 
 
+@pytest.fixture(scope="session")
+def blazeface() -> BlazeFaceDetector:
+    """One short-range BlazeFace for tests that run pipelines (loading it once saves time)."""
+    return BlazeFaceDetector("short")
+
+
 @pytest.fixture
-def rtsp_server(tmp_path: Path) -> Iterator[RtspServer]:
-    """A running rtsp-server-perl on free loopback ports; ``publish(name, video)`` adds a stream."""
-    server = RtspServer(tmp_path)
-    server.start()
+def make_rtsp_server(tmp_path: Path) -> Iterator[Callable[[], RtspServer]]:
+    """Starts rtsp-server-perl instances on free loopback ports; all are killed after the test."""
+    servers: list[RtspServer] = []
+
+    def make() -> RtspServer:
+        workdir = tmp_path / f"rtsp-{len(servers)}"
+        workdir.mkdir()
+        server = RtspServer(workdir)
+        servers.append(server)
+        server.start()
+        return server
+
     try:
-        yield server
+        yield make
     finally:
-        server.close()
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def rtsp_server(make_rtsp_server: Callable[[], RtspServer]) -> RtspServer:
+    """A running RTSP server; ``publish(name, video)`` adds a stream, ``url(name)`` is where to read it."""
+    return make_rtsp_server()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,22 @@ from streamproc.frames import FrameResult
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.pipeline import Pipeline, RunReport
 from streamproc.sinks.base import Sink
+
+# fast retries so that outages in tests last seconds; rtsp-server-perl sends RTP over UDP only
+LIVE: dict[str, Any] = {
+    "transport": "udp",
+    "connect_timeout": 3.0,
+    "read_timeout": 2.0,
+    "stall_timeout": 3.0,
+    "reconnect": {"initial": 0.2, "factor": 2.0, "max": 1.0, "jitter": 0.2},
+}
+
+
+def live_settings(*urls: str, **extra: Any) -> Settings:
+    """Settings for these inputs, named s0, s1, ... in order, with the test's live settings."""
+    ids = [f"s{number}" for number in range(len(urls))]
+    sources = [{"url": url, "id": id_, **extra.pop(id_, {})} for id_, url in zip(ids, urls, strict=True)]
+    return Settings(sources=sources, live=LIVE, **extra)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,11 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 import pytest
-from live_run import LiveRun, assert_no_thread_leak, wait_until
+from live_run import LIVE, LiveRun, assert_no_thread_leak, live_settings, wait_until
 from rtsp_server import RtspServer
 
 from streamproc.capture.base import SourceState
@@ -19,26 +18,8 @@ from streamproc.config import Settings
 from streamproc.inference.blazeface import BlazeFaceDetector
 
 FPS = 25  # the sample's frame rate
-# fast retries so that outages in tests last seconds; the server speaks RTP over UDP only
-LIVE: dict[str, Any] = {
-    "transport": "udp",
-    "connect_timeout": 3.0,
-    "read_timeout": 2.0,
-    "stall_timeout": 3.0,
-    "reconnect": {"initial": 0.2, "factor": 2.0, "max": 1.0, "jitter": 0.2},
-}
-BACKOFF_BOUND = 1.0 * 1.2  # max * (1 + jitter): the longest single wait
+BACKOFF_BOUND = LIVE["reconnect"]["max"] * (1 + LIVE["reconnect"]["jitter"])  # longest single wait
 CONNECT_ALLOWANCE = 4.0  # handshake, probing and waiting for the next keyframe (every 2 s)
-
-
-@pytest.fixture(scope="module")
-def detector() -> BlazeFaceDetector:
-    return BlazeFaceDetector("short")
-
-
-def live_settings(*urls: str, **extra: Any) -> Settings:
-    sources = [{"url": url, "id": f"s{number}"} for number, url in enumerate(urls)]
-    return Settings(sources=sources, live=LIVE, **extra)
 
 
 def file_boxes(video: Path, detector: BlazeFaceDetector) -> list[np.ndarray]:
@@ -59,11 +40,11 @@ def same_faces(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def test_stream_detections_match_the_file(
-    rtsp_server: RtspServer, sample_video: Path, detector: BlazeFaceDetector
+    rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector
 ) -> None:
     rtsp_server.publish("cam", sample_video)
-    expected = file_boxes(sample_video, detector)
-    with LiveRun(live_settings(rtsp_server.url("cam")), detector) as run:
+    expected = file_boxes(sample_video, blazeface)
+    with LiveRun(live_settings(rtsp_server.url("cam")), blazeface) as run:
         wait_until(lambda: len(run.collector.of("s0")) >= 120, 30, "120 frames from the stream")
     seen = run.collector.of("s0")
     assert run.states("s0")[:2] == [SourceState.CONNECTING, SourceState.STREAMING]
@@ -89,11 +70,11 @@ def retry_delays(messages: list[str]) -> list[float]:
 
 
 def test_server_killed_and_restarted(
-    rtsp_server: RtspServer, sample_video: Path, detector: BlazeFaceDetector
+    rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector
 ) -> None:
     rtsp_server.publish("cam", sample_video)
     threads_before = set(threading.enumerate())
-    with LiveRun(live_settings(rtsp_server.url("cam")), detector) as run:
+    with LiveRun(live_settings(rtsp_server.url("cam")), blazeface) as run:
         wait_until(lambda: len(run.collector.of("s0")) >= 25, 20, "frames before the outage")
 
         killed = time.monotonic()
@@ -126,7 +107,7 @@ def test_server_killed_and_restarted(
 
 @pytest.mark.parametrize("case", ["closed-port", "other-loopback-host", "wrong-path"])
 def test_unreachable_camera_retries_with_backoff_then_fails(
-    rtsp_server: RtspServer, sample_video: Path, detector: BlazeFaceDetector, case: str
+    rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector, case: str
 ) -> None:
     rtsp_server.publish("cam", sample_video)
     url, reason = {
@@ -136,7 +117,7 @@ def test_unreachable_camera_retries_with_backoff_then_fails(
     }[case]
     live = {**LIVE, "reconnect": {**LIVE["reconnect"], "max_attempts": 3}}
     settings = Settings(sources=[{"url": url, "id": "cam"}], live=live)
-    run = LiveRun(settings, detector)
+    run = LiveRun(settings, blazeface)
     started = time.monotonic()
     with run:
         report = run.wait_ended(timeout=15)
@@ -162,13 +143,13 @@ def test_unreachable_camera_retries_with_backoff_then_fails(
 
 
 def test_tcp_transport_reaches_ffmpeg(
-    rtsp_server: RtspServer, sample_video: Path, detector: BlazeFaceDetector
+    rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector
 ) -> None:
     """This server has no RTP-over-TCP: asking for TCP must fail clearly (and UDP works above)."""
     rtsp_server.publish("cam", sample_video)
     live = {**LIVE, "transport": "tcp", "reconnect": {**LIVE["reconnect"], "max_attempts": 1}}
     settings = Settings(sources=[{"url": rtsp_server.url("cam"), "id": "cam"}], live=live)
-    with LiveRun(settings, detector) as run:
+    with LiveRun(settings, blazeface) as run:
         run.wait_ended(timeout=15)
     failed = run.messages("cam", SourceState.FAILED)[0]
     assert "400 Bad Request" in failed and "transport" in failed

@@ -92,13 +92,13 @@ class LiveSource(Source):
         self,
         source_id: str,
         url: str,
-        live: LiveSettings,
+        settings: LiveSettings,
         listener: StatusListener | None = None,
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(source_id, redact(url), listener)
         self._url = url  # the real one, credentials included: never logged
-        self.live = live
+        self.settings = settings
         self.failures = 0  # connection attempts that failed or broke, over the whole run
         self._rng = rng
         self._timeline = _Timeline()
@@ -117,7 +117,7 @@ class LiveSource(Source):
         return StreamInfo(self.source_id, self.url, 0, 0, 0.0, Fraction(1, 90_000), None, live=True)
 
     def _capture(self, buffer: FrameBuffer) -> None:
-        backoff = Backoff(self.live.reconnect, self._rng)
+        backoff = Backoff(self.settings.reconnect, self._rng)
         self.set_state(SourceState.CONNECTING, f"connecting to {self.url}")
         while not self.stopping:
             started: float | None = None
@@ -150,7 +150,7 @@ class LiveSource(Source):
         """
         started: float | None = None
         last_frame = time.monotonic()
-        stall = self.live.stall_timeout
+        stall = self.settings.stall_timeout
         self._timeline.new_connection()
         try:
             for capture in connection.captures():

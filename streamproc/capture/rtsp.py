@@ -78,7 +78,7 @@ class RtspSource(LiveSource):
             raise InputError(f"RTSP url {self.url} has an invalid port") from None
 
     def _connect(self) -> _RtspConnection:
-        live = self.live
+        live = self.settings
         options = {
             "rtsp_transport": live.transport,
             "allowed_media_types": "video",  # do not set up audio we would throw away
