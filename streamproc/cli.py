@@ -111,15 +111,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
         latency = latencies.get(source.source_id) or {}
+        timing = (
+            f"; capture-to-sink latency ms p50 {latency['p50']} p95 {latency['p95']} p99 {latency['p99']}"
+            if latency.get("count")
+            else ""
+        )
         log.info(
-            "%s: %d frames processed, %d dropped, %s; latency ms p50 %s p95 %s p99 %s",
+            "%s: %d frames processed, %d dropped, %s%s",
             source.source_id,
             source.frames_processed,
             source.dropped,
             source.state,
-            latency.get("p50"),
-            latency.get("p95"),
-            latency.get("p99"),
+            timing,
         )
     log.info(
         "processed %d frames in %.1f s (%.1f fps)%s",

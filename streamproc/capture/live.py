@@ -86,7 +86,7 @@ class LiveSource(Source):
     live = True
     # stop() cannot interrupt a blocking FFmpeg or V4L2 call; the pipeline waits this long for the
     # thread, then leaves it to end by itself within its timeout (it holds no frames by then)
-    join_grace = 1.0
+    join_grace = 0.5
 
     def __init__(
         self,
