@@ -246,8 +246,9 @@ class Pipeline:
         """Current statistics, JSON-ready (see streamproc.stats)."""
         for source in self._sources:
             buffer = source.buffer
+            dropped = buffer.dropped if buffer is not None else 0
             self.stats.set_counts(
-                source.source_id, source.frames_decoded, buffer.dropped if buffer is not None else 0
+                source.source_id, source.frames_decoded, dropped, source.state.value, source.failures
             )
         return self.stats.snapshot()
 

@@ -90,6 +90,8 @@ def test_server_killed_and_restarted(
         took = reconnected - back_up
         assert took <= BACKOFF_BOUND + CONNECT_ALLOWANCE, f"back after {took:.1f} s"
         wait_until(lambda: len(run.collector.of("s0", reconnected)) >= 25, 10, "detections to resume")
+        stats = run.pipeline.stats_snapshot()["sources"]["s0"]
+    assert stats["state"] == "streaming" and stats["failures"] >= 3, stats
     report = run.report
     assert report is not None and report.ok
 

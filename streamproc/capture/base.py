@@ -53,6 +53,7 @@ class Source:
         self.state = SourceState.CONNECTING
         self.error: str | None = None
         self.frames_decoded = 0
+        self.failures = 0  # live sources: connection attempts that failed or broke
         self._listener = listener
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -99,7 +99,6 @@ class LiveSource(Source):
         super().__init__(source_id, redact(url), listener)
         self._url = url  # the real one, credentials included: never logged
         self.settings = settings
-        self.failures = 0  # connection attempts that failed or broke, over the whole run
         self._rng = rng
         self._timeline = _Timeline()
 
