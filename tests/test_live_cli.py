@@ -134,3 +134,10 @@ def test_exit_code_when_every_camera_failed(run_cli: CliRunner) -> None:
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "a: cannot connect" in errors[0] and "b: cannot connect" in errors[0]
+
+
+def test_rtsp_url_without_host_is_a_clear_error(run_cli: CliRunner) -> None:
+    result = run_cli("run", "rtsp://user:pw@/stream", "--no-progress")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "has no host" in errors[0] and "rtsp://***@/stream" in errors[0]
