@@ -51,7 +51,8 @@ def test_stream_detections_match_the_file(
 
     # The reader joins the loop anywhere: find the loop position that lines most frames up. The
     # media time (pts) keeps the frames' spacing even if a UDP packet was lost.
-    positions = [round(item.pts * FPS) for item in seen]  # type: ignore[operator]
+    first = seen[0].pts
+    positions = [round((item.pts - first) * FPS) for item in seen]  # type: ignore[operator]
     total = len(expected)
 
     def matches(offset: int) -> int:
