@@ -71,6 +71,16 @@ class VideoSinkSettings(StrictModel):
 SinkSettings = Annotated[JsonlSinkSettings | VideoSinkSettings, Field(discriminator="type")]
 
 
+class HttpSettings(StrictModel):
+    """The optional HTTP server: /metrics, /healthz, /readyz, /api/*, live view."""
+
+    enabled: bool = Field(False, description="serve metrics, health, stats and the live view over HTTP")
+    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 exposes it to the network")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start)")
+    live_fps: float = Field(10.0, gt=0.0, le=120.0, description="most frames per second sent to a viewer")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the live view")
+
+
 class Settings(BaseSettings):
     """Everything a run needs. See config/example.yaml for a documented example."""
 
@@ -84,6 +94,7 @@ class Settings(BaseSettings):
     sources: list[SourceSettings] = Field(default_factory=list, description="inputs to process")
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     sinks: list[SinkSettings] = Field(default_factory=list, description="where results go")
+    http: HttpSettings = Field(default_factory=HttpSettings)
     sink_queue_size: int = Field(
         64, ge=1, le=100_000, description="results queued per sink before inference waits for it"
     )
