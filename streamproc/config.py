@@ -64,8 +64,8 @@ class VideoSinkSettings(StrictModel):
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor: lower is better quality")
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
-    draw_keypoints: bool = True
-    draw_scores: bool = True
+    draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
+    draw_scores: bool = Field(True, description="label each box with its score")
 
 
 SinkSettings = Annotated[JsonlSinkSettings | VideoSinkSettings, Field(discriminator="type")]
@@ -99,7 +99,9 @@ class Settings(BaseSettings):
         64, ge=1, le=100_000, description="results queued per sink before inference waits for it"
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="streamproc's log detail when no -v/-q/--debug flag is given"
+    )
 
 
 class _YamlSource(PydanticBaseSettingsSource):

@@ -118,13 +118,16 @@ def _walk(
         if resolved.get("type") == "object" or "properties" in resolved:
             _walk(root, resolved, key + ".", rows)
         elif members:
-            rows.append((f"{key}[]", "list", _default(field, name in required), field.get("description", "")))
+            default = _default(field, name in required) or "`[]`"
+            rows.append((f"{key}[]", "list", default, field.get("description", "")))
             for member in members:
                 tag = member["properties"].get("type", {}).get("const")
                 _walk(root, member, f"{key}[]{f' (type: {tag})' if tag and len(members) > 1 else ''}.", rows)
         else:
+            # a union member's tag (sinks' `type`) says which plugin the entry is
+            tag = f"selects the `{resolved['const']}` plugin" if "const" in resolved else ""
             rows.append(
-                (key, _type(resolved), _default(field, name in required), field.get("description", ""))
+                (key, _type(resolved), _default(field, name in required), field.get("description", tag))
             )
 
 
@@ -139,7 +142,7 @@ def _type(field: dict[str, Any]) -> str:
     if "const" in field:
         return f"`{field['const']}`"
     if "enum" in field:
-        return " \\| ".join(f"`{value}`" for value in field["enum"])
+        return " | ".join(f"`{value}`" for value in field["enum"])
     if "anyOf" in field:
         return " or ".join(_type(option) for option in field["anyOf"])
     kind = str(field.get("type", "any"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import socket
 import threading
 import time
@@ -167,7 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, frame.jpeg, "image/jpeg", headers)
 
     def _stream(self, app: StatusServer, source_id: str) -> None:
-        """MJPEG: each part is followed at once by the next boundary, so browsers show it right away."""
+        """MJPEG. Browsers show a part only once the next one arrives, so while no new frame comes
+        (a paused or finished source) the current one is sent again every POLL_S; it is encoded once."""
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
@@ -177,10 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
         with app.live.watching(source_id):
             try:
                 self.wfile.write(f"--{BOUNDARY}\r\n".encode())
-                while not app.closing.is_set():
-                    result = app.live.wait_newer(source_id, shown, POLL_S)
+                while not app.closing.is_set() and not self._client_gone():
+                    result = app.live.wait_newer(source_id, shown, POLL_S) or shown
                     if result is None:
-                        continue
+                        continue  # nothing processed yet
                     began = time.monotonic()
                     frame = app.live.jpeg(result)
                     headers = "".join(f"{k}: {v}\r\n" for k, v in self._frame_headers(frame).items())
@@ -191,6 +193,17 @@ class _Handler(BaseHTTPRequestHandler):
                     app.closing.wait(max(0.0, interval - (time.monotonic() - began)))
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the viewer went away
+
+    def _client_gone(self) -> bool:
+        """A viewer sends nothing after its request, so a readable socket means it hung up; checked
+        while no frame comes (a finished source), when writing would not notice."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
     @staticmethod
     def _frame_headers(frame: LiveFrame) -> dict[str, str]:

@@ -37,6 +37,10 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 2000);
+// streams start after the page's load event: an endless MJPEG would otherwise keep the page loading
+window.addEventListener('load', () => {
+  for (const img of document.querySelectorAll('img[data-live]')) img.src = img.dataset.live;
+});
 """
 
 
@@ -47,8 +51,8 @@ def live_page(source_ids: list[str]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>streamproc live view</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
 <body><h1>streamproc {escape(__version__)} - live view</h1>
-<nav><a href="api/sources">sources</a><a href="api/stats">stats</a><a href="metrics">metrics</a>
-<a href="readyz">ready?</a></nav>
+<nav><a href="api/sources">sources</a><a href="api/stats">stats</a><a href="metrics">metrics</a><a
+href="readyz">ready?</a></nav>
 <div class="sources">
 {figures}
 </div>
@@ -60,7 +64,7 @@ def _figure(source_id: str) -> str:
     url = "live/" + quote(source_id, safe="")
     name = escape(source_id)
     return (
-        f'<figure><img src="{url}.mjpeg" alt="live view of {name}" data-source="{name}">'
+        f'<figure><img data-live="{url}.mjpeg" alt="live view of {name}" data-source="{name}">'
         f'<figcaption data-source="{name}"><b>{name}</b> <span class="state">?</span> '
         f'<span class="numbers"></span> <a href="{url}.jpg">still</a></figcaption></figure>'
     )
