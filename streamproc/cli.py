@@ -214,7 +214,8 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
     from streamproc.config_tools import config_schema, schema_markdown
 
     schema = config_schema()
-    print(schema_markdown(schema) if args.format == "markdown" else json.dumps(schema, indent=2), end="\n")
+    text = schema_markdown(schema) if args.format == "markdown" else json.dumps(schema, indent=2) + "\n"
+    print(text, end="")
     return EXIT_OK
 
 
