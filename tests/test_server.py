@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import ModuleType
 
 import av
 import cv2
@@ -181,25 +180,10 @@ def test_busy_port_is_a_one_line_error(sample_video: Path) -> None:
             StatusServer(settings.http, Pipeline(settings, extra_sinks=[live]), live)
 
 
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> Path:
-    """1000 small frames: a few seconds of processing, long enough to query the server meanwhile."""
-    path = tmp_path_factory.mktemp("long") / "long.mp4"
-    return sample_maker.make_sample(path, width=320, height=180, fps=25, seconds=40)
-
-
 def test_cli_http_switch_serves_while_running(long_video: Path) -> None:
+    args = ["run", str(long_video), "--http", "127.0.0.1:0", "--no-progress"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamproc",
-            "run",
-            str(long_video),
-            "--http",
-            "127.0.0.1:0",
-            "--no-progress",
-        ],
+        [sys.executable, "-m", "streamproc", *args],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,

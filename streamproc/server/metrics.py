@@ -53,6 +53,43 @@ def _histogram(name: str, doc: str, label: str, histograms: Mapping[str, Histogr
     return family
 
 
+Column = tuple[type[Any], str, str, str]  # (family type, metric name, help, key in the snapshot)
+
+# per-source numbers from PipelineStats.snapshot()["sources"]
+SOURCE_COLUMNS: tuple[Column, ...] = (
+    (CounterMetricFamily, "frames_decoded", "frames decoded", "frames_decoded"),
+    (CounterMetricFamily, "frames_processed", "frames through inference", "frames_processed"),
+    (CounterMetricFamily, "frames_dropped", "frames dropped by a full buffer", "frames_dropped"),
+    (CounterMetricFamily, "source_reconnects", "reconnection attempts", "reconnects"),
+    (GaugeMetricFamily, "source_fps", "processed frames per second, last 5 s", "fps"),
+    (GaugeMetricFamily, "source_faces", "faces in the latest frame", "faces"),
+)
+# per-sink numbers from Pipeline.sinks_snapshot()
+SINK_COLUMNS: tuple[Column, ...] = (
+    (
+        CounterMetricFamily,
+        "sink_errors",
+        "errors that stopped a sink (a failing sink is skipped after its first error)",
+        "errors",
+    ),
+    (CounterMetricFamily, "sink_dropped", "results a full sink queue dropped (live runs)", "dropped"),
+    (GaugeMetricFamily, "sink_queue_depth", "results and status events waiting for a sink", "queued"),
+    (
+        GaugeMetricFamily,
+        "sink_backlog",
+        "messages a sink holds that are not yet delivered (e.g. MQTT publishes in flight)",
+        "backlog",
+    ),
+)
+
+
+def _columns(
+    columns: tuple[Column, ...], label: str, rows: Mapping[str, Mapping[str, Any]]
+) -> Iterator[Metric]:
+    for kind, name, doc, key in columns:
+        yield _family(kind, name, doc, label, {row_id: row[key] for row_id, row in rows.items()})
+
+
 class PipelineCollector(Collector):
     """Converts a pipeline's stats, sources and sinks into metric families on every scrape."""
 
@@ -64,12 +101,11 @@ class PipelineCollector(Collector):
         pipeline = self._pipeline
         stats = pipeline.stats_snapshot()
         sources = pipeline.sources_snapshot()
-        sinks = pipeline.sinks_snapshot()
+        sinks = {
+            name: {**values, "errors": int(values["error"] is not None)}
+            for name, values in pipeline.sinks_snapshot().items()
+        }
         histograms = pipeline.stats.histograms()
-        per_source = stats["sources"]
-
-        def column(key: str) -> dict[str, Any]:
-            return {source_id: values[key] for source_id, values in per_source.items()}
 
         info = GaugeMetricFamily(f"{PREFIX}_build_info", "streamproc version", labels=["version"])
         info.add_metric([__version__], 1.0)
@@ -80,32 +116,7 @@ class PipelineCollector(Collector):
         yield GaugeMetricFamily(
             f"{PREFIX}_ready", "1 when every source is streaming or finished OK", float(readiness(sources)[0])
         )
-        yield _family(
-            CounterMetricFamily, "frames_decoded", "frames decoded", "source", column("frames_decoded")
-        )
-        yield _family(
-            CounterMetricFamily,
-            "frames_processed",
-            "frames through inference",
-            "source",
-            column("frames_processed"),
-        )
-        yield _family(
-            CounterMetricFamily,
-            "frames_dropped",
-            "frames dropped by a full buffer",
-            "source",
-            column("frames_dropped"),
-        )
-        yield _family(
-            CounterMetricFamily, "source_reconnects", "reconnection attempts", "source", column("reconnects")
-        )
-        yield _family(
-            GaugeMetricFamily, "source_fps", "processed frames per second, last 5 s", "source", column("fps")
-        )
-        yield _family(
-            GaugeMetricFamily, "source_faces", "faces in the latest frame", "source", column("faces")
-        )
+        yield from _columns(SOURCE_COLUMNS, "source", stats["sources"])
         yield _family(
             GaugeMetricFamily,
             "source_buffered_frames",
@@ -129,34 +140,7 @@ class PipelineCollector(Collector):
             "source",
             histograms["latency_ms"],
         )
-        yield _family(
-            CounterMetricFamily,
-            "sink_errors",
-            "errors that stopped a sink (a failing sink is skipped after its first error)",
-            "sink",
-            {name: int(values["error"] is not None) for name, values in sinks.items()},
-        )
-        yield _family(
-            CounterMetricFamily,
-            "sink_dropped",
-            "results a full sink queue dropped (live runs)",
-            "sink",
-            {name: values["dropped"] for name, values in sinks.items()},
-        )
-        yield _family(
-            GaugeMetricFamily,
-            "sink_queue_depth",
-            "results and status events waiting for a sink",
-            "sink",
-            {name: values["queued"] for name, values in sinks.items()},
-        )
-        yield _family(
-            GaugeMetricFamily,
-            "sink_backlog",
-            "messages a sink holds that are not yet delivered (e.g. MQTT publishes in flight)",
-            "sink",
-            {name: values["backlog"] for name, values in sinks.items()},
-        )
+        yield from _columns(SINK_COLUMNS, "sink", sinks)
         if self._live is not None:
             yield _family(
                 GaugeMetricFamily, "live_viewers", "open live-view streams", "source", self._live.viewers()
