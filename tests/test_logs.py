@@ -60,3 +60,13 @@ def test_verbosity_levels() -> None:
     assert own == (logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG, logging.DEBUG)
     # other libraries stay at warnings until -vv
     assert others == (logging.ERROR, logging.WARNING, logging.WARNING, logging.WARNING, logging.DEBUG)
+
+
+def test_config_log_level_applies_without_flags(
+    run_cli: CliRunner, sample_video: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "quiet.yaml"
+    config.write_text("log_level: WARNING\n")
+    args = ("run", sample_video, "--events", tmp_path / "e.jsonl", "--no-progress", "-c", config)
+    assert python_lines(run_cli(*args).stderr) == []
+    assert any("source sample: streaming" in line for line in python_lines(run_cli(*args, "-v").stderr))
