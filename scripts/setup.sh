@@ -13,6 +13,8 @@ declare -A NEEDED=(
   [mosquitto]=mosquitto
   [mosquitto_sub]=mosquitto-clients
   [rtsp-server-perl]=rtsp-server-perl
+  [chromium]=chromium                # the live-view test drives a real headless browser
+  [chromedriver]=chromium-driver
 )
 
 missing=()

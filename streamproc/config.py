@@ -66,7 +66,9 @@ class LiveSettings(StrictModel):
     stall_timeout: float = Field(
         10.0, gt=0, le=3600, description="seconds without a new frame while connected before reconnecting"
     )
-    reconnect: BackoffSettings = Field(default_factory=BackoffSettings)
+    reconnect: BackoffSettings = Field(
+        default_factory=BackoffSettings, description="exponential backoff between connection attempts"
+    )
 
 
 def _overrides_of(model: type[BaseModel]) -> type[BaseModel]:
@@ -131,11 +133,21 @@ class VideoSinkSettings(StrictModel):
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor: lower is better quality")
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
-    draw_keypoints: bool = True
-    draw_scores: bool = True
+    draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
+    draw_scores: bool = Field(True, description="label each box with its score")
 
 
 SinkSettings = Annotated[JsonlSinkSettings | VideoSinkSettings, Field(discriminator="type")]
+
+
+class HttpSettings(StrictModel):
+    """The optional HTTP server: /metrics, /healthz, /readyz, /api/*, live view."""
+
+    enabled: bool = Field(False, description="serve metrics, health, stats and the live view over HTTP")
+    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 exposes it to the network")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start)")
+    live_fps: float = Field(10.0, gt=0.0, le=120.0, description="most frames per second sent to a viewer")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the live view")
 
 
 class Settings(BaseSettings):
@@ -152,13 +164,16 @@ class Settings(BaseSettings):
     sources: list[SourceSettings] = Field(default_factory=list, description="inputs to process")
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     sinks: list[SinkSettings] = Field(default_factory=list, description="where results go")
+    http: HttpSettings = Field(default_factory=HttpSettings)
     sink_queue_size: int = Field(
         64, ge=1, le=100_000, description="results queued per sink before inference waits for it"
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     duration: float | None = Field(
         None, gt=0, description="stop after this many seconds; default: live sources run until stopped"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="streamproc's log detail when no -v/-q/--debug flag is given"
     )
 
     def live_for(self, source: SourceSettings) -> LiveSettings:

@@ -6,8 +6,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
@@ -109,6 +110,7 @@ class Pipeline:
         settings: Settings,
         detector: BlazeFaceDetector | None = None,
         status_listener: StatusListener | None = None,
+        extra_sinks: Sequence[Sink] = (),
     ) -> None:
         if not settings.sources:
             raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
@@ -122,6 +124,7 @@ class Pipeline:
         self._failed_at_open: list[SourceReport] = []
         self.streams: list[StreamInfo] = []
         self._runners: list[SinkRunner] = []
+        self._extra_sinks = list(extra_sinks)  # sinks built by the caller, e.g. the HTTP live view
 
     def stop(self) -> None:
         """Ordered shutdown: stop capture; queued frames are still processed and sinks flushed.
@@ -159,6 +162,7 @@ class Pipeline:
                 if single:
                     raise
                 log.error("source %s: %s (other sources continue)", source_id, exc)
+                self._on_status(StatusEvent(source_id, SourceState.FAILED, str(exc), time.time()))
                 self._failed_at_open.append(
                     SourceReport(
                         source_id, source.url, SourceState.FAILED.value, error=str(exc), live=source.live
@@ -184,6 +188,7 @@ class Pipeline:
                 num_threads=detector_settings.threads,
             )
         self._sinks = [build_sink(sink_settings) for sink_settings in self.settings.sinks]
+        self._sinks += self._extra_sinks
         for sink in self._sinks:
             sink.open()
 
@@ -252,8 +257,39 @@ class Pipeline:
             )
         return self.stats.snapshot()
 
+    def sources_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Each source's url, state, last error and frames waiting in its buffer, JSON-ready."""
+        found: dict[str, dict[str, Any]] = {
+            r.source_id: {"url": r.url, "state": r.state, "error": r.error, "buffered": 0}
+            for r in self._failed_at_open
+        }
+        for source in self._sources:
+            buffer = source.buffer
+            found[source.source_id] = {
+                "url": source.url,
+                "state": source.state.value,
+                "error": source.error,
+                "buffered": len(buffer) if buffer else 0,
+            }
+        return found
+
+    def sinks_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Each running sink's queue depth, counts, error and (MQTT-like sinks) backlog, JSON-ready."""
+        return {
+            runner.sink.name: {
+                "queued": runner.queued,
+                "handled": runner.handled,
+                "dropped": runner.dropped,
+                "error": runner.error,
+                # a sink that holds messages of its own (e.g. unacknowledged MQTT publishes) says so
+                "backlog": getattr(runner.sink, "backlog", None),
+            }
+            for runner in self._runners
+        }
+
     def _on_status(self, event: StatusEvent) -> None:
-        """Source state changes go to every sink and to the caller's listener."""
+        """Source state changes go to the stats, every sink and the caller's listener."""
+        self.stats.state_changed(event.source_id, event.state.value, event.message)
         for runner in self._runners:
             runner.submit_status(event)
         if self._status_listener is not None:

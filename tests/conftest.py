@@ -54,6 +54,13 @@ def sample_video() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> Path:
+    """40 s (1000 frames) of the moving sample: seconds of processing, time to act while it runs."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    return sample_maker.make_sample(path, width=640, height=360, fps=25, seconds=40)
+
+
 def count_frames(path: Path) -> tuple[int, float]:
     """Decode every frame of a video: (frame count, duration in seconds from the last pts)."""
     with av.open(str(path)) as container:
