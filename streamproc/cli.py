@@ -14,6 +14,7 @@ from typing import Any
 from streamproc import __version__
 from streamproc.errors import StreamprocError
 from streamproc.logs import setup_logging
+from streamproc.mqtt.subscriber import add_events_command
 
 log = logging.getLogger("streamproc")
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
+    add_events_command(commands, _add_common)
     return parser
 
 
