@@ -156,7 +156,7 @@ class MqttSettings(StrictModel):
     host: str = Field("localhost", min_length=1, description="broker host name or address")
     port: int = Field(1883, ge=1, le=65_535, description="broker port (1883 plain, 8883 TLS by convention)")
     protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version")
-    client_id: str | None = Field(None, description="default: streamproc-<host name>-<process id>")
+    client_id: str | None = Field(None, description="default: unique per connection")
     username: str | None = None
     password: SecretStr | None = Field(None, description="better set STREAMPROC_MQTT__PASSWORD")
     keepalive: int = Field(30, ge=5, le=65_535, description="seconds between keep-alive pings")

@@ -51,6 +51,14 @@ def test_example_config_is_valid(repo_dir: Path) -> None:
         ("sinks:\n  - type: video\n    path: a.mp4\n    crf: 99\n", "'sinks.0.crf'"),
         ("sinks:\n  - type: telegram\n    path: a\n", "'sinks.0'"),
         ("sources:\n  - {url: a.mp4, buffer_size: 0}\n", "'sources.0.buffer_size'"),
+        ("mqtt:\n  port: 70000\n", "'mqtt.port'"),
+        ("mqtt:\n  port: mqtt\n", "'mqtt.port'"),
+        ("mqtt:\n  protocol: 4\n", "'mqtt.protocol'"),
+        ("mqtt:\n  topic_prefix: cams/#\n", "'mqtt.topic_prefix'"),
+        ("mqtt:\n  password: secret\n", "'mqtt'"),
+        ("mqtt:\n  tls: {enabled: true, ca_file: /nonexistent/ca.pem}\n", "'mqtt.tls.ca_file'"),
+        ("sinks:\n  - type: mqtt\n    qos: {events: 3}\n", "'sinks.0.qos.events'"),
+        ("sinks:\n  - type: mqtt\n    queue_size: 0\n", "'sinks.0.queue_size'"),
     ],
 )
 def test_bad_values_name_key_and_file(tmp_path: Path, text: str, expected: str) -> None:

@@ -355,8 +355,10 @@ def test_snapshots_detections_discovery_and_stats(
     snapshots = recorder.on("streamproc/sample/snapshot")
     # one per frame with faces, less any replaced by a newer one while queued (latest value wins)
     assert 1 <= len(snapshots) <= sum(1 for record in detections if record["faces"])
-    assert all(snapshot.retain is False for snapshot in snapshots), "live messages, not the retained copy"
-    picture = cv2.imdecode(np.frombuffer(snapshots[-1].payload, np.uint8), cv2.IMREAD_COLOR)
+    late = recorders(broker.port, ("streamproc/sample/snapshot",))
+    retained = wait_until(lambda: late.on("streamproc/sample/snapshot"), 5, "the retained snapshot")
+    assert [(m.payload, m.retain) for m in retained] == [(snapshots[-1].payload, True)]
+    picture = cv2.imdecode(np.frombuffer(retained[0].payload, np.uint8), cv2.IMREAD_COLOR)
     assert picture is not None and 60 <= picture.shape[0] <= 360 and 60 <= picture.shape[1] <= 640
 
     configs = {

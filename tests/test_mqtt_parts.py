@@ -17,7 +17,6 @@ from streamproc.config import (
     MqttTlsSettings,
     load_settings,
 )
-from streamproc.errors import ConfigError
 from streamproc.mqtt.discovery import discovery_configs
 from streamproc.mqtt.outbox import Message, Outbox
 from streamproc.mqtt.topics import Topics
@@ -88,27 +87,6 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "mqtt.yaml"
     path.write_text(text)
     return path
-
-
-@pytest.mark.parametrize(
-    ("text", "field"),
-    [
-        ("mqtt:\n  port: 70000\n", "'mqtt.port'"),
-        ("mqtt:\n  port: mqtt\n", "'mqtt.port'"),
-        ("sinks:\n  - type: mqtt\n    qos: {events: 3}\n", "'sinks.0.qos.events'"),
-        ("mqtt:\n  tls: {enabled: true, ca_file: /nonexistent/ca.pem}\n", "'mqtt.tls.ca_file'"),
-        ("mqtt:\n  protocol: 4\n", "'mqtt.protocol'"),
-        ("mqtt:\n  topic_prefix: cams/#\n", "'mqtt.topic_prefix'"),
-        ("mqtt:\n  password: secret\n", "'mqtt'"),
-        ("sinks:\n  - type: mqtt\n    queue_size: 0\n", "'sinks.0.queue_size'"),
-        ("sinks:\n  - type: mqtt\n    qos_events: 1\n", "'sinks.0.qos_events'"),
-    ],
-)
-def test_malformed_mqtt_settings_name_the_field(tmp_path: Path, text: str, field: str) -> None:
-    config = write_config(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_settings(config)
-    assert field in str(caught.value) and str(config) in str(caught.value)
 
 
 def test_password_comes_from_the_environment_and_stays_secret(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import select
 import socket
 import ssl
@@ -25,8 +26,8 @@ _AUTH_REFUSALS = {"Bad user name or password", "Not authorized"}
 
 
 def default_client_id(role: str) -> str:
-    """Unique per process, so two instances never take over each other's connection."""
-    return f"streamproc-{role}-{socket.gethostname()}-{os.getpid()}"
+    """Unique per connection: a broker drops the older of two connections with the same id."""
+    return f"streamproc-{role}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 def describe_broker(settings: MqttSettings) -> str:

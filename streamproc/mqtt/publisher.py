@@ -169,6 +169,7 @@ class Publisher:
             deadline = time.monotonic() + OFFLINE_ACK_WAIT_S
             while self._connected and not info.is_published() and time.monotonic() < deadline:
                 service(self._client, 0.1)
+        if self._client.socket() is not None:
             self._client.disconnect()
 
     def _wake(self) -> None:
