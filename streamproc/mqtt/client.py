@@ -13,6 +13,7 @@ import time
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from streamproc.config import MqttSettings, MqttTlsSettings
@@ -72,15 +73,17 @@ def tls_context(tls: MqttTlsSettings) -> ssl.SSLContext:
     return context
 
 
-def connect(client: paho.Client, settings: MqttSettings) -> None:
-    """Connect and wait for the broker's answer, in the caller's thread.
+def connect(client: paho.Client, settings: MqttSettings) -> Properties:
+    """Connect and wait for the broker's answer (CONNACK), in the caller's thread; returns its properties.
 
     Raises OutputError naming the setting to check: unreachable broker, TLS failure, refused login.
     """
     where = f"MQTT broker {describe_broker(settings)}"
-    answers: list[ReasonCode] = []
+    answers: list[tuple[ReasonCode, Properties]] = []
     own_callback = client.on_connect
-    client.on_connect = lambda _client, _userdata, _flags, reason, _properties: answers.append(reason)
+    client.on_connect = lambda _client, _userdata, _flags, reason, properties: answers.append(
+        (reason, properties)
+    )
     try:
         _open_socket(client, settings, where)
         deadline = time.monotonic() + settings.connect_timeout
@@ -94,7 +97,7 @@ def connect(client: paho.Client, settings: MqttSettings) -> None:
             f"{where} did not accept the connection (no answer within {settings.connect_timeout:g} s, or it"
             " hung up): check that mqtt.port is an MQTT port and mqtt.tls matches it (TLS on or off)"
         )
-    reason = answers[0]
+    reason, properties = answers[0]
     if reason.is_failure:
         hint = (
             "check mqtt.username and the password (STREAMPROC_MQTT__PASSWORD)"
@@ -102,6 +105,12 @@ def connect(client: paho.Client, settings: MqttSettings) -> None:
             else "check the broker's log"
         )
         raise OutputError(f"{where} refused the connection: {reason}: {hint}")
+    return properties
+
+
+def receive_maximum(properties: Properties | None) -> int:
+    """How many unacknowledged QoS>=1 messages an MQTT 5 broker accepts (its CONNACK says)."""
+    return getattr(properties, "ReceiveMaximum", 65_535)
 
 
 def _open_socket(client: paho.Client, settings: MqttSettings, where: str) -> None:

@@ -20,7 +20,14 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from streamproc.config import MqttSettings, MqttSinkSettings
-from streamproc.mqtt.client import build_client, connect, default_client_id, describe_broker, service
+from streamproc.mqtt.client import (
+    build_client,
+    connect,
+    default_client_id,
+    describe_broker,
+    receive_maximum,
+    service,
+)
 from streamproc.mqtt.outbox import Message, Outbox
 from streamproc.mqtt.topics import OFFLINE, ONLINE, Topics
 
@@ -31,6 +38,8 @@ OFFLINE_ACK_WAIT_S = 2.0  # at close, how long the retained 'offline' may take t
 
 
 class Publisher:
+    """Publishes queued messages to one broker from its own thread; see the module docstring."""
+
     def __init__(self, broker: MqttSettings, options: MqttSinkSettings, topics: Topics) -> None:
         self.broker = broker
         self.outbox = Outbox(options.queue_size)
@@ -55,17 +64,20 @@ class Publisher:
         self.acknowledged = 0
         self.rejected = 0
         self.reconnects = 0
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         self.client_id = broker.client_id or default_client_id("run")
         self._client = build_client(broker, self.client_id, self._offline)
         self._client.max_inflight_messages = options.max_inflight
+        # written by publish() and close() to wake the network thread out of select()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
     def start(self) -> None:
         """Connect (raising OutputError naming what to fix) and start the network thread."""
-        connect(self._client, self.broker)
+        self._window_limit = min(
+            self._options.max_inflight, receive_maximum(connect(self._client, self.broker))
+        )
         log.info("MQTT: connected to %s as %s", self._where, self.client_id)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -182,8 +194,7 @@ class Publisher:
         if reason.is_failure:
             log.warning("MQTT: %s refused the reconnection: %s", self._where, reason)
             return
-        # an MQTT 5 broker may accept fewer unacknowledged messages than configured
-        self._window_limit = min(self._options.max_inflight, getattr(props, "ReceiveMaximum", 65_535))
+        self._window_limit = min(self._options.max_inflight, receive_maximum(props))
         self.reconnects += 1
         self._connected = self._just_connected = True
         log.info(

@@ -54,6 +54,8 @@ class Throttle:
 
 
 class MqttSink(Sink):
+    """Maps results and source status to messages under the topic prefix (see streamproc.mqtt.topics)."""
+
     def __init__(self, settings: MqttSinkSettings, broker: MqttSettings, stats: StatsProvider | None = None):
         self.settings = settings
         self.broker = broker
@@ -110,7 +112,8 @@ class MqttSink(Sink):
             self._publish_stats()  # the run's final numbers
         undelivered = self.publisher.close()
         counters = self.publisher.counters()
-        log.info(
+        log.log(
+            logging.WARNING if counters["dropped"] else logging.INFO,
             "MQTT: %d messages published, %d acknowledged, %d dropped (queue full), %d reconnects",
             counters["published"],
             counters["acknowledged"],
