@@ -16,6 +16,7 @@ from typing import Any
 from streamproc import __version__
 from streamproc.errors import StreamprocError
 from streamproc.logs import set_own_level, setup_logging
+from streamproc.mqtt.subscriber import add_events_command
 
 log = logging.getLogger("streamproc")
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
     _add_report(commands)
     _add_config(commands)
+    add_events_command(commands, _add_common)
     return parser
 
 

@@ -14,12 +14,13 @@ from streamproc.capture.base import Source, SourceState, StatusEvent, StatusList
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError, StreamprocError
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.sinks.jsonl import JsonlSink
+from streamproc.sinks.mqtt import MqttSink, StatsProvider
 from streamproc.sinks.video import VideoSink
 from streamproc.stats import PipelineStats
 
@@ -73,11 +74,12 @@ class RunReport:
         return found
 
 
-def build_sink(settings: JsonlSinkSettings | VideoSinkSettings) -> Sink:
+def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | None = None) -> Sink:
     """The sink plugin for a ``sinks:`` entry, chosen by its ``type``."""
     factories: dict[str, Callable[[], Sink]] = {
         "jsonl": lambda: JsonlSink(settings),  # type: ignore[arg-type]
         "video": lambda: VideoSink(settings),  # type: ignore[arg-type]
+        "mqtt": lambda: MqttSink(settings, run.mqtt, stats),  # type: ignore[arg-type]
     }
     return factories[settings.type]()
 
@@ -187,7 +189,7 @@ class Pipeline:
                 nms_iou=detector_settings.nms_iou,
                 num_threads=detector_settings.threads,
             )
-        self._sinks = [build_sink(sink_settings) for sink_settings in self.settings.sinks]
+        self._sinks = [build_sink(sink, self.settings, self.stats_snapshot) for sink in self.settings.sinks]
         self._sinks += self._extra_sinks
         for sink in self._sinks:
             sink.open()

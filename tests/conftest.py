@@ -19,6 +19,8 @@ from streamproc.inference.blazeface import BlazeFaceDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["mqtt_support"]  # Mosquitto brokers, a test CA and MQTT helpers
+
 
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
