@@ -200,8 +200,9 @@ def test_cli_http_switch_serves_while_running(long_video: Path) -> None:
         assert url, "the server's address is logged"
         assert get(url + "healthz").json() == {"status": "ok"}
         wait_for(lambda: get(url + "readyz").status == 200, what="ready")
-        metrics = scrape(url + "metrics")
-        assert metrics[("streamproc_frames_processed_total", (("source", "long"),))] > 0
+        processed = ("streamproc_frames_processed_total", (("source", "long"),))
+        # ready means streaming; the first processed frame may still be a moment away
+        wait_for(lambda: scrape(url + "metrics").get(processed, 0) > 0, what="a processed frame")
         assert b"live/long.mjpeg" in get(url).body
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
