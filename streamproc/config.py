@@ -55,6 +55,7 @@ class JsonlSinkSettings(StrictModel):
     type: Literal["jsonl"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
     include_empty: bool = Field(True, description="also write frames in which no face was found")
+    events: bool = Field(True, description="also write track and scene events, one line each")
 
 
 class VideoSinkSettings(StrictModel):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamproc.analysis import Analysis, build_analysis
 from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.file import FileSource
@@ -119,6 +120,8 @@ class Pipeline:
         self._failed_at_open: list[SourceReport] = []
         self.streams: list[StreamInfo] = []
         self._runners: list[SinkRunner] = []
+        self._analysis: Analysis | None = None
+        self._ended: set[str] = set()  # sources whose tracks have been ended
 
     def stop(self) -> None:
         """Ordered shutdown: stop capture; queued frames are still processed and sinks flushed.
@@ -174,6 +177,7 @@ class Pipeline:
                 nms_iou=detector_settings.nms_iou,
                 num_threads=detector_settings.threads,
             )
+        self._analysis = build_analysis(self.settings, self.stats.inference)
         self._sinks = [build_sink(sink_settings) for sink_settings in self.settings.sinks]
         for sink in self._sinks:
             sink.open()
@@ -203,13 +207,18 @@ class Pipeline:
             while True:
                 frame = self._scheduler.next_frame(timeout=0.5)
                 if frame is None:
+                    self._end_finished_sources()
                     if self._scheduler_finished():
                         break
                     continue
                 box = letterboxes[frame.source_id]
                 tick = time.perf_counter()
                 detections = detector.detect_scaled(frame.rgb(box.scaled_width, box.scaled_height), box)
-                result = FrameResult(frame, detections, (time.perf_counter() - tick) * 1000.0)
+                detect_ms = (time.perf_counter() - tick) * 1000.0
+                events: tuple = ()
+                if self._analysis is not None:
+                    detections, events = self._analysis.process(frame, detections)
+                result = FrameResult(frame, detections, detect_ms, events)
                 for runner in runners:
                     runner.submit(result)
                 self.stats.inference(model_name, result.inference_ms)
@@ -217,10 +226,12 @@ class Pipeline:
                 report.frames_processed += 1
                 if progress is not None:
                     progress(result)
+                self._end_finished_sources()
         finally:
             self._stop_sources()
             for source in self._sources:
                 source.join()
+            self._end_finished_sources(everything=True)
             for runner in runners:
                 runner.close()
         report.seconds = time.perf_counter() - started
@@ -242,6 +253,19 @@ class Pipeline:
             runner.submit_status(event)
         if self._status_listener is not None:
             self._status_listener(event)
+
+    def _end_finished_sources(self, everything: bool = False) -> None:
+        """Send the ``end`` events of sources that have no frames left (all of them at shutdown)."""
+        if self._analysis is None:
+            return
+        reason = "stopped" if self._stop.is_set() else "source_ended"
+        for buffer in self._scheduler.buffers:
+            if buffer.source_id in self._ended or not (everything or buffer.finished):
+                continue
+            self._ended.add(buffer.source_id)
+            events = self._analysis.finish(buffer.source_id, reason)
+            for runner in self._runners:
+                runner.submit_events(events)
 
     def _scheduler_finished(self) -> bool:
         return all(buffer.finished for buffer in self._scheduler.buffers)

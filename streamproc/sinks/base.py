@@ -6,7 +6,10 @@ import logging
 import queue
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streamproc.capture.base import StatusEvent
 from streamproc.errors import OutputError
@@ -29,6 +32,10 @@ class Sink(ABC):
 
     def handle_status(self, event: StatusEvent) -> None:  # noqa: B027 - optional hook
         """A source changed state (connecting, streaming, stopped, failed...)."""
+
+    def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+        """Track and scene events (``streamproc.events``), in order: those a frame raised right after
+        its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release outputs."""
@@ -57,6 +64,11 @@ def ensure_writable_file(path: Path, what: str) -> None:
 
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _EventBatch:
+    events: tuple[Any, ...]
 
 
 class SinkRunner:
@@ -93,6 +105,13 @@ class SinkRunner:
             self._queue.put_nowait(result)
         except queue.Full:
             self.dropped += 1
+            if result.events:  # the frame may go, its events may not
+                self._queue.put(_EventBatch(result.events))
+
+    def submit_events(self, events: Sequence[Any]) -> None:
+        """Events not tied to a frame (e.g. ``end`` when a source finishes): always queued."""
+        if events and not self.failed:
+            self._queue.put(_EventBatch(tuple(events)))
 
     def submit_status(self, event: StatusEvent) -> None:
         """Status changes are rare and small: always queued, never dropped."""
@@ -114,9 +133,13 @@ class SinkRunner:
             try:
                 if isinstance(item, StatusEvent):
                     self.sink.handle_status(item)
+                elif isinstance(item, _EventBatch):
+                    self.sink.handle_events(item.events)
                 else:
                     self.sink.handle(item)  # type: ignore[arg-type]
                     self.handled += 1
+                    if item.events:  # type: ignore[attr-defined]
+                        self.sink.handle_events(item.events)  # type: ignore[attr-defined]
             except Exception as exc:
                 self._fail(exc)
         try:
