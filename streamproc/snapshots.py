@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from streamproc.config import SnapshotSettings
 from streamproc.draw import BOX_COLOUR
 from streamproc.errors import OutputError
+from streamproc.files import atomic_writer
 
 
 def square_crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
@@ -40,18 +40,6 @@ def square_crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray
 def safe_name(text: str) -> str:
     """A file-name-safe form of a source or track id."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "_"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: readers never see a half-written JPEG."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class SnapshotWriter:
@@ -97,7 +85,8 @@ class SnapshotWriter:
             folder.mkdir(parents=True, exist_ok=True)
             jpeg = self.encode(crop)
             path = folder / f"{safe_name(track_id)}.jpg"
-            write_atomic(path, jpeg)
+            with atomic_writer(path) as stream:
+                stream.write(jpeg)
             frame_path = None
             if frame is not None and self.settings.full_frame:
                 boxed = frame.copy()
@@ -105,7 +94,8 @@ class SnapshotWriter:
                 thickness = max(2, round(min(boxed.shape[:2]) / 250))
                 cv2.rectangle(boxed, (x1, y1), (x2, y2), BOX_COLOUR, thickness, cv2.LINE_AA)
                 frame_path = folder / f"{safe_name(track_id)}-frame.jpg"
-                write_atomic(frame_path, self.encode(boxed))
+                with atomic_writer(frame_path) as stream:
+                    stream.write(self.encode(boxed))
         except OSError as exc:
             raise OutputError(f"cannot write snapshot in {folder}: {exc.strerror}") from None
         return path, frame_path, jpeg
