@@ -426,7 +426,9 @@ def print_report(
             row = series[sample.name, variant]
             runs = " ".join(f"{fps:.0f}" for fps in row.fps)
             check = "ok" if not row.failures else "FAIL " + "; ".join(row.failures)
-            print(f"{sample.name:<6} {variant} {title:<22} {row.best:>9.1f} {row.median:>9.1f}  {runs:<28} {check}")
+            print(
+                f"{sample.name:<6} {variant} {title:<22} {row.best:>9.1f} {row.median:>9.1f}  {runs:<28} {check}"
+            )
     print()
     for sample in samples:
         a, b, c, d = (series[sample.name, variant] for variant in VARIANTS)
@@ -440,7 +442,9 @@ def print_report(
         )
     print()
     for sample in samples:
-        found = agreement(sample, series[sample.name, "b"].runs[0].faces, series[sample.name, "c"].runs[0].faces)
+        found = agreement(
+            sample, series[sample.name, "b"].runs[0].faces, series[sample.name, "c"].runs[0].faces
+        )
         if found is None:
             print(f"{sample.name:<6} detections: not compared (a run reported no faces)")
             continue
@@ -517,7 +521,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument(
-        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help=f"generated clips (default {DEFAULT_CACHE_DIR})"
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help=f"generated clips (default {DEFAULT_CACHE_DIR})",
     )
     args = parser.parse_args(argv)
     if args.repeats < 1:

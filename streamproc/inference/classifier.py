@@ -117,6 +117,8 @@ class Classifier:
                 f"{model.path} scores {self.num_classes} classes, but its labels give "
                 f"{len(self._labels)} (offset {label_offset}): the labels file does not belong to it"
             )
+        # The first invoke packs weights (XNNPACK): do it now, not on the first face of a run.
+        self.classify([np.zeros((self.input_height, self.input_width, 3), np.uint8)])
 
     @property
     def input_size(self) -> tuple[int, int]:
