@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     best_ratio = max(fps[True]) / max(fps[False])
     calls = inference[True].get("mobilenet_v2", {})
     print(
-        f"720p{FPS} clip, {args.seconds:g} s ({round(args.seconds * FPS)} frames), two faces, {args.repeats} repeats"
+        f"720p{FPS} clip, {args.seconds:g} s ({round(args.seconds * FPS)} frames), two faces, "
+        f"{args.repeats} repeats"
     )
     print(f"detection only:            median {detect:7.1f} fps  (best {max(fps[False]):.1f})")
     print(f"detection + MobileNet v2:  median {classify:7.1f} fps  (best {max(fps[True]):.1f})")
