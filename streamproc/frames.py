@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 
 class Picture(Protocol):
@@ -32,6 +33,21 @@ class Picture(Protocol):
     def bgr(self) -> np.ndarray:
         """Full-resolution BGR uint8 array of shape (height, width, 3)."""
         ...
+
+
+_thread_local = threading.local()
+
+
+def reformat(frame: Any, **options: Any) -> Any:
+    """Convert/scale a PyAV VideoFrame with this thread's reusable swscale context.
+
+    A reformatter per call would rebuild the swscale context (and its thread pool) for every
+    frame, which costs more than decoding; reformatters are not thread-safe, so one per thread.
+    """
+    reformatter = getattr(_thread_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _thread_local.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, threads=1, **options)
 
 
 class AvPicture:

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, CliRunner, count_frames
 
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.frames import FrameResult
+from streamproc.frames import AvPicture, FrameResult
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.pipeline import Pipeline
 from streamproc.sinks.base import Sink
@@ -88,9 +88,7 @@ def test_pipeline_detections_match_detector_on_decoded_frames(sample_video: Path
             if index % 10:
                 continue
             box = detector.letterbox(frame.width, frame.height)
-            scaled = frame.to_ndarray(
-                width=box.scaled_width, height=box.scaled_height, format="rgb24", interpolation="BILINEAR"
-            )
+            scaled = AvPicture(frame).rgb(box.scaled_width, box.scaled_height)
             expected = detector.detect_scaled(scaled, box)
             got = records[index]["faces"]
             assert len(got) == len(expected)

@@ -12,7 +12,7 @@ import av
 from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections
 from streamproc.errors import OutputError
-from streamproc.frames import FrameResult, StreamInfo
+from streamproc.frames import FrameResult, StreamInfo, reformat
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class VideoSink(Sink):
         writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
         image = frame.bgr().copy()
         draw_detections(image, result.detections, self.settings.draw_keypoints, self.settings.draw_scores)
-        out = av.VideoFrame.from_ndarray(image, format="bgr24")
+        # convert to the encoder's format here, with a reused context, rather than inside encode()
+        out = reformat(av.VideoFrame.from_ndarray(image, format="bgr24"), format="yuv420p")
         pts = frame.pts_raw if frame.pts_raw is not None else frame.index
         if writer.last_pts is not None and pts <= writer.last_pts:
             pts = writer.last_pts + 1  # the muxer rejects non-increasing timestamps
