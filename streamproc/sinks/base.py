@@ -72,11 +72,12 @@ class _EventBatch:
 
 
 class SinkRunner:
-    """Runs one sink in its own thread behind a bounded queue.
+    """Runs one sink in its own thread behind a queue holding at most ``queue_size`` frames.
 
     ``lossless`` runners make the producer wait when the queue is full (file runs: nothing lost);
     otherwise results that do not fit are dropped and counted (live runs: never stall inference).
-    A sink that raises is reported once and then skipped; other sinks carry on.
+    Status changes and events are rare and small: they are always queued, in order, and never make
+    the producer wait. A sink that raises is reported once and then skipped; other sinks carry on.
     """
 
     def __init__(self, sink: Sink, queue_size: int, lossless: bool = True) -> None:
@@ -85,7 +86,8 @@ class SinkRunner:
         self.dropped = 0
         self.handled = 0
         self.error: str | None = None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # frames are bounded by _slots
+        self._slots = threading.BoundedSemaphore(queue_size)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
     @property
@@ -98,15 +100,12 @@ class SinkRunner:
     def submit(self, result: FrameResult) -> None:
         if self.failed:
             return
-        if self.lossless:
+        if self._slots.acquire(blocking=self.lossless):
             self._queue.put(result)
             return
-        try:
-            self._queue.put_nowait(result)
-        except queue.Full:
-            self.dropped += 1
-            if result.events:  # the frame may go, its events may not
-                self._queue.put(_EventBatch(result.events))
+        self.dropped += 1
+        if result.events:  # the frame may go, its events may not
+            self._queue.put(_EventBatch(result.events))
 
     def submit_events(self, events: Sequence[Any]) -> None:
         """Events not tied to a frame (e.g. ``end`` when a source finishes): always queued."""
@@ -128,6 +127,8 @@ class SinkRunner:
             item = self._queue.get()
             if item is _STOP:
                 break
+            if isinstance(item, FrameResult):
+                self._slots.release()
             if self.failed:
                 continue  # keep draining so producers never block on a dead sink
             try:
@@ -135,11 +136,11 @@ class SinkRunner:
                     self.sink.handle_status(item)
                 elif isinstance(item, _EventBatch):
                     self.sink.handle_events(item.events)
-                else:
-                    self.sink.handle(item)  # type: ignore[arg-type]
+                elif isinstance(item, FrameResult):
+                    self.sink.handle(item)
                     self.handled += 1
-                    if item.events:  # type: ignore[attr-defined]
-                        self.sink.handle_events(item.events)  # type: ignore[attr-defined]
+                    if item.events:
+                        self.sink.handle_events(item.events)
             except Exception as exc:
                 self._fail(exc)
         try:
