@@ -89,7 +89,7 @@ def default_models_dir() -> Path:
     """STREAMPROC_MODELS_DIR, else the user's cache folder."""
     configured = os.environ.get(MODELS_DIR_ENV)
     if configured:
-        return Path(configured)
+        return Path(configured).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "streamproc" / "models"
 
@@ -156,7 +156,8 @@ class ModelRegistry:
                     f"model manifest {manifest}, entry {spec.name!r}: labels {spec.labels!r} "
                     "is not a kind = 'labels' entry"
                 )
-        return cls(specs, Path(models_dir) if models_dir else default_models_dir(), manifest)
+        folder = Path(models_dir).expanduser() if models_dir else default_models_dir()
+        return cls(specs, folder, manifest)
 
     def get(self, name: str) -> ModelSpec:
         spec = self.specs.get(name)
