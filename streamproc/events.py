@@ -113,16 +113,8 @@ class TrackEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
-            "type": self.type,
-            "event_id": self.event_id,
+            **_header(self),
             "seq": self.seq,
-            "source": self.source_id,
-            "track_id": self.track_id,
-            "label": self.label,
-            **moment_dict(self.at),
-            "width": self.width,
-            "height": self.height,
             "start": moment_dict(self.start),
             "end": moment_dict(self.last.at) if self.type == "end" else None,
             "duration_s": round(self.last.at.seconds_since(self.start), 6),
@@ -155,21 +147,28 @@ class SceneEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
-            "type": self.type,
-            "event_id": self.event_id,
-            "source": self.source_id,
-            "track_id": None,
-            "label": self.label,
-            **moment_dict(self.at),
-            "width": self.width,
-            "height": self.height,
+            **_header(self),
             "trigger": self.trigger,
             "classification": self.classification.to_dict(),
         }
 
 
 Event = TrackEvent | SceneEvent
+
+
+def _header(event: Event) -> dict[str, Any]:
+    """The fields every event starts with: what, which source and track, the frame that raised it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": event.type,
+        "event_id": event.event_id,
+        "source": event.source_id,
+        "track_id": event.track_id,
+        "label": event.label,
+        **moment_dict(event.at),
+        "width": event.width,
+        "height": event.height,
+    }
 
 
 def track_event(

@@ -143,6 +143,7 @@ class Pipeline:
 
     def open(self) -> None:
         """Open sources and sinks, failing fast with a one-line error on bad inputs and outputs."""
+        self._analysis = build_analysis(self.settings, self.stats.inference)  # bad models: before inputs
         taken: set[str] = set()
         single = len(self.settings.sources) == 1
         for source_settings in self.settings.sources:
@@ -177,7 +178,6 @@ class Pipeline:
                 nms_iou=detector_settings.nms_iou,
                 num_threads=detector_settings.threads,
             )
-        self._analysis = build_analysis(self.settings, self.stats.inference)
         self._sinks = [build_sink(sink_settings) for sink_settings in self.settings.sinks]
         for sink in self._sinks:
             sink.open()
