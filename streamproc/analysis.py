@@ -88,7 +88,7 @@ class Analysis:
         """Track the frame's faces; returns them with track ids (and classifications) and the events."""
         source = self._source(frame)
         at = Moment(frame.index, frame.pts, frame.wall_time)
-        source.last_at = at
+        source.last_at, source.size = at, (frame.width, frame.height)  # a camera may change size
         events: list[Event] = []
         if source.tracker is None:
             track_ids = None

@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out-video out/annotated.mp4",
     )
     run.add_argument(
-        "inputs", nargs="*", metavar="INPUT", help="video file(s); replaces the config's sources"
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="video file, rtsp:// url, /dev/videoN or camera:N; replaces the config's sources",
     )
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
     run.add_argument(
@@ -60,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
     run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--duration", type=float, metavar="S", help="stop after S seconds (live sources run until stopped)"
+    )
+    run.add_argument("--rtsp-transport", choices=["tcp", "udp"], help="RTSP media transport (default tcp)")
     run.add_argument("--snapshots", type=Path, metavar="DIR", help="save each track's best face as JPEG here")
     run.add_argument(
         "--classify", choices=["faces", "keyframes", "both"], help="classify face crops and/or key frames"
@@ -100,6 +107,10 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["detector"] = detector
     if args.no_progress:
         overrides["progress"] = False
+    if args.duration is not None:
+        overrides["duration"] = args.duration
+    if args.rtsp_transport:
+        overrides["live"] = {"transport": args.rtsp_transport}
     if args.snapshots:
         overrides["snapshots"] = {"enabled": True, "dir": args.snapshots}
     classifier = {"enabled": True, "targets": args.classify} if args.classify else {}
@@ -130,13 +141,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _stop_on_signals(pipeline.stop)
     with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
         report = pipeline.run(progress=bar.update)
+    latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
+        latency = latencies.get(source.source_id) or {}
+        timing = (
+            f"; capture-to-sink latency ms p50 {latency['p50']} p95 {latency['p95']} p99 {latency['p99']}"
+            if latency.get("count")
+            else ""
+        )
         log.info(
-            "%s: %d frames processed, %d dropped, %s",
+            "%s: %d frames processed, %d dropped, %s%s",
             source.source_id,
             source.frames_processed,
             source.dropped,
             source.state,
+            timing,
         )
     log.info(
         "processed %d frames in %.1f s (%.1f fps)%s",
@@ -146,8 +165,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         " (stopped by signal)" if report.interrupted else "",
     )
     problems = report.problems()
-    if problems:
+    if not report.ok:
         raise StreamprocError("; ".join(problems))
+    for problem in problems:  # a camera failed while others ran: reported, not fatal
+        log.warning("%s", problem)
     return EXIT_OK
 
 

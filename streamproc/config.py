@@ -6,13 +6,14 @@ the environment at import time; :func:`load_settings` does it when called.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streamproc.errors import ConfigError
@@ -38,15 +39,81 @@ class DetectorSettings(StrictModel):
     threads: int = Field(1, ge=1, le=64, description="LiteRT CPU threads for the detector")
 
 
-class SourceSettings(StrictModel):
-    """One input: a video file (RTSP cameras and local cameras come later)."""
+class BackoffSettings(StrictModel):
+    """Reconnect delays: initial * factor**attempt, capped, with random jitter so cameras that went
+    down together do not reconnect in lockstep."""
 
-    url: str = Field(description="path of a video file")
-    id: str | None = Field(None, description="name used in events and output paths; default: file stem")
+    initial: float = Field(0.5, gt=0, le=3600, description="seconds before the first retry")
+    factor: float = Field(2.0, ge=1, le=10, description="each failed attempt multiplies the delay by this")
+    max: float = Field(30.0, gt=0, le=86_400, description="cap on the delay, seconds")
+    jitter: float = Field(0.2, ge=0, le=1, description="delays vary randomly by +- this fraction")
+    reset_after: float = Field(
+        30.0, ge=0, description="seconds of healthy streaming after which the delay starts over"
+    )
+    max_attempts: int = Field(
+        0, ge=0, description="failed attempts in a row before the source is failed; 0: retry forever"
+    )
+
+
+class LiveSettings(StrictModel):
+    """Live sources (RTSP and local cameras): transport, timeouts and reconnection."""
+
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media (RTP)")
+    connect_timeout: float = Field(
+        5.0, gt=0, le=600, description="seconds allowed for each step of connecting (handshake, probing)"
+    )
+    read_timeout: float = Field(5.0, gt=0, le=600, description="seconds without any data before reconnecting")
+    stall_timeout: float = Field(
+        10.0, gt=0, le=3600, description="seconds without a new frame while connected before reconnecting"
+    )
+    reconnect: BackoffSettings = Field(default_factory=BackoffSettings)
+
+
+def _overrides_of(model: type[BaseModel]) -> type[BaseModel]:
+    """The same fields, checks and nesting as ``model``, all optional: the keys a source overrides."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _overrides_of(annotation)
+        optional = copy.copy(info)
+        optional.default, optional.default_factory = None, None
+        optional.annotation = annotation | None  # type: ignore[operator]
+        fields[name] = (optional.annotation, optional)
+    return create_model(f"{model.__name__}Overrides", __base__=StrictModel, **fields)
+
+
+LiveOverrides = _overrides_of(LiveSettings)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, Mapping) else value
+    return merged
+
+
+class CameraSettings(StrictModel):
+    """What to ask a local camera for; the driver picks the nearest mode it supports."""
+
+    width: int | None = Field(None, ge=1, le=16_384, description="requested width in pixels")
+    height: int | None = Field(None, ge=1, le=16_384, description="requested height in pixels")
+    fps: float | None = Field(None, gt=0, le=1000, description="requested frame rate")
+
+
+class SourceSettings(StrictModel):
+    """One input: a video file, an RTSP camera or a local camera."""
+
+    url: str = Field(description="video file path, rtsp:// URL, /dev/videoN or camera:N")
+    id: str | None = Field(None, description="name used in events and output paths; default: from the url")
     buffer_policy: Literal["auto", "block", "drop_oldest"] = Field(
         "auto", description="auto: block (lossless) for files, drop_oldest (freshest) for live sources"
     )
     buffer_size: int = Field(16, ge=1, le=10_000, description="frames held between decoder and inference")
+    live: LiveOverrides = Field(  # type: ignore[valid-type]
+        default_factory=LiveOverrides, description="keys of the global 'live' settings to change here"
+    )
+    camera: CameraSettings = Field(default_factory=CameraSettings, description="local cameras only")
 
 
 class JsonlSinkSettings(StrictModel):
@@ -151,6 +218,7 @@ class Settings(BaseSettings):
         nested_model_default_partial_update=True,
     )
 
+    live: LiveSettings = Field(default_factory=LiveSettings, description="defaults for every live source")
     sources: list[SourceSettings] = Field(default_factory=list, description="inputs to process")
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     sinks: list[SinkSettings] = Field(default_factory=list, description="where results go")
@@ -165,6 +233,14 @@ class Settings(BaseSettings):
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    duration: float | None = Field(
+        None, gt=0, description="stop after this many seconds; default: live sources run until stopped"
+    )
+
+    def live_for(self, source: SourceSettings) -> LiveSettings:
+        """The global live settings with this source's overrides applied, key by key."""
+        overrides = source.live.model_dump(exclude_none=True)
+        return LiveSettings.model_validate(_merge(self.live.model_dump(), overrides))
 
 
 class _YamlSource(PydanticBaseSettingsSource):

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from streamproc.analysis import Analysis, build_analysis
-from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener
+from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
-from streamproc.capture.file import FileSource
+from streamproc.capture.factory import build_source
+from streamproc.capture.urls import default_source_id
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
 from streamproc.errors import ConfigError, InputError, StreamprocError
 from streamproc.frames import Frame, FrameResult, StreamInfo
@@ -36,6 +37,7 @@ class SourceReport:
     frames_processed: int = 0
     dropped: int = 0
     error: str | None = None
+    live: bool = False
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,12 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return all(source.ok for source in self.sources) and not self.sink_errors
+        """Every file was read in full, no sink failed, and (with cameras) at least one camera was
+        still running: a camera that fails while others stream is reported, not fatal."""
+        files_ok = all(source.ok for source in self.sources if not source.live)
+        live = [source for source in self.sources if source.live]
+        live_ok = not live or any(source.ok for source in live)
+        return files_ok and live_ok and not self.sink_errors
 
     def problems(self) -> list[str]:
         found = [f"{s.source_id}: {s.error}" for s in self.sources if s.error]
@@ -76,20 +83,16 @@ def build_sink(settings: JsonlSinkSettings | VideoSinkSettings) -> Sink:
 
 
 def source_id_for(settings: SourceSettings, taken: set[str]) -> str:
-    """A unique, readable id: the configured one, else the file stem (numbered on clashes)."""
+    """A unique, readable id: the configured one, else one from the url (numbered on clashes)."""
     if settings.id:
         if settings.id in taken:
             raise ConfigError(f"source id '{settings.id}' is used twice: give each source its own id")
         return settings.id
-    base = Path(settings.url).stem or "source"
+    base = default_source_id(settings.url)
     candidate, number = base, 2
     while candidate in taken:
         candidate, number = f"{base}-{number}", number + 1
     return candidate
-
-
-def build_source(settings: SourceSettings, source_id: str, listener: StatusListener | None) -> Source:
-    return FileSource(source_id, settings.url, listener)
 
 
 def buffer_policy(settings: SourceSettings, info: StreamInfo) -> BufferPolicy:
@@ -131,6 +134,10 @@ class Pipeline:
         self._stop.set()
         self._stop_sources()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def _stop_sources(self) -> None:
         for source in self._sources:
             source.stop()
@@ -149,7 +156,7 @@ class Pipeline:
         for source_settings in self.settings.sources:
             source_id = source_id_for(source_settings, taken)
             taken.add(source_id)
-            source = build_source(source_settings, source_id, self._on_status)
+            source = build_source(self.settings, source_settings, source_id, self._on_status)
             try:
                 info = source.open()
             except InputError as exc:
@@ -157,7 +164,9 @@ class Pipeline:
                     raise
                 log.error("source %s: %s (other sources continue)", source_id, exc)
                 self._failed_at_open.append(
-                    SourceReport(source_id, source_settings.url, SourceState.FAILED.value, error=str(exc))
+                    SourceReport(
+                        source_id, source.url, SourceState.FAILED.value, error=str(exc), live=source.live
+                    )
                 )
                 continue
             policy = buffer_policy(source_settings, info)
@@ -192,26 +201,31 @@ class Pipeline:
         for runner in runners:
             runner.start()
         model_name = f"blazeface-{self.settings.detector.model}"
-        letterboxes = {info.source_id: detector.letterbox(info.width, info.height) for info in self.streams}
+        # by frame size, not by source: a camera's size is known once connected and may change
+        letterbox = functools.lru_cache(maxsize=64)(detector.letterbox)
 
         def prepare(frame: Frame) -> None:
             # runs in the capture thread: scaling to the detector's input overlaps with inference
-            box = letterboxes[frame.source_id]
+            box = letterbox(frame.width, frame.height)
             frame.rgb(box.scaled_width, box.scaled_height)
 
         started = time.perf_counter()
+        duration = self.settings.duration
         for source in self._sources:
             source.start(prepare)
         report = RunReport()
         try:
             while True:
+                if duration is not None and time.perf_counter() - started >= duration and not self.stopping:
+                    log.info("ran for %g s (--duration): stopping", duration)
+                    self.stop()
                 frame = self._scheduler.next_frame(timeout=0.5)
                 if frame is None:
                     self._end_finished_sources()
                     if self._scheduler_finished():
                         break
                     continue
-                box = letterboxes[frame.source_id]
+                box = letterbox(frame.width, frame.height)
                 tick = time.perf_counter()
                 detections = detector.detect_scaled(frame.rgb(box.scaled_width, box.scaled_height), box)
                 detect_ms = (time.perf_counter() - tick) * 1000.0
@@ -229,8 +243,7 @@ class Pipeline:
                 self._end_finished_sources()
         finally:
             self._stop_sources()
-            for source in self._sources:
-                source.join()
+            join_sources(self._sources)
             self._end_finished_sources(everything=True)
             for runner in runners:
                 runner.close()
@@ -244,7 +257,10 @@ class Pipeline:
         """Current statistics, JSON-ready (see streamproc.stats)."""
         for source in self._sources:
             buffer = source.buffer
-            self.stats.set_counts(source.source_id, source.frames_decoded, buffer.dropped if buffer else 0)
+            dropped = buffer.dropped if buffer is not None else 0
+            self.stats.set_counts(
+                source.source_id, source.frames_decoded, dropped, source.state.value, source.failures
+            )
         return self.stats.snapshot()
 
     def _on_status(self, event: StatusEvent) -> None:
@@ -278,8 +294,9 @@ class Pipeline:
             state=source.state.value,
             frames_decoded=source.frames_decoded,
             frames_processed=self.stats.source(source.source_id).frames_processed,
-            dropped=buffer.dropped if buffer else 0,
+            dropped=buffer.dropped if buffer is not None else 0,
             error=source.error,
+            live=source.live,
         )
 
 

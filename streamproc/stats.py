@@ -49,6 +49,8 @@ class SourceStats:
     frames_processed: int = 0
     frames_dropped: int = 0
     faces: int = 0  # faces in the latest processed frame
+    state: str = ""  # the source's state: connecting, streaming, reconnecting, stopped, failed
+    failures: int = 0  # live sources: connection attempts that failed or broke
     latency_ms: _Recent = field(default_factory=_Recent)  # capture -> results handed to sinks
     processed_at: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
@@ -87,11 +89,14 @@ class PipelineStats:
         with self._lock:
             self._inference_ms.setdefault(model, _Recent()).add(milliseconds)
 
-    def set_counts(self, source_id: str, decoded: int, dropped: int) -> None:
+    def set_counts(
+        self, source_id: str, decoded: int, dropped: int, state: str = "", failures: int = 0
+    ) -> None:
         """Counts owned by the source and its buffer, copied in when a snapshot is taken."""
         with self._lock:
             stats = self._sources.setdefault(source_id, SourceStats())
             stats.frames_decoded, stats.frames_dropped = decoded, dropped
+            stats.state, stats.failures = state, failures
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
@@ -103,6 +108,8 @@ class PipelineStats:
                         "frames_decoded": stats.frames_decoded,
                         "frames_processed": stats.frames_processed,
                         "frames_dropped": stats.frames_dropped,
+                        "state": stats.state,
+                        "failures": stats.failures,
                         "faces": stats.faces,
                         "fps": round(stats.fps(now), 2),
                         "latency_ms": stats.latency_ms.summary(),

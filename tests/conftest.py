@@ -7,13 +7,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import av
 import pytest
+from rtsp_server import RtspServer
+
+from streamproc.inference.blazeface import BlazeFaceDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,3 +110,35 @@ def run_streamproc(*args: str | Path, timeout: float = 120, env: dict[str, str] 
 def run_cli() -> CliRunner:
     """Run ``python -m streamproc ARGS`` in a subprocess, as a user would."""
     return run_streamproc
+
+
+@pytest.fixture(scope="session")
+def blazeface() -> BlazeFaceDetector:
+    """One short-range BlazeFace for tests that run pipelines (loading it once saves time)."""
+    return BlazeFaceDetector("short")
+
+
+@pytest.fixture
+def make_rtsp_server(tmp_path: Path) -> Iterator[Callable[[], RtspServer]]:
+    """Starts rtsp-server-perl instances on free loopback ports; all are killed after the test."""
+    servers: list[RtspServer] = []
+
+    def make() -> RtspServer:
+        workdir = tmp_path / f"rtsp-{len(servers)}"
+        workdir.mkdir()
+        server = RtspServer(workdir)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def rtsp_server(make_rtsp_server: Callable[[], RtspServer]) -> RtspServer:
+    """A running RTSP server; ``publish(name, video)`` adds a stream, ``url(name)`` is where to read it."""
+    return make_rtsp_server()

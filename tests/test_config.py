@@ -41,6 +41,30 @@ def test_example_config_is_valid(repo_dir: Path) -> None:
     assert {sink.type for sink in settings.sinks} == {"jsonl", "video"}
 
 
+def test_cameras_example_is_valid_and_overrides_key_by_key(repo_dir: Path) -> None:
+    settings = load_settings(repo_dir / "config" / "cameras.yaml")
+    door, yard, desk = settings.sources
+    assert (door.id, yard.id, desk.id) == ("front-door", "yard", "desk")
+    assert settings.live_for(door) == settings.live
+    yard_live = settings.live_for(yard)
+    assert (yard_live.transport, yard_live.stall_timeout, yard_live.reconnect.max) == ("udp", 20, 10)
+    assert yard_live.reconnect.initial == settings.live.reconnect.initial  # not overridden: inherited
+    assert yard_live.read_timeout == settings.live.read_timeout
+    assert (desk.camera.width, desk.camera.height, desk.camera.fps) == (1280, 720, 30)
+
+
+def test_environment_changes_the_global_live_settings_sources_keep_their_overrides(
+    repo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMPROC_LIVE__RECONNECT__MAX", "5")
+    monkeypatch.setenv("STREAMPROC_LIVE__TRANSPORT", "udp")
+    settings = load_settings(repo_dir / "config" / "cameras.yaml")
+    door, yard, _ = settings.sources
+    assert settings.live_for(door).reconnect.max == 5 and settings.live_for(door).transport == "udp"
+    assert settings.live_for(yard).reconnect.max == 10  # the camera's own value wins
+    assert settings.live.connect_timeout == 5  # the rest still comes from the file
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -51,6 +75,14 @@ def test_example_config_is_valid(repo_dir: Path) -> None:
         ("sinks:\n  - type: video\n    path: a.mp4\n    crf: 99\n", "'sinks.0.crf'"),
         ("sinks:\n  - type: telegram\n    path: a\n", "'sinks.0'"),
         ("sources:\n  - {url: a.mp4, buffer_size: 0}\n", "'sources.0.buffer_size'"),
+        ("live:\n  transport: sctp\n", "'live.transport'"),
+        ("sources:\n  - {url: rtsp://a/b, live: {read_timout: 1}}\n", "'sources.0.live.read_timout'"),
+        (
+            "sources:\n  - {url: rtsp://a/b, live: {reconnect: {factor: 0.5}}}\n",
+            "'sources.0.live.reconnect.factor'",
+        ),
+        ("sources:\n  - {url: /dev/video0, camera: {fps: 0}}\n", "'sources.0.camera.fps'"),
+        ("duration: -1\n", "'duration'"),
     ],
 )
 def test_bad_values_name_key_and_file(tmp_path: Path, text: str, expected: str) -> None:

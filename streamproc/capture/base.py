@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -44,12 +44,16 @@ class Source:
     and :meth:`_capture` (the decode loop, run in the thread).
     """
 
+    live = False  # a camera or stream (runs until stopped) rather than a file
+    join_grace: float | None = None  # seconds to wait for the thread at shutdown; None: until it ends
+
     def __init__(self, source_id: str, url: str, listener: StatusListener | None = None) -> None:
         self.source_id = source_id
         self.url = url
         self.state = SourceState.CONNECTING
         self.error: str | None = None
         self.frames_decoded = 0
+        self.failures = 0  # live sources: connection attempts that failed or broke
         self._listener = listener
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,3 +124,14 @@ class Source:
             self._buffer.close()
             if self.state not in (SourceState.FAILED, SourceState.STOPPED):
                 self.set_state(SourceState.STOPPED)
+
+
+def join_sources(sources: Iterable[Source]) -> None:
+    """Wait for capture threads after ``stop``: files until they end, live sources for at most their
+    ``join_grace``, counted from one common start so many cameras do not add up."""
+    start = time.monotonic()
+    for source in sources:
+        if source.join_grace is None:
+            source.join()
+        else:
+            source.join(max(0.0, start + source.join_grace - time.monotonic()))

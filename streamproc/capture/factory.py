@@ -1,0 +1,23 @@
+"""Picks the source class for a configured input: file, RTSP camera or local camera."""
+
+from __future__ import annotations
+
+from streamproc.capture.base import Source, StatusListener
+from streamproc.capture.camera import CameraSource
+from streamproc.capture.file import FileSource
+from streamproc.capture.rtsp import RtspSource
+from streamproc.capture.urls import SourceKind, camera_device, source_kind
+from streamproc.config import Settings, SourceSettings
+
+
+def build_source(
+    settings: Settings, source: SourceSettings, source_id: str, listener: StatusListener | None
+) -> Source:
+    """The source for one ``sources:`` entry, with the global live settings and its overrides."""
+    kind = source_kind(source.url)
+    if kind is SourceKind.RTSP:
+        return RtspSource(source_id, source.url, settings.live_for(source), listener)
+    if kind is SourceKind.CAMERA:
+        device = camera_device(source.url)
+        return CameraSource(source_id, device, settings.live_for(source), source.camera, listener)
+    return FileSource(source_id, source.url, listener)
