@@ -16,6 +16,7 @@ from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
 from streamproc.errors import ConfigError, InputError, StreamprocError
+from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.sinks.base import Sink, SinkRunner
@@ -271,15 +272,22 @@ class Pipeline:
             self._status_listener(event)
 
     def _end_finished_sources(self, everything: bool = False) -> None:
-        """Send the ``end`` events of sources that have no frames left (all of them at shutdown)."""
+        """Send the ``end`` events of sources that have no frames left (all of them at shutdown),
+        and of cameras that dropped: their faces cannot be followed across the outage."""
         if self._analysis is None:
             return
-        reason = "stopped" if self._stop.is_set() else "source_ended"
-        for buffer in self._scheduler.buffers:
-            if buffer.source_id in self._ended or not (everything or buffer.finished):
+        for source in self._sources:
+            buffer = source.buffer
+            if source.source_id in self._ended or buffer is None:
                 continue
-            self._ended.add(buffer.source_id)
-            events = self._analysis.finish(buffer.source_id, reason)
+            if everything or buffer.finished:
+                self._ended.add(source.source_id)
+                reason: EndReason = "stopped" if self._stop.is_set() else "source_ended"
+            elif source.state is SourceState.RECONNECTING and not len(buffer):
+                reason = "lost"
+            else:
+                continue
+            events = self._analysis.finish(source.source_id, reason)
             for runner in self._runners:
                 runner.submit_events(events)
 

@@ -17,7 +17,10 @@ import jsonschema
 import numpy as np
 import pytest
 from conftest import CliRunner, read_records, run_streamproc
+from live_run import LiveRun, live_settings, wait_until
+from rtsp_server import RtspServer
 
+from streamproc.capture.base import SourceState
 from streamproc.config import ClassifierSettings, JsonlSinkSettings, Settings, SourceSettings
 from streamproc.events import SCHEMA_PATH
 from streamproc.frames import ArrayPicture, Detections, Frame, FrameResult, StreamInfo
@@ -282,3 +285,23 @@ def test_live_runner_drops_frames_but_never_events() -> None:
     runner.close()
     assert runner.dropped > 0 and sink.frames < 20
     assert sink.events == [f"e{number}" for number in range(20)] + ["end"]
+
+
+def test_camera_outage_ends_its_tracks(
+    rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector
+) -> None:
+    rtsp_server.publish("cam", sample_video)
+    run = LiveRun(live_settings(rtsp_server.url("cam")), blazeface)
+    recorder = RecordingSink()
+    run.pipeline._sinks.append(recorder)
+
+    def of_type(kind: str) -> list[dict[str, Any]]:
+        return [event for event in list(recorder.events) if event["type"] == kind]
+
+    with run:
+        wait_until(lambda: len(of_type("new")) == 2, 20, "both faces tracked")
+        rtsp_server.kill()
+        wait_until(lambda: len(of_type("end")) == 2, 15, "the tracks to end during the outage")
+        assert run.first("s0", SourceState.RECONNECTING) is not None
+    assert {event["end_reason"] for event in of_type("end")} == {"lost"}
+    assert sorted(e["track_id"] for e in of_type("end")) == sorted(e["track_id"] for e in of_type("new"))
