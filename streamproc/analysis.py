@@ -89,47 +89,32 @@ class Analysis:
         source = self._source(frame)
         at = Moment(frame.index, frame.pts, frame.wall_time)
         source.last_at, source.size = at, (frame.width, frame.height)  # a camera may change size
-        events: list[Event] = []
-        if source.tracker is None:
-            track_ids = None
-            to_classify: list[Track] = []
-            step = None
-        else:
-            step = source.tracker.update(at, detections, frame.width, frame.height)
+        step = source.tracker.update(at, detections, frame.width, frame.height) if source.tracker else None
+        faces: list[Track] = []
+        if step is not None:
             for track in step.confirmed:
                 source.tracks[track.key] = _TrackState()
             for track in step.better_view:
                 source.tracks[track.key].pending.add("best")
             self._capture_views(frame, source, step.confirmed + step.better_view)
-            to_classify = self._faces_due(frame.index, source, step.confirmed, step.better_view)
-            track_ids = [t.track_id if t is not None else None for t in step.assigned]
+            faces = self._faces_due(frame.index, source, step.confirmed, step.better_view)
         trigger = source.keyframes.check(frame) if source.keyframes else None
-        results = self._classify(frame, [t.last.box for t in to_classify], trigger is not None)
-        classified: dict[int, Classification] = {}
-        for track, result in zip(to_classify, results, strict=False):
-            self._set_classification(source.tracks[track.key], result)
-            classified[track.key] = result
+        results = self._classify(frame, [track.last.box for track in faces], whole_frame=trigger is not None)
+        classified = {track.key: result for track, result in zip(faces, results, strict=False)}
+        for key, result in classified.items():
+            self._set_classification(source.tracks[key], result)
+
+        events: list[Event] = []
         if step is not None:
-            for track in step.ended:
-                events.append(self._track_event("end", track, source, at, "lost"))
-            for track in step.confirmed:
-                events.append(self._track_event("new", track, source, at))
+            events += [self._track_event("end", track, source, at, "lost") for track in step.ended]
+            events += [self._track_event("new", track, source, at) for track in step.confirmed]
             events += self._updates(source, at)
-        if trigger is not None:
-            events.append(
-                SceneEvent(
-                    self.ids.scene_id(), frame.source_id, at, frame.width, frame.height, trigger, results[-1]
-                )
-            )
+        if trigger is not None:  # the whole frame's result comes after the faces'
+            scene = SceneEvent(self.ids.scene_id(), frame.source_id, at, *source.size, trigger, results[-1])
+            events.append(scene)
         if step is None:
             return detections, tuple(events)
-        extra = {**detections.extra, "track_id": np.array(track_ids, dtype=object)}
-        if classified:
-            extra["classification"] = np.array(
-                [classified.get(t.key) if t is not None else None for t in step.assigned], dtype=object
-            )
-        tracked = Detections(detections.boxes, detections.scores, detections.keypoints, extra)
-        return tracked, tuple(events)
+        return _with_tracks(detections, step.assigned, classified), tuple(events)
 
     def finish(self, source_id: str, reason: EndReason = "source_ended") -> list[Event]:
         """The source is over: end every open track (exactly one ``end`` per ``new``)."""
@@ -282,4 +267,31 @@ def build_analysis(settings: Settings, on_inference: InferenceTimer | None = Non
     snapshots = SnapshotWriter(settings.snapshots) if settings.snapshots.enabled else None
     if snapshots is not None:
         snapshots.open()
-    return Analysis(settings, classifier, snapshots, on_inference=on_inference)
+    analysis = Analysis(settings, classifier, snapshots, on_inference=on_inference)
+    if classifier is not None:
+        width, height = classifier.input_size
+        log.info(
+            "classifying %s with %s (%dx%d, %s)",
+            settings.classifier.targets,
+            classifier.name,
+            width,
+            height,
+            classifier.model.path,
+        )
+    if snapshots is not None:
+        log.info("saving the best view of each face track in %s", settings.snapshots.dir)
+    return analysis
+
+
+def _with_tracks(
+    detections: Detections, assigned: list[Track | None], classified: dict[int, Classification]
+) -> Detections:
+    """The detections plus per-face ``track_id`` (confirmed tracks) and ``classification`` columns."""
+    extra = {
+        **detections.extra,
+        "track_id": np.array([track.track_id if track else None for track in assigned], dtype=object),
+    }
+    if classified:
+        column = [classified.get(track.key) if track else None for track in assigned]
+        extra["classification"] = np.array(column, dtype=object)
+    return Detections(detections.boxes, detections.scores, detections.keypoints, extra)
