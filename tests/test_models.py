@@ -15,7 +15,7 @@ import pytest
 from conftest import CliRunner
 from test_bad_input import assert_one_line_error
 
-from streamproc.config import ClassifierSettings
+from streamproc.config import ClassifierSettings, load_settings
 from streamproc.errors import ConfigError, ModelError
 from streamproc.inference.classifier import open_classifier
 from streamproc.inference.models import MANIFEST_PATH, FileState, ModelRegistry, blazeface_model_path
@@ -204,6 +204,12 @@ def test_path_model_must_declare_its_preprocessing() -> None:
     settings = ClassifierSettings(enabled=True, model=str(blazeface_model_path("short")))
     with pytest.raises(ConfigError, match=r"classifier\.preprocessing must be set"):
         open_classifier(settings, ModelRegistry.load())
+
+
+def test_example_config_classifies_with_its_documented_values(repo_dir: Path) -> None:
+    settings = load_settings(repo_dir / "config" / "example.yaml", {"classifier": {"enabled": True}})
+    classifier = open_classifier(settings.classifier, ModelRegistry.load(settings.models_dir))
+    assert classifier.name == "mobilenet_v2" and classifier.input_size == (224, 224)
 
 
 def test_manifest_model_keeps_its_declared_preprocessing() -> None:

@@ -201,7 +201,8 @@ def open_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Cl
     """The classifier the settings name: a manifest model (checked against its sha256) or a path."""
     if settings.model in registry.specs:
         spec = registry.get(settings.model)
-        overridden = sorted(set(_PATH_ONLY_FIELDS) & settings.model_fields_set)
+        defaults = ClassifierSettings.model_fields
+        overridden = [name for name in _PATH_ONLY_FIELDS if getattr(settings, name) != defaults[name].default]
         if overridden:
             raise ConfigError(
                 f"classifier.{overridden[0]} applies to models given by path; {spec.name} declares its "
