@@ -12,7 +12,10 @@ declare -A NEEDED=(
   [ffprobe]=ffmpeg
   [mosquitto]=mosquitto
   [mosquitto_sub]=mosquitto-clients
+  [openssl]=openssl
   [rtsp-server-perl]=rtsp-server-perl
+  [chromium]=chromium                # the live-view test drives a real headless browser
+  [chromedriver]=chromium-driver
 )
 
 missing=()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import signal
 import sys
@@ -13,7 +15,8 @@ from typing import Any
 
 from streamproc import __version__
 from streamproc.errors import StreamprocError
-from streamproc.logs import setup_logging
+from streamproc.logs import set_own_level, setup_logging
+from streamproc.mqtt.subscriber import add_events_command
 
 log = logging.getLogger("streamproc")
 
@@ -73,9 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--classifier-model", metavar="NAME", help="manifest name or model path (mobilenet_v2)")
     run.add_argument("--models-dir", type=Path, metavar="DIR", help="where fetched models are")
+    run.add_argument(
+        "--http",
+        type=_http_address,
+        metavar="[HOST:]PORT",
+        help="serve /metrics, /healthz, /readyz, /api/* and the live view (default host 127.0.0.1)",
+    )
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
+    _add_models(commands)
+    _add_report(commands)
+    _add_config(commands)
+    add_events_command(commands, _add_common)
+    return parser
+
+
+def _add_models(commands: Any) -> None:
     models = commands.add_parser(
         "models",
         help="list, download and check the models streamproc uses",
@@ -91,7 +108,62 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--timeout", type=float, default=60.0, metavar="S", help="fetch: network timeout")
     _add_common(models)
     models.set_defaults(handler=_cmd_models)
-    return parser
+
+
+def _add_report(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="turn JSON Lines results into a self-contained HTML report",
+        description="Write one HTML page (no external files) with a face-presence timeline per source "
+        "and a table of face tracks with thumbnails, classifications and durations.",
+        epilog="example: streamproc report out/sample.jsonl -o report.html --video samples/sample.mp4",
+    )
+    report.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl", help="results of a run")
+    report.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="HTML file to write (default: first input, .html)"
+    )
+    report.add_argument(
+        "--video",
+        action="append",
+        default=[],
+        metavar="[SOURCE=]VIDEO",
+        help="crop thumbnails from this recording when the results have no snapshots (repeatable)",
+    )
+    report.add_argument("--title", help="page title (default: the input file names)")
+    _add_common(report)
+    report.set_defaults(handler=_cmd_report)
+
+
+def _add_config(commands: Any) -> None:
+    config = commands.add_parser("config", help="check a config file or print the config's JSON Schema")
+    actions = config.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check",
+        help="validate FILE and print the effective config, secrets masked",
+        description="Validate FILE (with STREAMPROC_* environment variables on top) and print the "
+        "effective configuration as YAML with secrets masked. Exit code 2 and one line naming the key "
+        "when something is wrong.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
+    _add_common(check)
+    check.set_defaults(handler=_cmd_config_check)
+    schema = actions.add_parser("schema", help="print the JSON Schema of the config file")
+    schema.add_argument(
+        "--format", choices=["json", "markdown"], default="json", help="markdown: a table of every field"
+    )
+    _add_common(schema)
+    schema.set_defaults(handler=_cmd_config_schema)
+
+
+def _http_address(text: str) -> dict[str, Any]:
+    """'8080', '0.0.0.0:8080' or '[::1]:8080' -> the http settings that enable the server."""
+    host, colon, port = text.rpartition(":")
+    if not port.isdigit() or (colon and not host):
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT such as 8080 or 127.0.0.1:8080, not {text!r}")
+    address: dict[str, Any] = {"enabled": True, "port": int(port)}
+    if host:
+        address["host"] = host.removeprefix("[").removesuffix("]")
+    return address
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,6 +192,8 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["classifier"] = classifier
     if args.models_dir:
         overrides["models_dir"] = args.models_dir
+    if args.http:
+        overrides["http"] = args.http
     return overrides
 
 
@@ -127,8 +201,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
     from streamproc.pipeline import Pipeline
     from streamproc.progress import ProgressBar
+    from streamproc.server import StatusServer
+    from streamproc.sinks.live import LiveViewSink
 
     settings = load_settings(args.config, _run_overrides(args))
+    if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
+        set_own_level(settings.log_level)
     if args.events:
         settings.sinks.append(JsonlSinkSettings(type="jsonl", path=args.events))
     if args.out_video:
@@ -136,11 +214,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
 
-    pipeline = Pipeline(settings)
-    pipeline.open()
-    _stop_on_signals(pipeline.stop)
-    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
-        report = pipeline.run(progress=bar.update)
+    live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
+    pipeline = Pipeline(settings, extra_sinks=[live] if live else ())
+    server = StatusServer(settings.http, pipeline, live) if live else contextlib.nullcontext()
+    with server:
+        pipeline.open()
+        _stop_on_signals(pipeline.stop)
+        with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+            report = pipeline.run(progress=bar.update)
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
         latency = latencies.get(source.source_id) or {}
@@ -178,6 +259,32 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return run_models_command(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from streamproc.report import write_report
+
+    output = args.output or args.events[0].with_suffix(".html")
+    write_report(args.events, output, videos=args.video, title=args.title)
+    return EXIT_OK
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from streamproc.config_tools import check_config, effective_config_yaml
+
+    settings = check_config(args.file)
+    print(effective_config_yaml(settings, str(args.file)), end="")
+    log.info("%s is valid", args.file)
+    return EXIT_OK
+
+
+def _cmd_config_schema(args: argparse.Namespace) -> int:
+    from streamproc.config_tools import config_schema, schema_markdown
+
+    schema = config_schema()
+    text = schema_markdown(schema) if args.format == "markdown" else json.dumps(schema, indent=2) + "\n"
+    print(text, end="")
+    return EXIT_OK
+
+
 def _stop_on_signals(stop: Any) -> None:
     """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once."""
 
@@ -191,25 +298,28 @@ def _stop_on_signals(stop: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _log_level(args: argparse.Namespace) -> int:
+def _verbosity(args: argparse.Namespace) -> int:
+    """-v count minus -q count; --debug implies -v (streamproc's debug lines hold the tracebacks)."""
     verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
     if getattr(args, "debug", False):
-        verbosity = max(verbosity, 2)
-    return {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.INFO}.get(
-        verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR
-    )
+        verbosity = max(verbosity, 1)
+    return verbosity
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(_log_level(args), json_format=getattr(args, "log_format", "text") == "json")
+    json_logs = getattr(args, "log_format", "text") == "json"
+    setup_logging(_verbosity(args), json_format=json_logs)
     try:
         return args.handler(args)
     except StreamprocError as exc:
         if getattr(args, "debug", False):
             log.exception("failed")
-        print(f"streamproc: error: {exc}", file=sys.stderr)
+        if json_logs:  # log shippers get every line as JSON
+            log.error("error: %s", exc)
+        else:
+            print(f"streamproc: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("streamproc: interrupted", file=sys.stderr)

@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streamproc.errors import ConfigError
@@ -66,7 +76,9 @@ class LiveSettings(StrictModel):
     stall_timeout: float = Field(
         10.0, gt=0, le=3600, description="seconds without a new frame while connected before reconnecting"
     )
-    reconnect: BackoffSettings = Field(default_factory=BackoffSettings)
+    reconnect: BackoffSettings = Field(
+        default_factory=BackoffSettings, description="exponential backoff between connection attempts"
+    )
 
 
 def _overrides_of(model: type[BaseModel]) -> type[BaseModel]:
@@ -132,11 +144,126 @@ class VideoSinkSettings(StrictModel):
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor: lower is better quality")
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
-    draw_keypoints: bool = True
-    draw_scores: bool = True
+    draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
+    draw_scores: bool = Field(True, description="label each box with its score")
 
 
-SinkSettings = Annotated[JsonlSinkSettings | VideoSinkSettings, Field(discriminator="type")]
+QoS = Literal[0, 1, 2]
+
+
+class MqttQosSettings(StrictModel):
+    """MQTT quality of service per kind of topic: 0 at most once, 1 at least once, 2 exactly once."""
+
+    available: QoS = Field(1, description="QoS of {prefix}/available (online/offline)")
+    events: QoS = Field(1, description="QoS of {prefix}/events (track events)")
+    faces: QoS = Field(1, description="QoS of {prefix}/{source}/faces (face count)")
+    status: QoS = Field(1, description="QoS of {prefix}/{source}/status (source state)")
+    snapshot: QoS = Field(0, description="QoS of {prefix}/{source}/snapshot (JPEG)")
+    stats: QoS = Field(0, description="QoS of {prefix}/stats (periodic statistics)")
+    detections: QoS = Field(0, description="QoS of {prefix}/{source}/detections (per-frame records)")
+    discovery: QoS = Field(1, description="QoS of Home Assistant discovery configs")
+
+
+class HomeAssistantSettings(StrictModel):
+    """Home Assistant MQTT discovery: each source appears as a 'face detected' binary sensor and a
+    'faces' sensor."""
+
+    enabled: bool = Field(False, description="publish discovery configs (opt-in)")
+    discovery_prefix: str = Field("homeassistant", min_length=1, description="Home Assistant's prefix")
+    node_id: str | None = Field(None, description="groups this instance's entities; default: topic prefix")
+
+
+class MqttSinkSettings(StrictModel):
+    """Publish events, face counts, source status and stats to the broker in the ``mqtt`` section."""
+
+    type: Literal["mqtt"]
+    qos: MqttQosSettings = Field(default_factory=MqttQosSettings)
+    queue_size: int = Field(
+        10_000, ge=1, le=10_000_000, description="messages held while the broker is away; oldest dropped"
+    )
+    max_inflight: int = Field(20, ge=1, le=65_535, description="QoS>=1 messages awaiting their ack")
+    reconnect_min_delay: float = Field(0.5, gt=0, le=3600, description="first retry after a loss (s)")
+    reconnect_max_delay: float = Field(30.0, gt=0, le=3600, description="retries slow down to this (s)")
+    close_timeout: float = Field(10.0, ge=0, le=3600, description="time to deliver the rest at exit (s)")
+    stats_interval: float = Field(10.0, ge=0, description="seconds between {prefix}/stats messages; 0: off")
+    snapshot: bool = Field(False, description="publish a JPEG of the best face")
+    snapshot_interval: float = Field(5.0, ge=0, description="at most one snapshot per source this often (s)")
+    snapshot_quality: int = Field(85, ge=1, le=100, description="JPEG quality of snapshots")
+    detections: bool = Field(False, description="publish per-frame detections")
+    detections_interval: float = Field(1.0, ge=0, description="min seconds between them; 0: all")
+    home_assistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> MqttSinkSettings:
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise ValueError("reconnect_max_delay must not be less than reconnect_min_delay")
+        return self
+
+
+SinkSettings = Annotated[
+    JsonlSinkSettings | VideoSinkSettings | MqttSinkSettings, Field(discriminator="type")
+]
+
+
+class MqttTlsSettings(StrictModel):
+    """TLS to the broker. The server certificate is always verified (against ca_file or the system CAs)."""
+
+    enabled: bool = Field(False, description="connect with TLS")
+    ca_file: FilePath | None = Field(None, description="CA certificate(s) in PEM; default: the system's CAs")
+    cert_file: FilePath | None = Field(None, description="client certificate in PEM, for brokers that ask")
+    key_file: FilePath | None = Field(None, description="client private key in PEM (if not in cert_file)")
+    insecure: bool = Field(False, description="skip the host-name check (the chain is still verified)")
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> MqttTlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file is set but cert_file is not: give the client certificate too")
+        return self
+
+
+class MqttSettings(StrictModel):
+    """The MQTT broker and topic layout, shared by the mqtt sink and ``streamproc events``."""
+
+    host: str = Field("localhost", min_length=1, description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65_535, description="broker port (1883 plain, 8883 TLS by convention)")
+    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version")
+    client_id: str | None = Field(None, description="default: unique per connection")
+    username: str | None = Field(
+        None, description="broker login; the password comes from STREAMPROC_MQTT__PASSWORD"
+    )
+    password: SecretStr | None = Field(None, description="better set STREAMPROC_MQTT__PASSWORD")
+    keepalive: int = Field(30, ge=5, le=65_535, description="seconds between keep-alive pings")
+    connect_timeout: float = Field(10.0, gt=0, le=600, description="seconds to wait for the broker's answer")
+    topic_prefix: str = Field("streamproc", description="every topic starts with this")
+    tls: MqttTlsSettings = Field(default_factory=MqttTlsSettings)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value  # YAML reads `5` as a number
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "+#\0"):
+            raise ValueError("must be a topic like 'streamproc' or 'home/cams': no '+', '#' or outer '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> MqttSettings:
+        if self.password is not None and self.username is None:
+            raise ValueError("a password is set but no username: set mqtt.username too")
+        return self
+
+
+class HttpSettings(StrictModel):
+    """The optional HTTP server: /metrics, /healthz, /readyz, /api/*, live view."""
+
+    enabled: bool = Field(False, description="serve metrics, health, stats and the live view over HTTP")
+    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 exposes it to the network")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start)")
+    live_fps: float = Field(10.0, gt=0.0, le=120.0, description="most frames per second sent to a viewer")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the live view")
 
 
 class TrackingSettings(StrictModel):
@@ -222,6 +349,8 @@ class Settings(BaseSettings):
     sources: list[SourceSettings] = Field(default_factory=list, description="inputs to process")
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     sinks: list[SinkSettings] = Field(default_factory=list, description="where results go")
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="broker for mqtt sinks and events")
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
@@ -232,9 +361,11 @@ class Settings(BaseSettings):
         64, ge=1, le=100_000, description="results queued per sink before inference waits for it"
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     duration: float | None = Field(
         None, gt=0, description="stop after this many seconds; default: live sources run until stopped"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="streamproc's log detail when no -v/-q/--debug flag is given"
     )
 
     def live_for(self, source: SourceSettings) -> LiveSettings:
@@ -307,8 +438,8 @@ def _describe(exc: ValidationError, config_path: Path | None, cli_data: Mapping[
     """One line naming the first bad key, where it came from and what is wrong."""
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
-    # pydantic adds the union member's tag to the location of discriminated unions; drop it
-    key = ".".join(part for part in loc if part not in ("jsonl", "video"))
+    # pydantic adds the union member's tag after the list index (sinks.0.<type>.field); drop it
+    key = ".".join(part for i, part in enumerate(loc) if not (i == 2 and loc[0] == "sinks"))
     origin = _origin(error["loc"], config_path, cli_data)
     message = error["msg"]
     if error["type"] == "extra_forbidden":

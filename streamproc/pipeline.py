@@ -6,21 +6,23 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamproc.analysis import Analysis, build_analysis
 from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError, StreamprocError
 from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.sinks.jsonl import JsonlSink
+from streamproc.sinks.mqtt import MqttSink, StatsProvider
 from streamproc.sinks.video import VideoSink
 from streamproc.stats import PipelineStats
 
@@ -74,11 +76,12 @@ class RunReport:
         return found
 
 
-def build_sink(settings: JsonlSinkSettings | VideoSinkSettings) -> Sink:
+def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | None = None) -> Sink:
     """The sink plugin for a ``sinks:`` entry, chosen by its ``type``."""
     factories: dict[str, Callable[[], Sink]] = {
         "jsonl": lambda: JsonlSink(settings),  # type: ignore[arg-type]
         "video": lambda: VideoSink(settings),  # type: ignore[arg-type]
+        "mqtt": lambda: MqttSink(settings, run.mqtt, stats),  # type: ignore[arg-type]
     }
     return factories[settings.type]()
 
@@ -111,6 +114,7 @@ class Pipeline:
         settings: Settings,
         detector: BlazeFaceDetector | None = None,
         status_listener: StatusListener | None = None,
+        extra_sinks: Sequence[Sink] = (),
     ) -> None:
         if not settings.sources:
             raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
@@ -124,6 +128,7 @@ class Pipeline:
         self._failed_at_open: list[SourceReport] = []
         self.streams: list[StreamInfo] = []
         self._runners: list[SinkRunner] = []
+        self._extra_sinks = list(extra_sinks)  # sinks built by the caller, e.g. the HTTP live view
         self._analysis: Analysis | None = None
         self._ended: set[str] = set()  # sources whose tracks have been ended
 
@@ -164,6 +169,7 @@ class Pipeline:
                 if single:
                     raise
                 log.error("source %s: %s (other sources continue)", source_id, exc)
+                self._on_status(StatusEvent(source_id, SourceState.FAILED, str(exc), time.time()))
                 self._failed_at_open.append(
                     SourceReport(
                         source_id, source.url, SourceState.FAILED.value, error=str(exc), live=source.live
@@ -188,7 +194,8 @@ class Pipeline:
                 nms_iou=detector_settings.nms_iou,
                 num_threads=detector_settings.threads,
             )
-        self._sinks = [build_sink(sink_settings) for sink_settings in self.settings.sinks]
+        self._sinks = [build_sink(sink, self.settings, self.stats_snapshot) for sink in self.settings.sinks]
+        self._sinks += self._extra_sinks
         for sink in self._sinks:
             sink.open()
 
@@ -264,8 +271,39 @@ class Pipeline:
             )
         return self.stats.snapshot()
 
+    def sources_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Each source's url, state, last error and frames waiting in its buffer, JSON-ready."""
+        found: dict[str, dict[str, Any]] = {
+            r.source_id: {"url": r.url, "state": r.state, "error": r.error, "buffered": 0}
+            for r in self._failed_at_open
+        }
+        for source in self._sources:
+            buffer = source.buffer
+            found[source.source_id] = {
+                "url": source.url,
+                "state": source.state.value,
+                "error": source.error,
+                "buffered": len(buffer) if buffer else 0,
+            }
+        return found
+
+    def sinks_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Each running sink's queue depth, counts, error and (MQTT-like sinks) backlog, JSON-ready."""
+        return {
+            runner.sink.name: {
+                "queued": runner.queued,
+                "handled": runner.handled,
+                "dropped": runner.dropped,
+                "error": runner.error,
+                # a sink that holds messages of its own (e.g. unacknowledged MQTT publishes) says so
+                "backlog": getattr(runner.sink, "backlog", None),
+            }
+            for runner in self._runners
+        }
+
     def _on_status(self, event: StatusEvent) -> None:
-        """Source state changes go to every sink and to the caller's listener."""
+        """Source state changes go to the stats, every sink and the caller's listener."""
+        self.stats.state_changed(event.source_id, event.state.value, event.message)
         for runner in self._runners:
             runner.submit_status(event)
         if self._status_listener is not None:

@@ -6,6 +6,7 @@ JSON-ready dict that the CLI summary, MQTT stats and the HTTP API all share.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -15,6 +16,19 @@ from typing import Any
 import numpy as np
 
 WINDOW = 1024  # recent samples kept for percentiles and fps: bounded memory on week-long runs
+# upper bounds (ms) of the cumulative histogram buckets exported to Prometheus; lifetime counts
+BUCKETS_MS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Lifetime distribution of a measurement in milliseconds: ``counts[i]`` values fell at or
+    below ``bounds[i]`` and above the bound before; the extra last count is above every bound."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    count: int
+    total: float
 
 
 @dataclass
@@ -24,11 +38,16 @@ class _Recent:
     values: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     count: int = 0
     total: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))  # last one: +Inf
 
     def add(self, value: float) -> None:
         self.values.append(value)
         self.count += 1
         self.total += value
+        self.buckets[bisect.bisect_left(BUCKETS_MS, value)] += 1
+
+    def histogram(self) -> Histogram:
+        return Histogram(BUCKETS_MS, tuple(self.buckets), self.count, self.total)
 
     def summary(self) -> dict[str, float | int | None]:
         if not self.values:
@@ -51,6 +70,8 @@ class SourceStats:
     faces: int = 0  # faces in the latest processed frame
     state: str = ""  # the source's state: connecting, streaming, reconnecting, stopped, failed
     failures: int = 0  # live sources: connection attempts that failed or broke
+    reconnects: int = 0
+    last_error: str | None = None  # message of the latest failed/reconnecting status
     latency_ms: _Recent = field(default_factory=_Recent)  # capture -> results handed to sinks
     processed_at: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
@@ -89,6 +110,23 @@ class PipelineStats:
         with self._lock:
             self._inference_ms.setdefault(model, _Recent()).add(milliseconds)
 
+    def state_changed(self, source_id: str, state: str, message: str = "") -> None:
+        """Count reconnections and keep the last error from a source's status events."""
+        with self._lock:
+            stats = self._sources.setdefault(source_id, SourceStats())
+            if state == "reconnecting":
+                stats.reconnects += 1
+            if state in ("reconnecting", "failed") and message:
+                stats.last_error = message
+
+    def histograms(self) -> dict[str, dict[str, Histogram]]:
+        """Lifetime histograms: inference time per model, capture-to-sink latency per source."""
+        with self._lock:
+            return {
+                "inference_ms": {model: recent.histogram() for model, recent in self._inference_ms.items()},
+                "latency_ms": {sid: stats.latency_ms.histogram() for sid, stats in self._sources.items()},
+            }
+
     def set_counts(
         self, source_id: str, decoded: int, dropped: int, state: str = "", failures: int = 0
     ) -> None:
@@ -111,6 +149,8 @@ class PipelineStats:
                         "state": stats.state,
                         "failures": stats.failures,
                         "faces": stats.faces,
+                        "reconnects": stats.reconnects,
+                        "last_error": stats.last_error,
                         "fps": round(stats.fps(now), 2),
                         "latency_ms": stats.latency_ms.summary(),
                     }

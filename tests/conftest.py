@@ -20,6 +20,8 @@ from streamproc.inference.blazeface import BlazeFaceDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["mqtt_support"]  # Mosquitto brokers, a test CA and MQTT helpers
+
 
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
@@ -67,6 +69,13 @@ def sample_video() -> Path:
         "samples/sample.mp4 is missing: run python samples/make_sample.py samples/sample.mp4"
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> Path:
+    """40 s (1000 frames) of the moving sample: seconds of processing, time to act while it runs."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    return sample_maker.make_sample(path, width=640, height=360, fps=25, seconds=40)
 
 
 def count_frames(path: Path) -> tuple[int, float]:

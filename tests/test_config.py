@@ -83,6 +83,14 @@ def test_environment_changes_the_global_live_settings_sources_keep_their_overrid
         ),
         ("sources:\n  - {url: /dev/video0, camera: {fps: 0}}\n", "'sources.0.camera.fps'"),
         ("duration: -1\n", "'duration'"),
+        ("mqtt:\n  port: 70000\n", "'mqtt.port'"),
+        ("mqtt:\n  port: mqtt\n", "'mqtt.port'"),
+        ("mqtt:\n  protocol: 4\n", "'mqtt.protocol'"),
+        ("mqtt:\n  topic_prefix: cams/#\n", "'mqtt.topic_prefix'"),
+        ("mqtt:\n  password: secret\n", "'mqtt'"),
+        ("mqtt:\n  tls: {enabled: true, ca_file: /nonexistent/ca.pem}\n", "'mqtt.tls.ca_file'"),
+        ("sinks:\n  - type: mqtt\n    qos: {events: 3}\n", "'sinks.0.qos.events'"),
+        ("sinks:\n  - type: mqtt\n    queue_size: 0\n", "'sinks.0.queue_size'"),
     ],
 )
 def test_bad_values_name_key_and_file(tmp_path: Path, text: str, expected: str) -> None:

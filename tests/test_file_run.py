@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -117,12 +116,6 @@ def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_pa
     assert report.sink_errors == {"exploding": "disk on fire"}
     assert not report.ok
     assert len(read_records(events)) == count_frames(sample_video)[0]
-
-
-@pytest.fixture(scope="module")
-def long_video(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> Path:
-    path = tmp_path_factory.mktemp("long") / "long.mp4"
-    return sample_maker.make_sample(path, width=640, height=360, fps=25, seconds=40)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

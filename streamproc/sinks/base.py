@@ -97,6 +97,11 @@ class SinkRunner:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def queued(self) -> int:
+        """Results and status events waiting for the sink."""
+        return self._queue.qsize()
+
     def submit(self, result: FrameResult) -> None:
         if self.failed:
             return

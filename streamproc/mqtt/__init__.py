@@ -1,0 +1,1 @@
+"""MQTT: topic layout, the publisher behind the mqtt sink, and the ``streamproc events`` subscriber."""

@@ -1,0 +1,262 @@
+"""Face tracks for the report, from the best information the results hold:
+
+1. track events (``new``/``update``/``end``) when tracking ran;
+2. else ``track_id`` on the faces of per-frame records;
+3. else (the documented fallback for results written without tracking) :func:`chain_faces`: faces in
+   consecutive frames whose boxes overlap (IoU) are chained into one track.
+
+Times are seconds from the source's first frame: media time (pts) when the records have it, else
+wall-clock time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc.report.data import FrameRow, SourceRecords, is_number, number
+
+CHAIN_MIN_IOU = 0.3  # boxes of the same face in consecutive frames overlap well above this
+CHAIN_MAX_GAP_S = 0.5  # a face missed for longer than this starts a new track
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Maps a record's media time (pts) or wall time to seconds from the source's start."""
+
+    origin_pts: float | None
+    origin_wall: float | None
+
+    def seconds(self, pts: float | None, wall: float | None) -> float | None:
+        if pts is not None and self.origin_pts is not None:
+            return pts - self.origin_pts
+        if wall is not None and self.origin_wall is not None:
+            return wall - self.origin_wall
+        return None
+
+
+@dataclass
+class Track:
+    track_id: str
+    start: float | None = None  # seconds from the source's start
+    end: float | None = None
+    start_wall: float | None = None
+    frames: int | None = None
+    best_score: float | None = None
+    best_box: list[float] | None = None
+    best_frame: int | None = None  # frame index of the best view, for cropping a thumbnail
+    best_pts: float | None = None
+    snapshot: str | None = None
+    classification: list[tuple[str, float]] = field(default_factory=list)
+    thumbnail: str | None = None  # data: URI, filled in by streamproc.report.thumbs
+
+    @property
+    def duration(self) -> float | None:
+        return self.end - self.start if self.start is not None and self.end is not None else None
+
+    def offer_best(self, score: float | None, box: Any, frame: int | None, pts: float | None) -> None:
+        """Keep the highest-scoring view of the face."""
+        if score is None or (self.best_score is not None and score <= self.best_score):
+            return
+        self.best_score = score
+        self.best_box = [float(v) for v in box] if _is_box(box) else self.best_box
+        self.best_frame, self.best_pts = frame, pts
+
+
+@dataclass
+class SourceTracks:
+    """What the report shows for one source."""
+
+    source_id: str
+    clock: Clock
+    timeline: list[tuple[float, int]]  # (seconds, faces in that frame)
+    frame_interval: float | None
+    tracks: list[Track]
+    method: str  # how the tracks were found: "track events", "track ids" or "IoU chaining"
+
+
+def source_tracks(records: SourceRecords) -> SourceTracks:
+    clock = _clock(records)
+    frames = [(row, clock.seconds(row.pts, row.wall_time)) for row in records.frames]
+    timed = [(row, t) for row, t in frames if t is not None]
+    interval = _interval([t for _, t in timed])
+    timeline = [(t, len(row.faces)) for row, t in timed]
+    if any("track_id" in face for row, _ in timed for face in row.faces):
+        method, ids = "track ids", [[face.get("track_id") for face in row.faces] for row, _ in timed]
+    else:
+        method, ids = "IoU chaining", chain_faces(timed)
+    from_frames = _tracks_from_ids(timed, ids, interval)
+    if records.events:
+        method = "track events"
+        tracks = _tracks_from_events(records.events, clock, {t.track_id: t for t in from_frames})
+    else:
+        tracks = from_frames
+    tracks.sort(key=lambda t: (t.start is None, t.start or 0.0, t.track_id))
+    return SourceTracks(records.source_id, clock, timeline, interval, tracks, method)
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two [x1, y1, x2, y2] boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def chain_faces(frames: list[tuple[FrameRow, float]]) -> list[list[str | None]]:
+    """Fallback tracker for results without tracking: a track id for every face of every frame.
+
+    Greedy: in each frame, the face/track pairs with the highest box IoU (at least CHAIN_MIN_IOU)
+    are matched first; a face left over starts a new track; a track unseen for CHAIN_MAX_GAP_S ends.
+    """
+    active: dict[str, tuple[list[float], float]] = {}  # track id -> (last box, last seen)
+    next_id = 1
+    labels: list[list[str | None]] = []
+    for row, t in frames:
+        active = {tid: seen for tid, seen in active.items() if t - seen[1] <= CHAIN_MAX_GAP_S}
+        boxes = [face.get("box") if _is_box(face.get("box")) else None for face in row.faces]
+        pairs = sorted(
+            (
+                (iou(box, last), index, tid)
+                for index, box in enumerate(boxes)
+                if box is not None
+                for tid, (last, _) in active.items()
+            ),
+            reverse=True,
+        )
+        frame_labels: list[str | None] = [None] * len(boxes)
+        taken: set[str] = set()
+        for overlap, index, tid in pairs:
+            if overlap < CHAIN_MIN_IOU:
+                break
+            if frame_labels[index] is None and tid not in taken:
+                frame_labels[index] = tid
+                taken.add(tid)
+        for index, box in enumerate(boxes):
+            if box is None:
+                continue
+            if frame_labels[index] is None:
+                frame_labels[index] = str(next_id)
+                next_id += 1
+            active[frame_labels[index]] = (box, t)  # type: ignore[index]
+        labels.append(frame_labels)
+    return labels
+
+
+def _tracks_from_ids(
+    frames: list[tuple[FrameRow, float]], ids: list[list[Any]], interval: float | None
+) -> list[Track]:
+    tracks: dict[str, Track] = {}
+    for (row, t), frame_ids in zip(frames, ids, strict=True):
+        for face, tid in zip(row.faces, frame_ids, strict=True):
+            if tid is None:
+                continue
+            track = tracks.setdefault(str(tid), Track(str(tid), start=t, start_wall=row.wall_time, frames=0))
+            track.end = t + (interval or 0.0)  # the face is shown until the next frame
+            track.frames = (track.frames or 0) + 1
+            track.offer_best(number(face, "score"), face.get("box"), row.index, row.pts)
+    return list(tracks.values())
+
+
+def _tracks_from_events(events: list[dict[str, Any]], clock: Clock, seen: dict[str, Track]) -> list[Track]:
+    """Merge each track's events in file order; fields the events lack come from the frames."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        grouped[str(event["track_id"])].append(event)
+    tracks = []
+    for tid, track_events in grouped.items():
+        track = Track(tid)
+        for event in track_events:
+            _apply_event(track, event, clock)
+        _fill_from(track, seen.get(tid))
+        tracks.append(track)
+    return tracks
+
+
+def _apply_event(track: Track, event: dict[str, Any], clock: Clock) -> None:
+    kind = event.get("type")
+    start_pts, start_wall = number(event, "start_pts"), number(event, "start_time")
+    if kind == "new":
+        start_pts = start_pts if start_pts is not None else number(event, "pts")
+        start_wall = start_wall if start_wall is not None else number(event, "wall_time")
+    start = clock.seconds(start_pts, start_wall)
+    if start is not None and (track.start is None or start < track.start):
+        track.start, track.start_wall = start, start_wall
+    if kind == "end":
+        end = clock.seconds(number(event, "end_pts", "pts"), number(event, "end_time", "wall_time"))
+        duration = number(event, "duration", "duration_s")
+        if end is None and duration is not None and track.start is not None:
+            end = track.start + duration
+        track.end = end if end is not None else track.end
+    frames = number(event, "frames", "frame_count", "hits")
+    if frames is not None:
+        track.frames = max(int(frames), track.frames or 0)
+    best = event.get("best")
+    if isinstance(best, dict):
+        frame = best.get("frame")
+        track.offer_best(
+            number(best, "score"),
+            best.get("box"),
+            frame if isinstance(frame, int) else None,
+            number(best, "pts"),
+        )
+    if isinstance(event.get("snapshot"), str) and event["snapshot"]:
+        track.snapshot = event["snapshot"]
+    classes = _classification(event.get("classification"))
+    if classes:
+        track.classification = classes
+
+
+def _fill_from(track: Track, frames: Track | None) -> None:
+    if frames is None:
+        return
+    for name in ("start", "end", "start_wall", "frames"):
+        if getattr(track, name) is None:
+            setattr(track, name, getattr(frames, name))
+    if track.best_score is None:
+        track.offer_best(frames.best_score, frames.best_box, frames.best_frame, frames.best_pts)
+
+
+def _classification(value: Any) -> list[tuple[str, float]]:
+    """[{label, score}], [[label, score]] or {label: score} -> [(label, score)], best first."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for item in value:
+            if isinstance(item, dict):
+                items.append((item.get("label"), item.get("score")))
+            elif isinstance(item, list | tuple) and len(item) >= 2:
+                items.append((item[0], item[1]))
+    else:
+        return []
+    found = [(str(label), float(score)) for label, score in items if label is not None and is_number(score)]
+    return sorted(found, key=lambda pair: -pair[1])
+
+
+def _clock(records: SourceRecords) -> Clock:
+    pts = [(row.pts, row.wall_time) for row in records.frames if row.pts is not None]
+    if pts:
+        first = min(pts, key=lambda pair: pair[0])
+        walls = [row.wall_time for row in records.frames if row.wall_time is not None]
+        return Clock(first[0], first[1] if first[1] is not None else (min(walls) if walls else None))
+    walls = [row.wall_time for row in records.frames if row.wall_time is not None]
+    event_pts = [v for e in records.events if (v := number(e, "start_pts", "pts")) is not None]
+    event_walls = [v for e in records.events if (v := number(e, "start_time", "wall_time")) is not None]
+    return Clock(min(event_pts, default=None), min(walls + event_walls, default=None))
+
+
+def _interval(times: list[float]) -> float | None:
+    """The typical time between frames (median, so a gap does not skew it)."""
+    steps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    return statistics.median(steps) if steps else None
+
+
+def _is_box(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) == 4 and all(is_number(v) for v in value)

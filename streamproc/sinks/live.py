@@ -1,0 +1,95 @@
+"""Live view sink: keeps each source's latest result; JPEG encoding happens only for viewers.
+
+``handle`` only swaps a reference, so the sink costs nothing while nobody watches. The HTTP server
+asks :meth:`LiveViewSink.jpeg` from its request threads; a frame is drawn and encoded at most once,
+however many viewers share it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import cv2
+
+from streamproc.draw import draw_detections
+from streamproc.frames import FrameResult
+from streamproc.sinks.base import Sink
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """An annotated, JPEG-encoded frame of one source."""
+
+    source_id: str
+    index: int
+    pts: float | None
+    jpeg: bytes
+
+
+class LiveViewSink(Sink):
+    """The latest annotated frame per source, encoded on demand."""
+
+    name = "live-view"
+
+    def __init__(self, jpeg_quality: int = 80) -> None:
+        self.jpeg_quality = jpeg_quality
+        self.frames_encoded = 0
+        self._changed = threading.Condition()
+        self._latest: dict[str, FrameResult] = {}
+        self._encoded: dict[str, tuple[FrameResult, LiveFrame]] = {}
+        self._lock = threading.Lock()  # guards the counters and the lock table
+        self._source_locks: dict[str, threading.Lock] = {}
+        self._viewers: dict[str, int] = {}
+
+    def handle(self, result: FrameResult) -> None:
+        with self._changed:
+            self._latest[result.frame.source_id] = result
+            self._changed.notify_all()
+
+    def latest(self, source_id: str) -> FrameResult | None:
+        with self._changed:
+            return self._latest.get(source_id)
+
+    def wait_newer(self, source_id: str, than: FrameResult | None, timeout: float) -> FrameResult | None:
+        """The latest result once it differs from ``than``; None if none came within ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._latest.get(source_id, than) is not than, timeout)
+            result = self._latest.get(source_id)
+        return None if result is than else result
+
+    def jpeg(self, result: FrameResult) -> LiveFrame:
+        """Draw and encode a result, reusing the encoding when another viewer already asked for it."""
+        source_id = result.frame.source_id
+        with self._lock:
+            source_lock = self._source_locks.setdefault(source_id, threading.Lock())
+        with source_lock:  # one encoder per source; viewers of other sources do not wait
+            cached = self._encoded.get(source_id)
+            if cached is not None and cached[0] is result:
+                return cached[1]
+            image = draw_detections(result.frame.bgr().copy(), result.detections)
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if not ok:  # cv2 fails only on impossible images; keep the contract explicit
+                raise ValueError(f"cannot encode frame {result.frame.index} of {source_id} as JPEG")
+            frame = LiveFrame(source_id, result.frame.index, result.frame.pts, data.tobytes())
+            self._encoded[source_id] = (result, frame)
+            with self._lock:
+                self.frames_encoded += 1
+            return frame
+
+    @contextmanager
+    def watching(self, source_id: str) -> Iterator[None]:
+        """Count a viewer of ``source_id`` for as long as the block runs."""
+        with self._lock:
+            self._viewers[source_id] = self._viewers.get(source_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._viewers[source_id] -= 1
+
+    def viewers(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._viewers)

@@ -1,0 +1,175 @@
+"""MQTT sink: events, face counts, source status, optional snapshots and detections, periodic stats.
+
+``handle`` only builds payloads and queues them (see streamproc.mqtt.publisher): a slow or absent
+broker never holds up inference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamproc.capture.base import StatusEvent
+from streamproc.config import MqttSettings, MqttSinkSettings
+from streamproc.errors import OutputError
+from streamproc.frames import FrameResult
+from streamproc.mqtt.discovery import discovery_configs
+from streamproc.mqtt.outbox import Message
+from streamproc.mqtt.publisher import Publisher
+from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
+from streamproc.sinks.base import Sink
+from streamproc.sinks.jsonl import frame_record
+
+log = logging.getLogger(__name__)
+
+StatsProvider = Callable[[], dict[str, Any]]
+
+SNAPSHOT_MARGIN = 0.25  # widen the face box by this fraction of its size on each side
+
+
+def to_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class Throttle:
+    """At most one 'due' per key every ``interval`` seconds (0: always due)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -float("inf")) < self.interval:
+            return False
+        self._last[key] = now
+        return True
+
+
+class MqttSink(Sink):
+    """Maps results and source status to messages under the topic prefix (see streamproc.mqtt.topics)."""
+
+    def __init__(self, settings: MqttSinkSettings, broker: MqttSettings, stats: StatsProvider | None = None):
+        self.settings = settings
+        self.broker = broker
+        self.name = f"mqtt:{broker.host}:{broker.port}"
+        self.topics = Topics(broker.topic_prefix)
+        self.publisher: Publisher | None = None
+        self._stats = stats
+        self._faces: dict[str, int] = {}  # source -> face count last published
+        self._introduced: set[str] = set()
+        self._snapshots = Throttle(settings.snapshot_interval)
+        self._detections = Throttle(settings.detections_interval)
+        self._stop_stats = threading.Event()
+        self._stats_thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        self.publisher = Publisher(self.broker, self.settings, self.topics)
+        self.publisher.start()
+        if self._stats is not None and self.settings.stats_interval > 0:
+            self._stats_thread = threading.Thread(target=self._stats_loop, name="mqtt-stats", daemon=True)
+            self._stats_thread.start()
+
+    def handle(self, result: FrameResult) -> None:
+        source = result.frame.source_id
+        self._introduce(source)
+        faces = len(result.detections)
+        if self._faces.get(source) != faces:
+            self._faces[source] = faces
+            self._send("faces", self.topics.source(source, "faces"), str(faces).encode())
+        if self.settings.detections and self._detections.due(source):
+            self._send("detections", self.topics.source(source, "detections"), to_json(frame_record(result)))
+        if self.settings.snapshot and faces and self._snapshots.due(source):
+            jpeg = self._best_face_jpeg(result)
+            if jpeg is not None:
+                self._send("snapshot", self.topics.source(source, "snapshot"), jpeg)
+
+    def handle_events(self, events: Sequence[Any]) -> None:
+        """Track and scene events, also the ``end`` events sent when a source finishes."""
+        for event in events:
+            self._introduce(event.source_id)
+            self._send("events", self.topics.events, to_json(event.to_dict()))
+
+    def handle_status(self, event: StatusEvent) -> None:
+        self._introduce(event.source_id)
+        status = {
+            "source": event.source_id,
+            "state": event.state.value,
+            "message": event.message,
+            "wall_time": round(event.wall_time, 6),
+        }
+        self._send("status", self.topics.source(event.source_id, "status"), to_json(status))
+
+    def close(self) -> None:
+        if self.publisher is None:
+            return
+        if self._stats_thread is not None:
+            self._stop_stats.set()
+            self._stats_thread.join()
+            self._publish_stats()  # the run's final numbers
+        undelivered = self.publisher.close()
+        counters = self.publisher.counters()
+        log.log(
+            logging.WARNING if counters["dropped"] else logging.INFO,
+            "MQTT: %d messages published, %d acknowledged, %d dropped (queue full), %d reconnects",
+            counters["published"],
+            counters["acknowledged"],
+            counters["dropped"],
+            counters["reconnects"],
+        )
+        if undelivered:
+            raise OutputError(
+                f"{undelivered} MQTT messages were not delivered to {self.name} within "
+                f"close_timeout ({self.settings.close_timeout:g} s): the broker is unreachable"
+            )
+
+    def _introduce(self, source: str) -> None:
+        """The first time a source shows up: announce it to Home Assistant if asked to."""
+        if source in self._introduced or not self.settings.home_assistant.enabled:
+            return
+        self._introduced.add(source)
+        assert self.publisher is not None
+        for topic, config in discovery_configs(self.topics, source, self.settings.home_assistant).items():
+            self.publisher.add_birth(self._message("discovery", topic, to_json(config)))
+
+    def _send(self, kind: Kind, topic: str, payload: bytes) -> None:
+        assert self.publisher is not None, "open() first"
+        self.publisher.publish(self._message(kind, topic, payload))
+
+    def _message(self, kind: Kind, topic: str, payload: bytes) -> Message:
+        qos = getattr(self.settings.qos, kind)
+        return Message(topic, payload, qos, retain=kind in RETAINED, latest_value=kind in LATEST_VALUE)
+
+    def _best_face_jpeg(self, result: FrameResult) -> bytes | None:
+        """The highest-scoring face with some margin, cut from the full-resolution frame (None when
+        the box lies outside the picture)."""
+        image = result.frame.bgr()
+        x1, y1, x2, y2 = result.detections.boxes[int(np.argmax(result.detections.scores))]
+        mx, my = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
+        height, width = image.shape[:2]
+        left, top = max(int(x1 - mx), 0), max(int(y1 - my), 0)
+        right, bottom = min(int(x2 + mx) + 1, width), min(int(y2 + my) + 1, height)
+        if right <= left or bottom <= top:
+            return None
+        ok, jpeg = cv2.imencode(
+            ".jpg", image[top:bottom, left:right], [cv2.IMWRITE_JPEG_QUALITY, self.settings.snapshot_quality]
+        )
+        if not ok:
+            raise OutputError("could not encode a face snapshot as JPEG")
+        return jpeg.tobytes()
+
+    def _stats_loop(self) -> None:
+        while not self._stop_stats.wait(self.settings.stats_interval):
+            self._publish_stats()
+
+    def _publish_stats(self) -> None:
+        assert self._stats is not None and self.publisher is not None
+        stats = {"time": round(time.time(), 3), **self._stats(), "mqtt": self.publisher.counters()}
+        self._send("stats", self.topics.stats, to_json(stats))

@@ -1,0 +1,97 @@
+"""The live page in a real headless Chromium (Debian's chromium + chromium-driver, via Selenium)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from http_helpers import serve, wait_for
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+# no network here: no browser downloads, no background traffic (Selenium Manager is bypassed by
+# naming the driver; the flags keep Chromium from phoning home)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+    "--force-device-scale-factor=1",
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, (
+        "Debian packages chromium and chromium-driver are needed (scripts/setup.sh)"
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    with tempfile.TemporaryDirectory(prefix="streamproc-chromium-") as profile:
+        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        try:
+            driver.set_page_load_timeout(30)
+            yield driver
+        finally:
+            driver.quit()
+
+
+# the picture the page shows, read back at its natural size through a canvas
+READ_IMAGE = """
+const img = document.querySelector('img[data-source="' + arguments[0] + '"]');
+if (!img || !img.complete || img.naturalWidth === 0) return null;
+const canvas = document.createElement('canvas');
+canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+canvas.getContext('2d').drawImage(img, 0, 0);
+return canvas.toDataURL('image/png');
+"""
+
+
+def test_live_page_shows_a_frame_of_the_source(
+    browser: webdriver.Chrome, sample_video: Path, tmp_path: Path
+) -> None:
+    with serve([sample_video]) as served:
+        served.wait_done()
+        browser.get(served.url())
+        assert "streamproc" in browser.title
+        shown: list[str] = []
+
+        def picture_shown() -> bool:
+            data = browser.execute_script(READ_IMAGE, "sample")
+            shown[:] = [data] if data else []
+            return bool(data)
+
+        wait_for(picture_shown, timeout=20, what="the live view to show a picture")
+        wait_for(
+            lambda: "stopped" in browser.find_element("css selector", "figcaption .state").text,
+            what="the page's script to show the source's state",
+        )
+        browser.save_screenshot(str(tmp_path / "live.png"))
+    png = base64.b64decode(shown[0].split(",", 1)[1])
+    picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    with av.open(str(sample_video)) as container:
+        frames = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    assert picture.shape == frames[0].shape
+    # the closest source frame: pixels match except where boxes and labels are drawn
+    closeness = [(np.abs(picture.astype(int) - f.astype(int)).max(axis=2) <= 24).mean() for f in frames]
+    best = int(np.argmax(closeness))
+    assert closeness[best] > 0.9, f"no source frame matches the live view (best {closeness[best]:.2f})"
+    assert best == len(frames) - 1, "a finished file shows its last frame"
+    assert closeness[best] - closeness[0] > 0.05, "the view must be distinguishable from other frames"

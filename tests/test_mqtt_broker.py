@@ -1,0 +1,374 @@
+"""The mqtt sink and ``streamproc events`` against real Mosquitto brokers (see mqtt_support.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO, CliRunner
+from mqtt_support import (
+    BROKER_INFLIGHT,
+    Broker,
+    BrokerFactory,
+    Pki,
+    Recorder,
+    mqtt_settings,
+    pipeline_with_events,
+    wait_until,
+)
+
+from streamproc.config import MqttSettings, MqttSinkSettings
+from streamproc.mqtt.outbox import Message
+from streamproc.mqtt.publisher import Publisher
+from streamproc.mqtt.topics import Topics
+from streamproc.pipeline import RunReport
+
+RecorderFactory = Any  # the `recorders` fixture: (port, topics, persistent, auth) -> Recorder
+
+
+@pytest.fixture(scope="module")
+def enter_exit_video(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> Path:
+    """4 s, 100 frames: no face, one face, two, one, none (face counts 0, 1, 2, 1, 0)."""
+    path = tmp_path_factory.mktemp("mqtt") / "enter.mp4"
+    return sample_maker.make_sample(path, scenario="enter_exit")
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> Path:
+    """30 s, 750 small frames with two faces throughout."""
+    path = tmp_path_factory.mktemp("mqtt") / "long.mp4"
+    return sample_maker.make_sample(path, width=320, height=180, seconds=30)
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def json_payloads(recorder: Recorder, topic: str) -> list[dict[str, Any]]:
+    return [json.loads(message.payload) for message in recorder.on(topic)]
+
+
+def changes(values: list[int]) -> list[int]:
+    return [value for value, _ in itertools.groupby(values)]
+
+
+def run_in_thread(pipeline: Any) -> tuple[threading.Thread, list[RunReport]]:
+    reports: list[RunReport] = []
+    thread = threading.Thread(target=lambda: reports.append(pipeline.run()), daemon=True)
+    thread.start()
+    return thread, reports
+
+
+def test_file_run_publishes_what_the_jsonl_sink_writes(
+    tmp_path: Path, broker: Broker, recorders: RecorderFactory, enter_exit_video: Path, run_cli: CliRunner
+) -> None:
+    recorder = recorders(broker.port, ("streamproc/#",))
+    jsonl = tmp_path / "out.jsonl"
+    config = write_yaml(
+        tmp_path / "run.yaml",
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
+        f"sinks:\n  - {{type: jsonl, path: {jsonl}}}\n  - {{type: mqtt, stats_interval: 0.2}}\n",
+    )
+    result = run_cli("run", enter_exit_video, "-c", config, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: recorder.texts("streamproc/available")[-1:] == ["offline"], 10, "offline at exit")
+
+    lines = read_jsonl(jsonl)
+    # the events (new/update/end/scene) are exactly the JSONL's non-frame lines, in the same order
+    assert json_payloads(recorder, "streamproc/events") == [line for line in lines if line["type"] != "frame"]
+    # one retained face count per change of the count, as the frames had it
+    frames = [line for line in lines if line["type"] == "frame"]
+    counts = [int(text) for text in recorder.texts("streamproc/enter/faces")]
+    assert counts == changes([len(frame["faces"]) for frame in frames])
+    assert max(counts) == 2 and counts[0] == counts[-1] == 0
+    states = [status["state"] for status in json_payloads(recorder, "streamproc/enter/status")]
+    assert states == ["streaming", "stopped"]
+    assert recorder.texts("streamproc/available") == ["online", "offline"]
+    final = json_payloads(recorder, "streamproc/stats")[-1]
+    assert final["sources"]["enter"]["frames_processed"] == len(frames) == 100
+    assert final["mqtt"]["dropped"] == 0 and final["mqtt"]["connected"] is True
+
+
+@pytest.mark.parametrize(("protocol", "qos"), [("3.1.1", 1), ("5", 2)])
+def test_every_event_arrives_once_in_order(
+    broker: Broker, recorders: RecorderFactory, enter_exit_video: Path, protocol: str, qos: int
+) -> None:
+    recorder = recorders(broker.port, ("streamproc/events",))
+    settings = mqtt_settings(
+        enter_exit_video, broker.port, qos={"events": qos}, broker={"protocol": protocol}
+    )
+    pipeline, sink = pipeline_with_events(settings)
+    report = pipeline.run()
+    assert report.ok, report.problems()
+    assert len(sink.sent) > 50, "the clip yields new, update and end events"
+    assert {event["type"] for event in sink.sent} == {"new", "update", "end"}
+    wait_until(lambda: len(recorder.on("streamproc/events")) >= len(sink.sent), 10, "every event")
+    assert json_payloads(recorder, "streamproc/events") == sink.sent
+    latencies = [m.at - json.loads(m.payload)["wall_time"] for m in recorder.on("streamproc/events")]
+    assert float(np.percentile(latencies, 95)) < 0.5, "events reach subscribers promptly"
+
+
+def test_broker_outage_at_qos1_loses_nothing_and_keeps_order(
+    broker_factory: BrokerFactory, recorders: RecorderFactory, long_video: Path
+) -> None:
+    broker = broker_factory(persistent=True)
+    # a persistent session: the broker keeps what arrives while this subscriber reconnects too
+    recorder = recorders(broker.port, ("streamproc/events", "streamproc/long/faces"), persistent=True)
+    settings = mqtt_settings(long_video, broker.port, reconnect_min_delay=0.2, reconnect_max_delay=0.5)
+    pipeline, sink = pipeline_with_events(settings, pace_s=0.008)  # <= 125 fps: the run outlasts the outage
+    publisher = sink.inner.publisher
+    thread, reports = run_in_thread(pipeline)
+
+    wait_until(lambda: len(recorder.on("streamproc/events")) >= 100, 20, "events before the outage")
+    broker.stop()
+    stopped_at, frames_at_stop = time.monotonic(), pipeline.stats.source("long").frames_processed
+    wait_until(lambda: not publisher.counters()["connected"], 5, "the sink to notice the outage")
+    wait_until(lambda: time.monotonic() - stopped_at >= 3.0, 5, "a few seconds of outage")
+    queued_in_outage = publisher.counters()["queued"]
+    frames_in_outage = pipeline.stats.source("long").frames_processed - frames_at_stop
+    assert thread.is_alive(), "the run must outlast the outage (pace it more)"
+    broker.start()
+
+    thread.join(60)
+    assert reports and reports[0].ok, reports and reports[0].problems()
+    assert frames_in_outage > 50, "inference went on while the broker was away"
+    assert queued_in_outage > 50, "events waited in the queue"
+    sent_ids = [event["event_id"] for event in sink.sent]
+    wait_until(
+        lambda: (
+            len({json.loads(m.payload)["event_id"] for m in recorder.on("streamproc/events")})
+            >= len(sent_ids)
+        ),
+        20,
+        "every event after the outage",
+    )
+    received_ids = [json.loads(m.payload)["event_id"] for m in recorder.on("streamproc/events")]
+    first_seen = list(dict.fromkeys(received_ids))
+    assert first_seen == sent_ids, "every event, in order"
+    # at-least-once: only messages unacknowledged when the broker went down may come twice, on the
+    # way in (the sink's window) or out (the broker's window towards this subscriber)
+    duplicates = len(received_ids) - len(first_seen)
+    assert duplicates <= settings.sinks[0].max_inflight + BROKER_INFLIGHT
+    counters = publisher.counters()
+    assert (counters["reconnects"], counters["dropped"], counters["rejected"]) == (1, 0, 0)
+    assert recorder.texts("streamproc/long/faces")[-1] == "2"
+
+
+def test_full_queue_drops_the_oldest_and_says_so(
+    broker_factory: BrokerFactory, recorders: RecorderFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = broker_factory(persistent=True)
+    recorder = recorders(broker.port, ("streamproc/events",), persistent=True)
+    options = MqttSinkSettings(type="mqtt", queue_size=10, reconnect_min_delay=0.2, reconnect_max_delay=0.5)
+    publisher = Publisher(MqttSettings(host="127.0.0.1", port=broker.port), options, Topics("streamproc"))
+    publisher.start()
+    try:
+        broker.stop()
+        wait_until(lambda: not publisher.counters()["connected"], 5, "the publisher to notice the outage")
+        with caplog.at_level(logging.WARNING, logger="streamproc.mqtt"):
+            for number in range(50):
+                publisher.publish(Message("streamproc/events", str(number).encode(), 1, retain=False))
+        assert publisher.counters()["dropped"] == 40
+        assert "dropped the 1 oldest" in caplog.text
+        broker.start()
+        wait_until(lambda: len(recorder.on("streamproc/events")) >= 10, 10, "the queued messages")
+        assert recorder.texts("streamproc/events") == [str(number) for number in range(40, 50)]
+    finally:
+        undelivered = publisher.close()
+    assert undelivered == 0
+
+
+def test_sigkill_leaves_the_retained_offline(
+    tmp_path: Path, broker: Broker, recorders: RecorderFactory, long_video: Path
+) -> None:
+    recorder = recorders(broker.port, ("streamproc/available",))
+    config = write_yaml(
+        tmp_path / "run.yaml", f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\nsinks:\n  - {{type: mqtt}}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamproc", "run", str(long_video), "-c", str(config), "--no-progress"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: recorder.texts("streamproc/available") == ["online"], 30, "online")
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait(10) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    wait_until(lambda: recorder.texts("streamproc/available") == ["online", "offline"], 10, "the last will")
+    late = recorders(broker.port, ("streamproc/available",))
+    wait_until(lambda: late.on("streamproc/available"), 5, "the retained state")
+    assert [(m.payload, m.retain) for m in late.on("streamproc/available")] == [(b"offline", True)]
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_username_and_password(
+    tmp_path: Path,
+    broker_factory: BrokerFactory,
+    recorders: RecorderFactory,
+    sample_video: Path,
+    run_cli: CliRunner,
+    protocol: str,
+) -> None:
+    broker = broker_factory(users={"cam": "right horse", "watcher": "battery"})
+    recorder = recorders(broker.port, ("streamproc/#",), auth=("watcher", "battery"))
+    config = write_yaml(
+        tmp_path / "run.yaml",
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, username: cam, protocol: '{protocol}'}}\n"
+        "sinks:\n  - {type: mqtt}\n",
+    )
+    result = run_cli(
+        "run", sample_video, "-c", config, "--no-progress", env={"STREAMPROC_MQTT__PASSWORD": "right horse"}
+    )
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: recorder.texts("streamproc/sample/faces"), 5, "the face count")
+
+    result = run_cli(
+        "run", sample_video, "-c", config, "--no-progress", env={"STREAMPROC_MQTT__PASSWORD": "nope"}
+    )
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"streamproc: error: MQTT broker mqtt://127.0.0.1:{broker.port} refused")
+    assert "check mqtt.username and the password (STREAMPROC_MQTT__PASSWORD)" in error
+    assert "Traceback" not in result.stderr
+
+
+def test_tls_with_a_test_ca(
+    tmp_path: Path,
+    pki: Pki,
+    broker_factory: BrokerFactory,
+    recorders: RecorderFactory,
+    sample_video: Path,
+    run_cli: CliRunner,
+) -> None:
+    broker = broker_factory(pki=pki)
+    recorder = recorders(broker.port, ("streamproc/#",))  # the plain listener of the same broker
+
+    def config(ca: Path) -> Path:
+        return write_yaml(
+            tmp_path / "tls.yaml",
+            f"mqtt:\n  host: localhost\n  port: {broker.tls_port}\n  tls:\n    enabled: true\n"
+            f"    ca_file: {ca}\n    cert_file: {pki.client_cert}\n    key_file: {pki.client_key}\n"
+            "sinks:\n  - {type: mqtt}\n",
+        )
+
+    result = run_cli("run", sample_video, "-c", config(pki.ca), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"connected to mqtts://localhost:{broker.tls_port}" in result.stderr
+    wait_until(lambda: recorder.texts("streamproc/sample/faces"), 5, "messages sent over TLS")
+
+    result = run_cli("run", sample_video, "-c", config(pki.other_ca), "--no-progress")
+    assert result.returncode == 1
+    assert "does not verify" in result.stderr and "check mqtt.tls.ca_file" in result.stderr
+
+
+def start_events_cli(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamproc", "events", *args],
+            cwd=REPO,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    return process, out, err
+
+
+def test_events_command_prints_events_from_a_running_pipeline(
+    tmp_path: Path, broker: Broker, enter_exit_video: Path
+) -> None:
+    address = f"127.0.0.1:{broker.port}"
+    readable, readable_out, readable_err = start_events_cli(
+        tmp_path, "readable", "--broker", address, "--type", "new", "--count", "2"
+    )
+    raw, raw_out, raw_err = start_events_cli(
+        tmp_path, "raw", "--broker", address, "--source", "enter", "--json"
+    )
+    try:
+        for err in (readable_err, raw_err):
+            wait_until(
+                lambda err=err: "subscribed to streamproc/events" in err.read_text(), 20, "subscription"
+            )
+        pipeline, sink = pipeline_with_events(mqtt_settings(enter_exit_video, broker.port))
+        assert pipeline.run().ok
+
+        assert readable.wait(10) == 0, "--count 2 exits after two events"
+        lines = readable_out.read_text().splitlines()
+        new_events = [event for event in sink.sent if event["type"] == "new"][:2]
+        assert len(lines) == 2
+        for line, event in zip(lines, new_events, strict=True):
+            assert f"  enter  new     track {event['track_id']}  " in line
+            assert f"event_id={event['event_id']}" in line
+
+        wait_until(lambda: len(raw_out.read_text().splitlines()) >= len(sink.sent), 10, "every event as JSON")
+        assert [json.loads(line) for line in raw_out.read_text().splitlines()] == sink.sent
+    finally:
+        for process in (readable, raw):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(10)
+
+
+def test_snapshots_detections_discovery_and_stats(
+    broker: Broker, recorders: RecorderFactory, sample_video: Path
+) -> None:
+    recorder = recorders(broker.port, ("streamproc/#", "homeassistant/#"))
+    settings = mqtt_settings(
+        sample_video,
+        broker.port,
+        snapshot=True,
+        snapshot_interval=0,
+        detections=True,
+        detections_interval=0,
+        home_assistant={"enabled": True},
+    )
+    pipeline, _sink = pipeline_with_events(settings)
+    assert pipeline.run().ok
+    wait_until(lambda: recorder.texts("streamproc/available")[-1:] == ["offline"], 10, "the end of the run")
+
+    detections = json_payloads(recorder, "streamproc/sample/detections")
+    assert [record["frame"] for record in detections] == list(range(100)), "interval 0: every frame"
+    snapshots = recorder.on("streamproc/sample/snapshot")
+    # one per frame with faces, less any replaced by a newer one while queued (latest value wins)
+    assert 1 <= len(snapshots) <= sum(1 for record in detections if record["faces"])
+    late = recorders(broker.port, ("streamproc/sample/snapshot",))
+    retained = wait_until(lambda: late.on("streamproc/sample/snapshot"), 5, "the retained snapshot")
+    assert [(m.payload, m.retain) for m in retained] == [(snapshots[-1].payload, True)]
+    picture = cv2.imdecode(np.frombuffer(retained[0].payload, np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None and 60 <= picture.shape[0] <= 360 and 60 <= picture.shape[1] <= 640
+
+    configs = {
+        m.topic: json.loads(m.payload) for m in recorder.received if m.topic.startswith("homeassistant/")
+    }
+    assert set(configs) == {
+        "homeassistant/binary_sensor/streamproc/sample_face/config",
+        "homeassistant/sensor/streamproc/sample_faces/config",
+    }
+    assert all(config["state_topic"] == "streamproc/sample/faces" for config in configs.values())
+    stats = json_payloads(recorder, "streamproc/stats")[-1]
+    assert stats["sources"]["sample"]["frames_processed"] == 100
+    assert stats["inference_ms"]["blazeface-short"]["count"] == 100

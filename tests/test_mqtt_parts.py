@@ -1,0 +1,133 @@
+"""MQTT pieces that need no broker: the bounded outbox, topic names, discovery configs, settings."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from conftest import CliRunner
+
+from streamproc.config import (
+    HomeAssistantSettings,
+    MqttQosSettings,
+    MqttSettings,
+    MqttSinkSettings,
+    MqttTlsSettings,
+    load_settings,
+)
+from streamproc.mqtt.discovery import discovery_configs
+from streamproc.mqtt.outbox import Message, Outbox
+from streamproc.mqtt.topics import Topics
+
+
+def event(text: str) -> Message:
+    return Message("streamproc/events", text.encode(), qos=1, retain=False)
+
+
+def face_count(count: int) -> Message:
+    return Message("streamproc/cam/faces", str(count).encode(), qos=1, retain=True, latest_value=True)
+
+
+def drain(outbox: Outbox) -> list[str]:
+    taken = []
+    while (message := outbox.pop()) is not None:
+        taken.append(message.payload.decode())
+    return taken
+
+
+def test_full_outbox_drops_the_oldest_counts_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    outbox = Outbox(capacity=3)
+    with caplog.at_level(logging.WARNING, logger="streamproc.mqtt.outbox"):
+        for number in range(5):
+            outbox.put(event(str(number)))
+    assert drain(outbox) == ["2", "3", "4"], "the newest stay, in order"
+    assert (outbox.dropped, outbox.high_water) == (2, 3)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1, "an overflowing queue warns once per interval, not once per message"
+    assert "MQTT queue full (3 messages): dropped the 1 oldest (1 in all)" in warnings[0]
+
+
+def test_latest_values_replace_their_queued_predecessor_and_events_keep_order() -> None:
+    outbox = Outbox(capacity=10)
+    for message in (face_count(1), event("a"), face_count(2), event("b"), face_count(0)):
+        outbox.put(message)
+    assert drain(outbox) == ["a", "b", "0"]
+    assert outbox.coalesced == 2 and outbox.dropped == 0
+    outbox.put(face_count(3))  # the topic is free again once its queued value was taken
+    assert drain(outbox) == ["3"] and outbox.coalesced == 2
+
+
+def test_topic_layout_keeps_each_source_in_one_level() -> None:
+    topics = Topics("home/cams")
+    assert (topics.available, topics.events, topics.stats) == (
+        "home/cams/available",
+        "home/cams/events",
+        "home/cams/stats",
+    )
+    assert topics.source("front door/2#", "faces") == "home/cams/front_door_2_/faces"
+
+
+def test_home_assistant_discovery_wires_state_and_availability() -> None:
+    configs = discovery_configs(Topics("streamproc"), "front door", HomeAssistantSettings(enabled=True))
+    binary = configs["homeassistant/binary_sensor/streamproc/front_door_face/config"]
+    sensor = configs["homeassistant/sensor/streamproc/front_door_faces/config"]
+    for config in (binary, sensor):
+        assert config["state_topic"] == "streamproc/front_door/faces"
+        assert config["availability_topic"] == "streamproc/available"
+        assert (config["payload_available"], config["payload_not_available"]) == ("online", "offline")
+        assert config["device"]["identifiers"] == ["streamproc_front_door"]
+    assert binary["unique_id"] != sensor["unique_id"]
+    assert binary["value_template"] == "{{ 'ON' if value | int > 0 else 'OFF' }}"
+    assert sensor["unit_of_measurement"] == "faces"
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mqtt.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_password_comes_from_the_environment_and_stays_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, "mqtt:\n  username: cam\n  protocol: 5\n")
+    monkeypatch.setenv("STREAMPROC_MQTT__PASSWORD", "s3cret")
+    settings = load_settings(config)
+    assert settings.mqtt.protocol == "5", "YAML's number 5 is accepted"
+    assert settings.mqtt.password is not None and settings.mqtt.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_cli_stops_at_start_up_on_bad_mqtt_settings(
+    tmp_path: Path, sample_video: Path, run_cli: CliRunner
+) -> None:
+    bad_port = write_config(tmp_path, "mqtt:\n  port: 0\nsinks:\n  - type: mqtt\n")
+    result = run_cli("run", sample_video, "-c", bad_port, "--no-progress")
+    assert result.returncode == 2
+    assert "invalid setting 'mqtt.port'" in result.stderr and "Traceback" not in result.stderr
+
+    not_a_certificate = tmp_path / "ca.pem"
+    not_a_certificate.write_text("this is not a certificate\n")
+    bad_ca = write_config(
+        tmp_path, f"mqtt:\n  tls: {{enabled: true, ca_file: {not_a_certificate}}}\nsinks:\n  - type: mqtt\n"
+    )
+    result = run_cli("run", sample_video, "-c", bad_ca, "--no-progress")
+    assert result.returncode == 2
+    assert "invalid setting 'mqtt.tls.ca_file'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_example_config_documents_every_mqtt_field(repo_dir: Path, tmp_path: Path) -> None:
+    example = (repo_dir / "config" / "example.yaml").read_text()
+    # the mqtt sink entry is commented out (it needs a broker); uncommented, it must be valid
+    enabled = re.sub(r"(?m)^  # (- type: mqtt|  .*)$", r"  \1", example)
+    settings = load_settings(write_config(tmp_path, enabled))
+    sink = next(sink for sink in settings.sinks if sink.type == "mqtt")
+    assert sink == MqttSinkSettings(type="mqtt"), "the example shows the defaults"
+    assert settings.mqtt == MqttSettings(), "the example shows the defaults"
+    for model in (MqttSettings, MqttTlsSettings, MqttSinkSettings, MqttQosSettings, HomeAssistantSettings):
+        for name in model.model_fields:
+            assert re.search(rf"(?m)^\s*(# )?\s*(- )?{name}:", enabled), (
+                f"{model.__name__}.{name} undocumented"
+            )
