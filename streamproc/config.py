@@ -288,7 +288,7 @@ class TrackingSettings(StrictModel):
 class SnapshotSettings(StrictModel):
     """Best face crop per track as JPEG: {dir}/{source}/{track_id}.jpg."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="save each track's best view (also: --snapshots DIR)")
     dir: Path = Field(Path("out/snapshots"), description="folder; one sub-folder per source")
     margin: float = Field(0.4, ge=0, le=3, description="added on each side, as a fraction of the face size")
     size: int = Field(256, ge=0, le=4096, description="side of the square JPEG in pixels; 0: as cropped")
@@ -308,7 +308,9 @@ class FaceClassifySettings(StrictModel):
 class KeyframeSettings(StrictModel):
     """Which frames are classified whole (scene events)."""
 
-    policy: Literal["every_n", "codec_keyframes", "scene_change"] = "every_n"
+    policy: Literal["every_n", "codec_keyframes", "scene_change"] = Field(
+        "every_n", description="every N-th frame, the codec's key frames, or when the scene changes"
+    )
     every_n: int = Field(125, ge=1, description="every_n: classify every N-th frame")
     scene_threshold: float = Field(
         0.12, gt=0, le=1, description="scene_change: mean change of a small grey thumbnail, 0..1"
@@ -319,16 +321,22 @@ class KeyframeSettings(StrictModel):
 class ClassifierSettings(StrictModel):
     """MobileNet (or any image classifier) on face crops and/or key frames."""
 
-    enabled: bool = False
-    targets: Literal["faces", "keyframes", "both"] = "faces"
+    enabled: bool = Field(False, description="classify (also: --classify faces|keyframes|both)")
+    targets: Literal["faces", "keyframes", "both"] = Field(
+        "faces", description="face crops of tracks, whole frames, or both"
+    )
     model: str = Field("mobilenet_v2", description="a name from models/manifest.toml or a model path")
     top_k: int = Field(5, ge=1, le=1000, description="labels reported per classification")
     threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
     # How a model given by path wants its input; manifest models declare these themselves.
-    preprocessing: Literal["raw", "minus1_1", "zero_1", "mean_std"] | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    output: Literal["probabilities", "logits"] = "probabilities"
+    preprocessing: Literal["raw", "minus1_1", "zero_1", "mean_std"] | None = Field(
+        None, description="model path only: pixels 0..255 as they are, [-1, 1], [0, 1] or (p - mean) / std"
+    )
+    mean: tuple[float, float, float] | None = Field(None, description="mean_std: per-channel means")
+    std: tuple[float, float, float] | None = Field(None, description="mean_std: per-channel deviations")
+    output: Literal["probabilities", "logits"] = Field(
+        "probabilities", description="model path only: softmax already applied, or logits"
+    )
     labels: Path | None = Field(None, description="labels file, one class name per line")
     label_offset: int = Field(0, ge=0, description="class index of the labels file's first line")
     faces: FaceClassifySettings = Field(default_factory=FaceClassifySettings)

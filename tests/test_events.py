@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
+from html import escape
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import CliRunner, read_records, run_streamproc
 from live_run import LiveRun, live_settings, wait_until
+from mqtt_support import Broker, Recorder, mqtt_settings
 from rtsp_server import RtspServer
 
 from streamproc.capture.base import SourceState
@@ -182,6 +184,18 @@ def test_classifications_land_in_events_and_frame_records(enter_exit: EnterExitR
         assert frames[event["frame"]]["scene"] == event["classification"]
 
 
+def test_report_shows_the_tracks_snapshots_and_classes(enter_exit: EnterExitRun, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    result = run_streamproc("report", enter_exit.jsonl, "-o", page)  # no --video: thumbnails are snapshots
+    assert result.returncode == 0, result.stderr
+    html = page.read_text()
+    assert html.count('<tr class="track"') == 2
+    assert html.count("data:image/jpeg;base64,") == 2
+    for track_id, events in enter_exit.by_track.items():
+        assert track_id in html
+        assert escape(events[-1]["classification"]["top_k"][0]["label"]) in html
+
+
 def _decoded_frame(video: Path, index: int) -> np.ndarray:
     with av.open(str(video)) as container:
         for number, frame in enumerate(container.decode(video=0)):
@@ -305,3 +319,20 @@ def test_camera_outage_ends_its_tracks(
         assert run.first("s0", SourceState.RECONNECTING) is not None
     assert {event["end_reason"] for event in of_type("end")} == {"lost"}
     assert sorted(e["track_id"] for e in of_type("end")) == sorted(e["track_id"] for e in of_type("new"))
+
+
+def test_mqtt_publishes_exactly_the_events_the_jsonl_file_holds(
+    broker: Broker, recorders: Callable[..., Recorder], sample_video: Path, tmp_path: Path
+) -> None:
+    recorder = recorders(broker.port, ("streamproc/events",))
+    settings = mqtt_settings(sample_video, broker.port)
+    out = tmp_path / "events.jsonl"
+    settings.sinks.append(JsonlSinkSettings(type="jsonl", path=out))
+    pipeline = Pipeline(settings)
+    pipeline.open()
+    assert pipeline.run().ok
+    written = read_records(out, *TRACK_TYPES)
+    ends = [event for event in written if event["type"] == "end"]
+    assert [event["end_reason"] for event in ends] == ["source_ended"] * 2  # sent after the last frame
+    wait_until(lambda: len(recorder.on("streamproc/events")) >= len(written), 10, "every event")
+    assert [json.loads(message.payload) for message in recorder.on("streamproc/events")] == written
