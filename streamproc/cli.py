@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file, rtsp:// url, /dev/videoN or camera:N; replaces the config's sources",
     )
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
-    run.add_argument("--events", type=Path, metavar="PATH", help="append per-frame detections as JSON Lines")
+    run.add_argument(
+        "--events", type=Path, metavar="PATH", help="append per-frame detections and events as JSON Lines"
+    )
     run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
     run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
@@ -68,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, metavar="S", help="stop after S seconds (live sources run until stopped)"
     )
     run.add_argument("--rtsp-transport", choices=["tcp", "udp"], help="RTSP media transport (default tcp)")
+    run.add_argument("--snapshots", type=Path, metavar="DIR", help="save each track's best face as JPEG here")
+    run.add_argument(
+        "--classify", choices=["faces", "keyframes", "both"], help="classify face crops and/or key frames"
+    )
+    run.add_argument("--classifier-model", metavar="NAME", help="manifest name or model path (mobilenet_v2)")
+    run.add_argument("--models-dir", type=Path, metavar="DIR", help="where fetched models are")
     run.add_argument(
         "--http",
         type=_http_address,
@@ -76,10 +84,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
+
+    _add_models(commands)
     _add_report(commands)
     _add_config(commands)
     add_events_command(commands, _add_common)
     return parser
+
+
+def _add_models(commands: Any) -> None:
+    models = commands.add_parser(
+        "models",
+        help="list, download and check the models streamproc uses",
+        description="The models of models/manifest.toml: list them, fetch (download with sha256 "
+        "check) the missing ones into the models directory, or verify the files there.",
+        epilog="example: streamproc models fetch mobilenet_v2 --models-dir ~/models",
+    )
+    models.add_argument("action", choices=["list", "fetch", "verify"], help="what to do")
+    models.add_argument("names", nargs="*", metavar="NAME", help="models to act on (default: all)")
+    models.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (models_dir)")
+    models.add_argument("--models-dir", type=Path, metavar="DIR", help="models directory")
+    models.add_argument("--base-url", metavar="URL", help="fetch: download from this mirror (URL/FILE)")
+    models.add_argument("--timeout", type=float, default=60.0, metavar="S", help="fetch: network timeout")
+    _add_common(models)
+    models.set_defaults(handler=_cmd_models)
 
 
 def _add_report(commands: Any) -> None:
@@ -155,6 +183,15 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["duration"] = args.duration
     if args.rtsp_transport:
         overrides["live"] = {"transport": args.rtsp_transport}
+    if args.snapshots:
+        overrides["snapshots"] = {"enabled": True, "dir": args.snapshots}
+    classifier = {"enabled": True, "targets": args.classify} if args.classify else {}
+    if args.classifier_model:
+        classifier["model"] = args.classifier_model
+    if classifier:
+        overrides["classifier"] = classifier
+    if args.models_dir:
+        overrides["models_dir"] = args.models_dir
     if args.http:
         overrides["http"] = args.http
     return overrides
@@ -214,6 +251,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
     return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from streamproc.inference.models_cli import run_models_command
+
+    return run_models_command(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

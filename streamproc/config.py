@@ -134,6 +134,7 @@ class JsonlSinkSettings(StrictModel):
     type: Literal["jsonl"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
     include_empty: bool = Field(True, description="also write frames in which no face was found")
+    events: bool = Field(True, description="also write track and scene events, one line each")
 
 
 class VideoSinkSettings(StrictModel):
@@ -265,6 +266,83 @@ class HttpSettings(StrictModel):
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the live view")
 
 
+class TrackingSettings(StrictModel):
+    """Faces become tracks with stable ids; tracks raise new / update / end events."""
+
+    enabled: bool = Field(True, description="track faces and send events")
+    min_hits: int = Field(3, ge=1, le=1000, description="frames in a row a face must be seen before 'new'")
+    max_missed: int = Field(15, ge=0, le=100_000, description="frames a track may go unseen before 'end'")
+    max_missed_s: float | None = Field(None, gt=0, description="or seconds (media time) unseen before 'end'")
+    iou_threshold: float = Field(
+        0.2, gt=0, le=1, description="least IoU of a face with a track's predicted box"
+    )
+    high_score: float = Field(
+        0.6, ge=0, le=1, description="faces scoring this much start tracks; weaker ones only extend tracks"
+    )
+    update_interval_s: float = Field(1.0, ge=0, description="at most one 'update' per track this often")
+    better_view_gain: float = Field(
+        0.05, gt=0, le=1, description="quality gain that makes a view the track's new best (snapshot)"
+    )
+
+
+class SnapshotSettings(StrictModel):
+    """Best face crop per track as JPEG: {dir}/{source}/{track_id}.jpg."""
+
+    enabled: bool = Field(False, description="save each track's best view (also: --snapshots DIR)")
+    dir: Path = Field(Path("out/snapshots"), description="folder; one sub-folder per source")
+    margin: float = Field(0.4, ge=0, le=3, description="added on each side, as a fraction of the face size")
+    size: int = Field(256, ge=0, le=4096, description="side of the square JPEG in pixels; 0: as cropped")
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality")
+    full_frame: bool = Field(False, description="also save the whole frame with the face boxed")
+
+
+class FaceClassifySettings(StrictModel):
+    """When a tracked face is classified: at confirmation, then on a better view and every N frames."""
+
+    margin: float = Field(0.25, ge=0, le=3, description="added around the face, fraction of its size")
+    every_n_frames: int = Field(75, ge=0, description="classify each tracked face again this often; 0: never")
+    on_better_view: bool = Field(True, description="classify again when the track's best view improves")
+    min_gap_frames: int = Field(10, ge=0, description="never classify one face more often than this")
+
+
+class KeyframeSettings(StrictModel):
+    """Which frames are classified whole (scene events)."""
+
+    policy: Literal["every_n", "codec_keyframes", "scene_change"] = Field(
+        "every_n", description="every N-th frame, the codec's key frames, or when the scene changes"
+    )
+    every_n: int = Field(125, ge=1, description="every_n: classify every N-th frame")
+    scene_threshold: float = Field(
+        0.12, gt=0, le=1, description="scene_change: mean change of a small grey thumbnail, 0..1"
+    )
+    min_gap_frames: int = Field(25, ge=0, description="codec_keyframes / scene_change: at most this often")
+
+
+class ClassifierSettings(StrictModel):
+    """MobileNet (or any image classifier) on face crops and/or key frames."""
+
+    enabled: bool = Field(False, description="classify (also: --classify faces|keyframes|both)")
+    targets: Literal["faces", "keyframes", "both"] = Field(
+        "faces", description="face crops of tracks, whole frames, or both"
+    )
+    model: str = Field("mobilenet_v2", description="a name from models/manifest.toml or a model path")
+    top_k: int = Field(5, ge=1, le=1000, description="labels reported per classification")
+    threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
+    # How a model given by path wants its input; manifest models declare these themselves.
+    preprocessing: Literal["raw", "minus1_1", "zero_1", "mean_std"] | None = Field(
+        None, description="model path only: pixels 0..255 as they are, [-1, 1], [0, 1] or (p - mean) / std"
+    )
+    mean: tuple[float, float, float] | None = Field(None, description="mean_std: per-channel means")
+    std: tuple[float, float, float] | None = Field(None, description="mean_std: per-channel deviations")
+    output: Literal["probabilities", "logits"] = Field(
+        "probabilities", description="model path only: softmax already applied, or logits"
+    )
+    labels: Path | None = Field(None, description="labels file, one class name per line")
+    label_offset: int = Field(0, ge=0, description="class index of the labels file's first line")
+    faces: FaceClassifySettings = Field(default_factory=FaceClassifySettings)
+    keyframes: KeyframeSettings = Field(default_factory=KeyframeSettings)
+
+
 class Settings(BaseSettings):
     """Everything a run needs. See config/example.yaml for a documented example."""
 
@@ -281,6 +359,12 @@ class Settings(BaseSettings):
     sinks: list[SinkSettings] = Field(default_factory=list, description="where results go")
     http: HttpSettings = Field(default_factory=HttpSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="broker for mqtt sinks and events")
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    models_dir: Path | None = Field(
+        None, description="fetched models (MobileNets); default ~/.cache/streamproc/models"
+    )
     sink_queue_size: int = Field(
         64, ge=1, le=100_000, description="results queued per sink before inference waits for it"
     )

@@ -202,14 +202,21 @@ class Detections:
         )
 
     def to_records(self, ndigits: int = 2) -> list[dict[str, Any]]:
-        """JSON-ready list: one dict per detection with box, score and keypoints."""
+        """JSON-ready list: one dict per detection with box, score, keypoints and the extra columns
+        (e.g. ``track_id``); values with ``to_dict`` are converted, None values are left out."""
         boxes = np.round(self.boxes.astype(np.float64), ndigits).tolist()
         keypoints = np.round(self.keypoints.astype(np.float64), ndigits).tolist()
         scores = np.round(self.scores.astype(np.float64), 4).tolist()
-        return [
+        records = [
             {"box": box, "score": score, "keypoints": points}
             for box, score, points in zip(boxes, scores, keypoints, strict=True)
         ]
+        for name, column in self.extra.items():
+            values = list(column) if column.dtype == object else column.tolist()
+            for record, value in zip(records, values, strict=True):
+                if value is not None:
+                    record[name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return records
 
 
 @dataclass(frozen=True)

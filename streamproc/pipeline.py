@@ -10,12 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamproc.analysis import Analysis, build_analysis
 from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
 from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError, StreamprocError
+from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.sinks.base import Sink, SinkRunner
@@ -127,6 +129,8 @@ class Pipeline:
         self.streams: list[StreamInfo] = []
         self._runners: list[SinkRunner] = []
         self._extra_sinks = list(extra_sinks)  # sinks built by the caller, e.g. the HTTP live view
+        self._analysis: Analysis | None = None
+        self._ended: set[str] = set()  # sources whose tracks have been ended
 
     def stop(self) -> None:
         """Ordered shutdown: stop capture; queued frames are still processed and sinks flushed.
@@ -152,6 +156,7 @@ class Pipeline:
 
     def open(self) -> None:
         """Open sources and sinks, failing fast with a one-line error on bad inputs and outputs."""
+        self._analysis = build_analysis(self.settings, self.stats.inference)  # bad models: before inputs
         taken: set[str] = set()
         single = len(self.settings.sources) == 1
         for source_settings in self.settings.sources:
@@ -224,13 +229,18 @@ class Pipeline:
                     self.stop()
                 frame = self._scheduler.next_frame(timeout=0.5)
                 if frame is None:
+                    self._end_finished_sources()
                     if self._scheduler_finished():
                         break
                     continue
                 box = letterbox(frame.width, frame.height)
                 tick = time.perf_counter()
                 detections = detector.detect_scaled(frame.rgb(box.scaled_width, box.scaled_height), box)
-                result = FrameResult(frame, detections, (time.perf_counter() - tick) * 1000.0)
+                detect_ms = (time.perf_counter() - tick) * 1000.0
+                events: tuple = ()
+                if self._analysis is not None:
+                    detections, events = self._analysis.process(frame, detections)
+                result = FrameResult(frame, detections, detect_ms, events)
                 for runner in runners:
                     runner.submit(result)
                 self.stats.inference(model_name, result.inference_ms)
@@ -238,9 +248,11 @@ class Pipeline:
                 report.frames_processed += 1
                 if progress is not None:
                     progress(result)
+                self._end_finished_sources()
         finally:
             self._stop_sources()
             join_sources(self._sources)
+            self._end_finished_sources(everything=True)
             for runner in runners:
                 runner.close()
         report.seconds = time.perf_counter() - started
@@ -296,6 +308,26 @@ class Pipeline:
             runner.submit_status(event)
         if self._status_listener is not None:
             self._status_listener(event)
+
+    def _end_finished_sources(self, everything: bool = False) -> None:
+        """Send the ``end`` events of sources that have no frames left (all of them at shutdown),
+        and of cameras that dropped: their faces cannot be followed across the outage."""
+        if self._analysis is None:
+            return
+        for source in self._sources:
+            buffer = source.buffer
+            if source.source_id in self._ended or buffer is None:
+                continue
+            if everything or buffer.finished:
+                self._ended.add(source.source_id)
+                reason: EndReason = "stopped" if self._stop.is_set() else "source_ended"
+            elif source.state is SourceState.RECONNECTING and not len(buffer):
+                reason = "lost"
+            else:
+                continue
+            events = self._analysis.finish(source.source_id, reason)
+            for runner in self._runners:
+                runner.submit_events(events)
 
     def _scheduler_finished(self) -> bool:
         return all(buffer.finished for buffer in self._scheduler.buffers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,20 @@ def shared_dir() -> Path:
     path = Path(os.environ.get("STREAMPROC_SHARED_DIR", REPO.parent / "shared"))
     assert path.is_dir(), f"reference data folder {path} is missing (set STREAMPROC_SHARED_DIR)"
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(shared_dir: Path) -> Path:
+    """MobileNets come from ../shared/models unless STREAMPROC_MODELS_DIR says otherwise (as in .ci/run)."""
+    os.environ.setdefault("STREAMPROC_MODELS_DIR", str(shared_dir / "models"))
+    return Path(os.environ["STREAMPROC_MODELS_DIR"])
+
+
+def read_records(path: Path, *types: str) -> list[dict]:
+    """JSON Lines records of the given types ("frame" by default; events: "new", "update", ...)."""
+    wanted = set(types or ("frame",))
+    records = (json.loads(line) for line in path.read_text().splitlines())
+    return [record for record in records if record["type"] in wanted]
 
 
 @pytest.fixture(scope="session")
@@ -87,22 +102,23 @@ class CliResult:
 CliRunner = Callable[..., CliResult]
 
 
+def run_streamproc(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None) -> CliResult:
+    """Run ``python -m streamproc ARGS`` in a subprocess, as a user would."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "streamproc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
 @pytest.fixture
 def run_cli() -> CliRunner:
     """Run ``python -m streamproc ARGS`` in a subprocess, as a user would."""
-
-    def run(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None) -> CliResult:
-        completed = subprocess.run(
-            [sys.executable, "-m", "streamproc", *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-            env={**os.environ, **(env or {})},
-        )
-        return CliResult(completed.returncode, completed.stdout, completed.stderr)
-
-    return run
+    return run_streamproc
 
 
 @pytest.fixture(scope="session")

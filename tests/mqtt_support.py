@@ -15,8 +15,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from streamproc.capture.base import StatusEvent
-from streamproc.config import MqttSettings, MqttSinkSettings, Settings, SourceSettings
+from streamproc.config import MqttSettings, MqttSinkSettings, Settings, SourceSettings, TrackingSettings
 from streamproc.frames import FrameResult
 from streamproc.pipeline import Pipeline
 from streamproc.sinks.base import Sink
@@ -356,8 +356,8 @@ class FaceRankEvents:
 
 @dataclass
 class WithEvents(Sink):
-    """Wraps a sink: each result reaches it with events (the pipeline's own, or derived from its
-    detections while tracking does not exist yet); what was handed over is kept in ``sent``."""
+    """Wraps a sink: after each result it hands the sink events derived from the result's faces (many,
+    for tests of delivery under load) and passes on any others; what was handed over is in ``sent``."""
 
     inner: Sink
     pace_s: float = 0.0  # sleep per frame: file runs wait for sinks, so this paces the whole run
@@ -368,11 +368,14 @@ class WithEvents(Sink):
         self.name = self.inner.name
 
     def handle(self, result: FrameResult) -> None:
-        events = result.events or self.derive(result)
-        self.sent.extend(event.to_dict() for event in events)
         if self.pace_s:
             time.sleep(self.pace_s)
-        self.inner.handle(replace(result, events=events))
+        self.inner.handle(result)
+        self.handle_events(self.derive(result))
+
+    def handle_events(self, events: Sequence[Any]) -> None:
+        self.sent.extend(event.to_dict() for event in events)
+        self.inner.handle_events(events)
 
     def handle_status(self, event: StatusEvent) -> None:
         self.inner.handle_status(event)
@@ -393,8 +396,13 @@ def mqtt_settings(video: Path, port: int, **sink: Any) -> Settings:
 
 
 def pipeline_with_events(settings: Settings, pace_s: float = 0.0) -> tuple[Pipeline, WithEvents]:
-    """An opened pipeline whose (single) sink receives events; see :class:`WithEvents`."""
-    pipeline = Pipeline(settings)
+    """An opened pipeline whose (single) sink receives many events; see :class:`WithEvents`.
+
+    The tracker's own events are few (new, a rate-limited update or two, end); these tests check
+    delivery under load, so tracking is off and every frame's faces give derived events instead
+    (real tracking events over MQTT: tests/test_events.py).
+    """
+    pipeline = Pipeline(settings.model_copy(update={"tracking": TrackingSettings(enabled=False)}))
     pipeline.open()
     wrapped = WithEvents(pipeline._sinks[0], pace_s)
     pipeline._sinks[0] = wrapped

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import CliRunner, count_frames
+from conftest import CliRunner, count_frames, read_records
 
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:
@@ -49,7 +48,7 @@ def test_truncated_mp4_processes_what_decodes_then_reports(
     result = run_cli("run", truncated, "--events", events, "--no-progress")
     assert result.returncode != 0
     assert_one_line_error(result.stderr, "cut.mp4", "truncated")
-    records = [json.loads(line) for line in events.read_text().splitlines()]
+    records = read_records(events)
     total = count_frames(sample_video)[0]
     assert 0.3 * total < len(records) < total
     assert [r["frame"] for r in records] == list(range(len(records)))
@@ -86,5 +85,5 @@ def test_one_bad_input_does_not_stop_the_others(
     result = run_cli("run", sample_video, tmp_path / "missing.mp4", "--events", events, "--no-progress")
     assert result.returncode != 0  # the user learns that one input failed
     assert "missing.mp4" in result.stderr
-    records = [json.loads(line) for line in events.read_text().splitlines()]
+    records = read_records(events)
     assert len(records) == count_frames(sample_video)[0]

@@ -21,6 +21,7 @@ from streamproc.inference.blazeface import (
 )
 from streamproc.inference.models import blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
+from streamproc.tracking import box_iou
 
 VARIANTS = ("short", "full")
 
@@ -58,18 +59,6 @@ def _reference_faces(reference: dict, name: str, variant: str, width: int, heigh
     return entry[variant]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between (n, 4) and (m, 4) x1, y1, x2, y2 boxes."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
 def _greedy_match(iou: np.ndarray) -> list[tuple[int, int]]:
     """Pairs (reference, detection), best IoU first, each used once."""
     iou = iou.copy()
@@ -92,7 +81,7 @@ def _compare(detections, faces: list[dict], width: int, height: int, *, min_iou:
     ref_boxes = np.array(
         [[x, y, x + w, y + h] for x, y, w, h in (f["bbox_xywh_norm"] for f in faces)]
     ) * np.tile(size, 2)
-    iou = _iou(ref_boxes, detections.boxes.astype(np.float64))
+    iou = box_iou(ref_boxes, detections.boxes.astype(np.float64))
     pairs = _greedy_match(iou)
     assert len(pairs) == len(faces), f"only {len(pairs)} of {len(faces)} reference faces overlap a detection"
     for i, j in pairs:
@@ -149,7 +138,7 @@ def test_detect_enlarges_small_pictures(shared_dir: Path) -> None:
     detections = detector.detect(small)  # 85x100 enlarged to 109x128
     large = detector.detect(rgb)
     assert len(detections) == 1 and len(large) == 1
-    assert _iou(detections.boxes * (512 / 85), large.boxes)[0, 0] >= 0.8
+    assert box_iou(detections.boxes * (512 / 85), large.boxes)[0, 0] >= 0.8
 
 
 @pytest.mark.parametrize(("variant", "count"), [("short", 896), ("full", 2304)])

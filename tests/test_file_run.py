@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,17 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, CliRunner, count_frames
+from conftest import REPO, CliRunner, count_frames, read_records
 
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
 from streamproc.frames import AvPicture, FrameResult
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.pipeline import Pipeline
 from streamproc.sinks.base import Sink
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_cli_run_writes_every_frame_and_a_true_annotated_video(
@@ -33,7 +28,7 @@ def test_cli_run_writes_every_frame_and_a_true_annotated_video(
     assert result.returncode == 0, result.stderr
 
     frames_in, duration_in = count_frames(sample_video)
-    records = read_jsonl(events)
+    records = read_records(events)
     assert [record["frame"] for record in records] == list(range(frames_in))
     pts = [record["pts"] for record in records]
     assert pts == sorted(pts) and len(set(pts)) == len(pts)
@@ -54,7 +49,7 @@ def test_annotated_video_shows_the_boxes(tmp_path: Path, sample_video: Path, run
         run_cli("run", sample_video, "--out-video", video, "--events", events, "--no-progress").returncode
         == 0
     )
-    record = next(r for r in read_jsonl(events) if r["faces"])
+    record = next(r for r in read_records(events) if r["faces"])
     with av.open(str(video)) as out, av.open(str(sample_video)) as original:
         drawn = next(f for i, f in enumerate(out.decode(video=0)) if i == record["frame"]).to_ndarray(
             format="bgr24"
@@ -81,7 +76,7 @@ def test_pipeline_detections_match_detector_on_decoded_frames(sample_video: Path
     assert report.ok and report.frames_processed == count_frames(sample_video)[0]
 
     detector = BlazeFaceDetector("short")
-    records = read_jsonl(events)
+    records = read_records(events)
     with av.open(str(sample_video)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index % 10:
@@ -120,7 +115,7 @@ def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_pa
     report = pipeline.run()
     assert report.sink_errors == {"exploding": "disk on fire"}
     assert not report.ok
-    assert len(read_jsonl(events)) == count_frames(sample_video)[0]
+    assert len(read_records(events)) == count_frames(sample_video)[0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -153,7 +148,7 @@ def test_signal_gives_clean_shutdown(tmp_path: Path, long_video: Path, signum: i
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert "finishing queued frames" in stderr
-    written = len(read_jsonl(events))
+    written = len(read_records(events))
     total = count_frames(long_video)[0]
     assert 20 <= written < total, "the run should have stopped early"
     assert count_frames(video)[0] == written, "every processed frame is in the playable MP4"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, CliRunner
+from conftest import REPO, CliRunner, read_records
 from live_run import wait_until
 from rtsp_server import RtspServer, free_tcp_port
 
@@ -79,10 +78,6 @@ def test_ctrl_c_stops_within_two_seconds_while_retrying(silent_server: int, came
     assert took < 2.0, f"exit took {took:.2f} s\n{log}"
     assert returncode == 0, log
     assert "SIGINT received" in log and "Traceback" not in log
-
-
-def read_records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_cli_runs_cameras_and_a_file_for_a_duration(

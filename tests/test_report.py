@@ -13,7 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import CliRunner
+from conftest import CliRunner, read_records
 
 from streamproc.inference.blazeface import BlazeFaceDetector
 
@@ -119,7 +119,7 @@ def test_report_from_frame_records_has_a_row_per_face_a_plot_and_thumbnails(
     bars = [rect for rect in svg.iter(f"{SVG}rect") if rect.get("class") == "track"]
     assert [bar.get("data-track") for bar in bars] == [row[0] for row in page.rows]
     faces = next(p for p in svg.iter(f"{SVG}polygon") if p.get("class") == "faces")
-    frames = len(events.read_text().splitlines())
+    frames = len(read_records(events))  # frame records; event lines are not steps
     assert len(faces.get("points", "").split()) == 2 * frames + 2  # a step per frame
 
 
@@ -161,7 +161,8 @@ def test_report_uses_track_events_with_snapshots_and_classes(
         {"type": "scene", "source": "ee", "pts": 1.0},  # other record types are ignored
     ]
     results = tmp_path / "run.jsonl"
-    lines = frames_file.read_text().splitlines()
+    # the frame records only: this test brings its own events
+    lines = [line for line in frames_file.read_text().splitlines() if '"type":"frame"' in line]
     results.write_text("\n".join(lines + [json.dumps(e) for e in events] + ["not json"]) + "\n")
     output = tmp_path / "events.html"
     result = run_cli("report", results, "-o", output)

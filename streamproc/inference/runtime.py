@@ -1,10 +1,14 @@
-"""A thin wrapper over the LiteRT interpreter that turns loader failures into ModelError."""
+"""Model runtimes behind one small interface: LiteRT for ``.tflite``, TensorFlow for Keras/SavedModel.
+
+TensorFlow takes seconds to import, so it is imported only when such a model is loaded
+(:mod:`streamproc.inference.tf_runtime`); a TFLite-only run never imports it.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -12,6 +16,65 @@ from ai_edge_litert.interpreter import Interpreter
 from streamproc.errors import ModelError
 
 log = logging.getLogger(__name__)
+
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+class Model(Protocol):
+    """A loaded model with one image-like input, whatever runs it."""
+
+    path: Path
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Input shape, batch first, as the model declares it (batch 1 when it is dynamic)."""
+        ...
+
+    @property
+    def input_dtype(self) -> np.dtype: ...
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        """(scale, zero_point) of the input; (0.0, 0) for float inputs."""
+        ...
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether one invoke may take several inputs stacked along the batch axis."""
+        ...
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]: ...
+
+    def output_quantization(self, index: int) -> tuple[float, int]: ...
+
+    def invoke(self, tensor: np.ndarray) -> list[np.ndarray]: ...
+
+
+def load_model(path: Path, num_threads: int = 1) -> Model:
+    """Load a model file, choosing the runtime by its kind.
+
+    ``.tflite`` runs on LiteRT; ``.keras``/``.h5`` files and SavedModel folders run on TensorFlow.
+    """
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return TfliteModel(path, num_threads)
+    if path.suffix in KERAS_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file()):
+        from streamproc.inference.tf_runtime import load_tf_model  # imports TensorFlow: only now
+
+        return load_tf_model(path, num_threads)
+    if not path.exists():
+        raise ModelError(f"model {path} does not exist: check the path or run `streamproc models list`")
+    raise ModelError(
+        f"{path} is not a model streamproc can run: use a .tflite file, a .keras/.h5 file or a "
+        "SavedModel folder (with saved_model.pb)"
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """Runtimes' messages span lines; keep the first so user-facing errors stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class TfliteModel:
@@ -29,10 +92,8 @@ class TfliteModel:
             self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            # LiteRT's messages span lines; keep the first so the user-facing error stays one line.
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
-                f"{self.path} is not a TFLite model ({reason}): "
+                f"{self.path} is not a TFLite model ({first_line(exc)}): "
                 "check the path or run `streamproc models verify`"
             ) from exc
         inputs = self._interpreter.get_input_details()
@@ -43,6 +104,7 @@ class TfliteModel:
             )
         self._input = inputs[0]
         self._input_index: int = int(self._input["index"])
+        self._batch = int(self._input["shape"][0])
         self.outputs: list[dict[str, Any]] = self._interpreter.get_output_details()
         self._output_indices = [int(detail["index"]) for detail in self.outputs]
         log.debug(
@@ -69,8 +131,30 @@ class TfliteModel:
         scale, zero_point = self._input["quantization"]
         return float(scale), int(zero_point)
 
+    @property
+    def dynamic_batch(self) -> bool:
+        # Only a -1 in the signature makes resizing safe: fixed-batch graphs (e.g. the quantised
+        # MobileNets, whose final Reshape pins batch 1) fail to prepare at any other size.
+        signature = self._input.get("shape_signature")
+        return signature is not None and len(signature) > 0 and int(signature[0]) == -1
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(d) for d in detail["shape"]) for detail in self.outputs]
+
+    def output_quantization(self, index: int) -> tuple[float, int]:
+        scale, zero_point = self.outputs[index]["quantization"]
+        return float(scale), int(zero_point)
+
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]:
-        """Run the model on one input tensor; returns copies of the outputs in the model's order."""
+        """Run the model on one input tensor; returns copies of the outputs in the model's order.
+
+        A model with a dynamic batch takes any batch size; the interpreter is resized when it changes.
+        """
+        if tensor.shape[0] != self._batch and self.dynamic_batch:
+            self._interpreter.resize_tensor_input(self._input_index, list(tensor.shape))
+            self._interpreter.allocate_tensors()
+            self._batch = int(tensor.shape[0])
         self._interpreter.set_tensor(self._input_index, tensor)
         self._interpreter.invoke()
         # get_tensor copies, so results stay valid after the next invoke.

@@ -4,9 +4,11 @@ Two kinds of lines are understood:
 
 - per-frame records, ``{"type": "frame", "source": ..., "frame": 12, "pts": 0.48, "wall_time": ...,
   "faces": [{"box": [...], "score": ..., "track_id": ...}]}`` (``track_id`` once tracking runs);
-- track events, ``{"type": "new" | "update" | "end", "track_id": ..., "source" | "source_id": ...,
-  "start_pts", "end_pts" (media seconds), "start_time", "end_time" (wall clock), "best": {"box",
-  "score", "frame", "pts"}, "snapshot": PATH, "classification": [{"label", "score"}]}``.
+- track events as streamproc writes them (``streamproc/schemas/event.schema.json``: ``"start"`` and
+  ``"end"`` objects with ``pts`` and ``wall_time``, ``"best"``, ``"snapshot": {"path"}``,
+  ``"classification": {"top_k": [{"label", "score"}]}``), and looser variants from other tools:
+  ``"start_pts"``, ``"end_pts"`` (media seconds), ``"start_time"``, ``"end_time"`` (wall clock),
+  ``"snapshot": PATH``, ``"classification": [{"label", "score"}]``.
 
 Every field may be missing; lines that are not JSON objects are skipped and counted. Other record
 types (``scene``, status lines...) are ignored.

@@ -181,7 +181,9 @@ def _tracks_from_events(events: list[dict[str, Any]], clock: Clock, seen: dict[s
 
 def _apply_event(track: Track, event: dict[str, Any], clock: Clock) -> None:
     kind = event.get("type")
-    start_pts, start_wall = number(event, "start_pts"), number(event, "start_time")
+    start_pts, start_wall = _moment(
+        event.get("start"), number(event, "start_pts"), number(event, "start_time")
+    )
     if kind == "new":
         start_pts = start_pts if start_pts is not None else number(event, "pts")
         start_wall = start_wall if start_wall is not None else number(event, "wall_time")
@@ -189,7 +191,8 @@ def _apply_event(track: Track, event: dict[str, Any], clock: Clock) -> None:
     if start is not None and (track.start is None or start < track.start):
         track.start, track.start_wall = start, start_wall
     if kind == "end":
-        end = clock.seconds(number(event, "end_pts", "pts"), number(event, "end_time", "wall_time"))
+        end_pts, end_wall = number(event, "end_pts", "pts"), number(event, "end_time", "wall_time")
+        end = clock.seconds(*_moment(event.get("end"), end_pts, end_wall))
         duration = number(event, "duration", "duration_s")
         if end is None and duration is not None and track.start is not None:
             end = track.start + duration
@@ -206,11 +209,21 @@ def _apply_event(track: Track, event: dict[str, Any], clock: Clock) -> None:
             frame if isinstance(frame, int) else None,
             number(best, "pts"),
         )
-    if isinstance(event.get("snapshot"), str) and event["snapshot"]:
-        track.snapshot = event["snapshot"]
+    snapshot = event.get("snapshot")
+    if isinstance(snapshot, dict):  # streamproc's events: {"path", "frame_path"}
+        snapshot = snapshot.get("path")
+    if isinstance(snapshot, str) and snapshot:
+        track.snapshot = snapshot
     classes = _classification(event.get("classification"))
     if classes:
         track.classification = classes
+
+
+def _moment(value: Any, pts: float | None, wall: float | None) -> tuple[float | None, float | None]:
+    """(pts, wall time) of streamproc's ``start``/``end`` objects, else the given fallbacks."""
+    if isinstance(value, dict):
+        return number(value, "pts"), number(value, "wall_time")
+    return pts, wall
 
 
 def _fill_from(track: Track, frames: Track | None) -> None:
@@ -225,6 +238,8 @@ def _fill_from(track: Track, frames: Track | None) -> None:
 
 def _classification(value: Any) -> list[tuple[str, float]]:
     """[{label, score}], [[label, score]] or {label: score} -> [(label, score)], best first."""
+    if isinstance(value, dict) and isinstance(value.get("top_k"), list):  # streamproc's events
+        value = value["top_k"]
     if isinstance(value, dict):
         items = list(value.items())
     elif isinstance(value, list):

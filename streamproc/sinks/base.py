@@ -6,7 +6,10 @@ import logging
 import queue
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streamproc.capture.base import StatusEvent
 from streamproc.errors import OutputError
@@ -29,6 +32,10 @@ class Sink(ABC):
 
     def handle_status(self, event: StatusEvent) -> None:  # noqa: B027 - optional hook
         """A source changed state (connecting, streaming, stopped, failed...)."""
+
+    def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+        """Track and scene events (``streamproc.events``), in order: those a frame raised right after
+        its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release outputs."""
@@ -59,12 +66,18 @@ def ensure_writable_file(path: Path, what: str) -> None:
 _STOP = object()
 
 
+@dataclass(frozen=True)
+class _EventBatch:
+    events: tuple[Any, ...]
+
+
 class SinkRunner:
-    """Runs one sink in its own thread behind a bounded queue.
+    """Runs one sink in its own thread behind a queue holding at most ``queue_size`` frames.
 
     ``lossless`` runners make the producer wait when the queue is full (file runs: nothing lost);
     otherwise results that do not fit are dropped and counted (live runs: never stall inference).
-    A sink that raises is reported once and then skipped; other sinks carry on.
+    Status changes and events are rare and small: they are always queued, in order, and never make
+    the producer wait. A sink that raises is reported once and then skipped; other sinks carry on.
     """
 
     def __init__(self, sink: Sink, queue_size: int, lossless: bool = True) -> None:
@@ -73,7 +86,8 @@ class SinkRunner:
         self.dropped = 0
         self.handled = 0
         self.error: str | None = None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # frames are bounded by _slots
+        self._slots = threading.BoundedSemaphore(queue_size)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
     @property
@@ -91,13 +105,17 @@ class SinkRunner:
     def submit(self, result: FrameResult) -> None:
         if self.failed:
             return
-        if self.lossless:
+        if self._slots.acquire(blocking=self.lossless):
             self._queue.put(result)
             return
-        try:
-            self._queue.put_nowait(result)
-        except queue.Full:
-            self.dropped += 1
+        self.dropped += 1
+        if result.events:  # the frame may go, its events may not
+            self._queue.put(_EventBatch(result.events))
+
+    def submit_events(self, events: Sequence[Any]) -> None:
+        """Events not tied to a frame (e.g. ``end`` when a source finishes): always queued."""
+        if events and not self.failed:
+            self._queue.put(_EventBatch(tuple(events)))
 
     def submit_status(self, event: StatusEvent) -> None:
         """Status changes are rare and small: always queued, never dropped."""
@@ -114,14 +132,20 @@ class SinkRunner:
             item = self._queue.get()
             if item is _STOP:
                 break
+            if isinstance(item, FrameResult):
+                self._slots.release()
             if self.failed:
                 continue  # keep draining so producers never block on a dead sink
             try:
                 if isinstance(item, StatusEvent):
                     self.sink.handle_status(item)
-                else:
-                    self.sink.handle(item)  # type: ignore[arg-type]
+                elif isinstance(item, _EventBatch):
+                    self.sink.handle_events(item.events)
+                elif isinstance(item, FrameResult):
+                    self.sink.handle(item)
                     self.handled += 1
+                    if item.events:
+                        self.sink.handle_events(item.events)
             except Exception as exc:
                 self._fail(exc)
         try:

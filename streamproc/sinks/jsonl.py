@@ -1,8 +1,9 @@
-"""JSON Lines sink: one JSON object per processed frame, appended and flushed as it goes."""
+"""JSON Lines sink: one JSON object per processed frame and one per event, appended and flushed."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,7 +15,7 @@ from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 def frame_record(result: FrameResult) -> dict[str, Any]:
     """The per-frame record: where and when the frame was, and the faces in it (pixels)."""
     frame = result.frame
-    return {
+    record = {
         "type": "frame",
         "source": frame.source_id,
         "frame": frame.index,
@@ -24,6 +25,10 @@ def frame_record(result: FrameResult) -> dict[str, Any]:
         "height": frame.height,
         "faces": result.detections.to_records(),
     }
+    for event in result.events:
+        if event.type == "scene":  # the frame was classified whole
+            record["scene"] = event.classification.to_dict()
+    return record
 
 
 class JsonlSink(Sink):
@@ -42,6 +47,12 @@ class JsonlSink(Sink):
         if not self.settings.include_empty and not len(result.detections):
             return
         self._write(result.frame.source_id, frame_record(result))
+
+    def handle_events(self, events: Sequence[Any]) -> None:
+        """Each event as its own line: the same object MQTT publishes on {prefix}/events."""
+        if self.settings.events:
+            for event in events:
+                self._write(event.source_id, event.to_dict())
 
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -80,8 +80,6 @@ class MqttSink(Sink):
     def handle(self, result: FrameResult) -> None:
         source = result.frame.source_id
         self._introduce(source)
-        for event in result.events:
-            self._send("events", self.topics.events, to_json(event.to_dict()))
         faces = len(result.detections)
         if self._faces.get(source) != faces:
             self._faces[source] = faces
@@ -92,6 +90,12 @@ class MqttSink(Sink):
             jpeg = self._best_face_jpeg(result)
             if jpeg is not None:
                 self._send("snapshot", self.topics.source(source, "snapshot"), jpeg)
+
+    def handle_events(self, events: Sequence[Any]) -> None:
+        """Track and scene events, also the ``end`` events sent when a source finishes."""
+        for event in events:
+            self._introduce(event.source_id)
+            self._send("events", self.topics.events, to_json(event.to_dict()))
 
     def handle_status(self, event: StatusEvent) -> None:
         self._introduce(event.source_id)

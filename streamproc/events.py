@@ -1,0 +1,199 @@
+"""Events: what tracks and key frames tell subscribers (JSON Lines, MQTT).
+
+Every event is one self-contained JSON object (``to_dict``) following
+``streamproc/schemas/event.schema.json``; ``schema_version`` changes only when a field changes
+meaning or goes away (new optional fields keep the version).
+
+- ``new``: a face track was confirmed (seen ``min_hits`` frames in a row);
+- ``update``: something worth telling changed (``changes``: ``best`` view / snapshot,
+  ``classification``), at most once per ``update_interval_s`` per track;
+- ``end``: the track is gone (``end_reason``: ``lost``, ``source_ended`` or ``stopped``); every
+  ``new`` gets exactly one ``end``;
+- ``scene``: a whole frame was classified (key frame, every N frames or a scene change).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from streamproc.inference.classifier import Classification
+from streamproc.tracking import Moment, Observation, Track
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.schema.json"
+
+TrackEventType = Literal["new", "update", "end"]
+EndReason = Literal["lost", "source_ended", "stopped"]
+
+
+def _round_list(array: np.ndarray, ndigits: int = 2) -> list[Any]:
+    return np.round(array.astype(np.float64), ndigits).tolist()
+
+
+def moment_dict(at: Moment) -> dict[str, Any]:
+    return {
+        "frame": at.frame,
+        "pts": None if at.pts is None else round(at.pts, 6),
+        "wall_time": round(at.wall_time, 6),
+    }
+
+
+def view_dict(view: Observation) -> dict[str, Any]:
+    return {
+        "box": _round_list(view.box),
+        "score": round(view.score, 4),
+        "keypoints": _round_list(view.keypoints),
+        **moment_dict(view.at),
+    }
+
+
+class RunIds:
+    """Ids unique across runs and sources: ``<run>-<n>`` for tracks, ``<track>.<seq>`` for events.
+
+    The run part is the start time (UTC, to the second) plus a random suffix, so ids sort by time
+    and two processes started in the same second still differ.
+    """
+
+    def __init__(self) -> None:
+        self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(2)
+        self._tracks = 0
+        self._scenes = 0
+
+    def track_id(self) -> str:
+        self._tracks += 1
+        return f"{self.run_id}-{self._tracks}"
+
+    def scene_id(self) -> str:
+        self._scenes += 1
+        return f"{self.run_id}-s{self._scenes}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Saved JPEG files of a track's best view."""
+
+    path: Path
+    frame_path: Path | None = None
+    jpeg: bytes = field(default=b"", repr=False)  # the crop's bytes, for sinks that publish them
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "frame_path": None if self.frame_path is None else str(self.frame_path),
+        }
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """A face track's ``new`` / ``update`` / ``end``: its whole current state, not a diff."""
+
+    type: TrackEventType
+    event_id: str
+    seq: int  # 0 for new, then 1, 2, ... per track: gaps mean a subscriber missed one
+    source_id: str
+    track_id: str
+    at: Moment  # the frame that raised the event
+    width: int
+    height: int
+    start: Moment
+    last: Observation
+    best: Observation
+    top_score: float
+    classification: Classification | None = None
+    snapshot: Snapshot | None = None
+    changes: tuple[str, ...] = ()
+    end_reason: EndReason | None = None
+    label: str = "face"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **_header(self),
+            "seq": self.seq,
+            "start": moment_dict(self.start),
+            "end": moment_dict(self.last.at) if self.type == "end" else None,
+            "duration_s": round(self.last.at.seconds_since(self.start), 6),
+            "box": _round_list(self.last.box),
+            "score": round(self.last.score, 4),
+            "keypoints": _round_list(self.last.keypoints),
+            "top_score": round(self.top_score, 4),
+            "best": view_dict(self.best),
+            "classification": None if self.classification is None else self.classification.to_dict(),
+            "snapshot": None if self.snapshot is None else self.snapshot.to_dict(),
+            "changes": list(self.changes),
+            "end_reason": self.end_reason,
+        }
+
+
+@dataclass(frozen=True)
+class SceneEvent:
+    """A whole frame classified; ``trigger`` says why this frame: every_n, keyframe or scene_change."""
+
+    event_id: str
+    source_id: str
+    at: Moment
+    width: int
+    height: int
+    trigger: str
+    classification: Classification
+    type: Literal["scene"] = "scene"
+    track_id: None = None
+    label: str = "scene"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **_header(self),
+            "trigger": self.trigger,
+            "classification": self.classification.to_dict(),
+        }
+
+
+Event = TrackEvent | SceneEvent
+
+
+def _header(event: Event) -> dict[str, Any]:
+    """The fields every event starts with: what, which source and track, the frame that raised it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": event.type,
+        "event_id": event.event_id,
+        "source": event.source_id,
+        "track_id": event.track_id,
+        "label": event.label,
+        **moment_dict(event.at),
+        "width": event.width,
+        "height": event.height,
+    }
+
+
+def track_event(
+    kind: TrackEventType,
+    track: Track,
+    seq: int,
+    source_id: str,
+    at: Moment,
+    size: tuple[int, int],
+    **state: Any,
+) -> TrackEvent:
+    """A TrackEvent from a confirmed track's current state."""
+    assert track.track_id is not None and track.best is not None, "only confirmed tracks raise events"
+    return TrackEvent(
+        type=kind,
+        event_id=f"{track.track_id}.{seq}",
+        seq=seq,
+        source_id=source_id,
+        track_id=track.track_id,
+        at=at,
+        width=size[0],
+        height=size[1],
+        start=track.first.at,
+        last=track.last,
+        best=track.best,
+        top_score=track.top_score,
+        **state,
+    )
