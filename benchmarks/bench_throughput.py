@@ -342,7 +342,9 @@ class Series:
         return max(self.runs, key=lambda run: run.fps).stage_ms
 
 
-def measure(samples: Sequence[Sample], repeats: int, workdir: Path) -> dict[tuple[str, str], Series]:
+def measure(
+    samples: Sequence[Sample], repeats: int, workdir: Path, variants: Sequence[str] = tuple(VARIANTS)
+) -> dict[tuple[str, str], Series]:
     """Every variant on every clip, ``repeats`` times, interleaved so drifting load hits all alike."""
     defaults = DetectorSettings()
     detector = BlazeFaceDetector(
@@ -357,6 +359,7 @@ def measure(samples: Sequence[Sample], repeats: int, workdir: Path) -> dict[tupl
         "c": lambda sample: run_pipeline(sample, workdir, video=False),
         "d": lambda sample: run_pipeline(sample, workdir, video=True),
     }
+    runners = {variant: runners[variant] for variant in variants}
     series = {
         (sample.name, variant): Series(sample.name, variant, sample.frames)
         for sample in samples

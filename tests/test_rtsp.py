@@ -15,6 +15,7 @@ from rtsp_server import RtspServer
 
 from streamproc.capture.base import SourceState
 from streamproc.config import Settings
+from streamproc.frames import AvPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
 
 FPS = 25  # the sample's frame rate
@@ -28,9 +29,7 @@ def file_boxes(video: Path, detector: BlazeFaceDetector) -> list[np.ndarray]:
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
             box = detector.letterbox(frame.width, frame.height)
-            scaled = frame.to_ndarray(
-                width=box.scaled_width, height=box.scaled_height, format="rgb24", interpolation="BILINEAR"
-            )
+            scaled = AvPicture(frame).rgb(box.scaled_width, box.scaled_height)
             boxes.append(detector.detect_scaled(scaled, box).boxes)
     return boxes
 
