@@ -142,7 +142,7 @@ class Frame:
     picture: Picture
     keyframe: bool = False
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # derived values nest
 
     @property
     def source_id(self) -> str:
@@ -158,16 +158,18 @@ class Frame:
 
     def rgb(self, width: int, height: int) -> np.ndarray:
         """Scaled RGB picture, converted once per size (the capture thread prepares the detector's)."""
-        return self._cached(f"rgb{width}x{height}", lambda: self.picture.rgb(width, height))
+        return self.derived(f"rgb{width}x{height}", lambda: self.picture.rgb(width, height))
 
     def bgr(self) -> np.ndarray:
         """Full-resolution BGR picture, converted once and shared by every sink that asks.
 
         Treat it as read-only: draw on a copy.
         """
-        return self._cached("bgr", self.picture.bgr)
+        return self.derived("bgr", self.picture.bgr)
 
-    def _cached(self, key: str, convert: Callable[[], np.ndarray]) -> np.ndarray:
+    def derived(self, key: str, convert: Callable[[], np.ndarray]) -> np.ndarray:
+        """An array computed once from this frame under ``key`` and shared, read-only, by every
+        thread that asks: pictures, or the detector's input made ahead in the capture thread."""
         with self._lock:
             image = self._cache.get(key)
             if image is None:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from streamproc.analysis import Analysis, build_analysis
 from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
@@ -212,15 +214,19 @@ class Pipeline:
         # by frame size, not by source: a camera's size is known once connected and may change
         letterbox = functools.lru_cache(maxsize=64)(detector.letterbox)
 
-        def prepare(frame: Frame) -> None:
-            # runs in the capture thread: scaling to the detector's input overlaps with inference
+        input_key = f"input:{model_name}"
+
+        def model_input(frame: Frame) -> np.ndarray:
             box = letterbox(frame.width, frame.height)
-            frame.rgb(box.scaled_width, box.scaled_height)
+            return frame.derived(
+                input_key, lambda: detector.input_tensor(frame.rgb(box.scaled_width, box.scaled_height), box)
+            )
 
         started = time.perf_counter()
         duration = self.settings.duration
         for source in self._sources:
-            source.start(prepare)
+            # the capture thread scales and normalises: that work overlaps with inference
+            source.start(model_input)
         report = RunReport()
         try:
             while True:
@@ -235,7 +241,7 @@ class Pipeline:
                     continue
                 box = letterbox(frame.width, frame.height)
                 tick = time.perf_counter()
-                detections = detector.detect_scaled(frame.rgb(box.scaled_width, box.scaled_height), box)
+                detections = detector.detect_tensor(model_input(frame), box)
                 detect_ms = (time.perf_counter() - tick) * 1000.0
                 events: tuple = ()
                 if self._analysis is not None:

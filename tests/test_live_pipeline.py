@@ -51,9 +51,9 @@ def test_two_streams_and_a_file_in_one_process(
 class SlowDetector(BlazeFaceDetector):
     """BlazeFace that takes an extra 100 ms per frame: 10 fps against a 25 fps camera."""
 
-    def detect_scaled(self, scaled_rgb: np.ndarray, box: Letterbox) -> Detections:
+    def detect_tensor(self, tensor: np.ndarray, box: Letterbox) -> Detections:
         time.sleep(0.1)
-        return super().detect_scaled(scaled_rgb, box)
+        return super().detect_tensor(tensor, box)
 
 
 def test_slow_consumer_drops_oldest_and_keeps_latency_low(

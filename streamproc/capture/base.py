@@ -34,7 +34,7 @@ class StatusEvent:
 
 
 StatusListener = Callable[[StatusEvent], None]
-FramePreparer = Callable[[Frame], None]
+FramePreparer = Callable[[Frame], object]  # its result is ignored
 
 
 class Source:

@@ -18,6 +18,7 @@ Keypoint order: right eye, left eye, nose tip, mouth centre, right ear tragion, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -178,6 +179,7 @@ class BlazeFaceDetector:
         self._check_model(path)
         # sigmoid(x) >= t  <=>  x >= logit(t): threshold the raw scores, no sigmoid over all anchors.
         self._raw_threshold = np.float32(math.log(self.min_score / (1.0 - self.min_score)))
+        self._decode_scale, self._decode_offset = _decode_tables(self.anchors, self.input_size)
         self._buffer = np.empty((1, self.input_size, self.input_size, 3), np.float32)
         self._buffer_box: tuple[int, int, int, int] | None = None
         log.debug("BlazeFace %s: %s, %d anchors", variant, path, len(self.anchors))
@@ -209,6 +211,20 @@ class BlazeFaceDetector:
 
         Returns the detector's own buffer: valid until the next call on this detector.
         """
+        key = (box.offset_x, box.offset_y, box.scaled_width, box.scaled_height)
+        if key != self._buffer_box:
+            # Black padding (-1 after normalisation), rewritten only when the layout changes.
+            self._buffer.fill(-1.0)
+            self._buffer_box = key
+        return self._place(scaled_rgb, box, self._buffer)
+
+    def input_tensor(self, scaled_rgb: np.ndarray, box: Letterbox) -> np.ndarray:
+        """Like :meth:`tensor_from_scaled`, into a new array: safe to call from any thread, so the
+        capture thread can prepare the model input while this detector runs the previous frame."""
+        tensor = np.full((1, self.input_size, self.input_size, 3), -1.0, np.float32)
+        return self._place(scaled_rgb, box, tensor)
+
+    def _place(self, scaled_rgb: np.ndarray, box: Letterbox, tensor: np.ndarray) -> np.ndarray:
         if scaled_rgb.shape != (box.scaled_height, box.scaled_width, 3) or scaled_rgb.dtype != np.uint8:
             raise ValueError(
                 f"expected a ({box.scaled_height}, {box.scaled_width}, 3) uint8 picture, "
@@ -219,23 +235,22 @@ class BlazeFaceDetector:
             or box.offset_y + box.scaled_height > self.input_size
         ):
             raise ValueError(f"{box} does not fit the {self.input_size}x{self.input_size} input")
-        key = (box.offset_x, box.offset_y, box.scaled_width, box.scaled_height)
-        if key != self._buffer_box:
-            # Black padding (-1 after normalisation), rewritten only when the layout changes.
-            self._buffer.fill(-1.0)
-            self._buffer_box = key
-        view = self._buffer[
+        view = tensor[
             0,
             box.offset_y : box.offset_y + box.scaled_height,
             box.offset_x : box.offset_x + box.scaled_width,
         ]
         np.multiply(scaled_rgb, np.float32(2.0 / 255.0), out=view, dtype=np.float32)
         view -= np.float32(1.0)
-        return self._buffer
+        return tensor
 
     def detect_scaled(self, scaled_rgb: np.ndarray, box: Letterbox) -> Detections:
         """Detect faces in a picture already scaled to ``box``; results in full-frame pixels."""
-        outputs = self.model.invoke(self.tensor_from_scaled(scaled_rgb, box))
+        return self.detect_tensor(self.tensor_from_scaled(scaled_rgb, box), box)
+
+    def detect_tensor(self, tensor: np.ndarray, box: Letterbox) -> Detections:
+        """Detect faces in a model input made by :meth:`input_tensor` for ``box``."""
+        outputs = self.model.invoke(tensor)
         return self._decode(outputs[self._regressors_at][0], outputs[self._scores_at][0, :, 0], box)
 
     def detect(self, rgb: np.ndarray) -> Detections:
@@ -259,21 +274,47 @@ class BlazeFaceDetector:
             return Detections.empty(NUM_KEYPOINTS)
         raw = np.clip(raw_scores[keep], -_SCORE_CLIP, _SCORE_CLIP)
         scores = (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
-        anchors = self.anchors[keep]
-        # (k, 8, 2): box centre, box size, six keypoints; in units of the input tensor (0..1).
-        points = regressors[keep].reshape(-1, 2 + NUM_KEYPOINTS, 2) / np.float32(self.input_size)
-        points *= anchors[:, None, 2:]
-        centre = points[:, 0] + anchors[:, :2]
-        half = points[:, 1] / 2
-        boxes = np.concatenate([centre - half, centre + half], axis=1)
-        keypoints = points[:, 2:] + anchors[:, None, :2]
+        # (k, 16): box centre, box size, six keypoints; in units of the input tensor (0..1).
+        points = regressors[keep] * self._decode_scale[keep] + self._decode_offset[keep]
+        half = points[:, 2:4] / 2
+        # (k, 16) packed: box corners, then keypoints; NMS and unletterboxing work on both at once
+        packed = np.concatenate([points[:, :2] - half, points[:, :2] + half, points[:, 4:]], axis=1)
         valid = (half > 0).all(axis=1)  # MediaPipe drops boxes with non-positive size
         if not valid.all():
-            boxes, keypoints, scores = boxes[valid], keypoints[valid], scores[valid]
+            packed, scores = packed[valid], scores[valid]
             if scores.size == 0:
                 return Detections.empty(NUM_KEYPOINTS)
-        boxes, keypoints, scores = weighted_nms(boxes, keypoints, scores, self.nms_iou)
-        return _to_pixels(boxes, keypoints, scores, box, self.input_size)
+        packed, scores = _weighted_nms_packed(packed, scores, self.nms_iou)
+        scale, shift = _unletterbox(box, self.input_size)
+        pixels = packed * scale - shift
+        return Detections(
+            boxes=pixels[:, :4], scores=scores, keypoints=pixels[:, 4:].reshape(-1, NUM_KEYPOINTS, 2)
+        )
+
+
+def _decode_tables(anchors: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per anchor, the (16,) factor and offset that turn its regressors into tensor units (0..1):
+    every value is scaled by the anchor size; centre and keypoints are moved to the anchor."""
+    count = len(anchors)
+    sizes = np.tile(anchors[:, 2:4], (1, 2 + NUM_KEYPOINTS))  # x, y pairs: anchor width, height
+    scale = (sizes / np.float32(input_size)).astype(np.float32)
+    offset = np.tile(anchors[:, 0:2], (1, 2 + NUM_KEYPOINTS)).astype(np.float32)
+    offset[:, 2:4] = 0.0  # the box size is not a position
+    return scale.reshape(count, _NUM_COORDS), offset.reshape(count, _NUM_COORDS)
+
+
+@functools.lru_cache(maxsize=64)
+def _unletterbox(box: Letterbox, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(16,) factor and shift from tensor-normalised x, y pairs to full-frame pixels."""
+    scale = np.array(
+        [input_size * box.width / box.scaled_width, input_size * box.height / box.scaled_height],
+        np.float32,
+    )
+    shift = np.array(
+        [box.offset_x * box.width / box.scaled_width, box.offset_y * box.height / box.scaled_height],
+        np.float32,
+    )
+    return np.tile(scale, 2 + NUM_KEYPOINTS), np.tile(shift, 2 + NUM_KEYPOINTS)
 
 
 def weighted_nms(
@@ -285,52 +326,35 @@ def weighted_nms(
     (itself included) forms its cluster. The cluster becomes one detection: box and keypoints are
     the score-weighted mean over the cluster, the score is the best box's.
     """
+    packed = np.concatenate([boxes, keypoints.reshape(len(boxes), -1)], axis=1)
+    packed, out_scores = _weighted_nms_packed(packed, scores, iou_threshold)
+    return packed[:, :4], packed[:, 4:].reshape(-1, *keypoints.shape[1:]), out_scores
+
+
+def _weighted_nms_packed(
+    packed: np.ndarray, scores: np.ndarray, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`weighted_nms` on rows of box corners followed by any further coordinates: the
+    weighted mean covers the whole row in one operation."""
     order = np.argsort(-scores, kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    out_boxes: list[np.ndarray] = []
-    out_keypoints: list[np.ndarray] = []
+    packed, scores = packed[order], scores[order]
+    x1, y1, x2, y2 = packed[:, 0], packed[:, 1], packed[:, 2], packed[:, 3]
+    areas = (x2 - x1) * (y2 - y1)
+    # all pairwise IoUs at once: a handful of candidates per face, so the matrix is tiny
+    width = np.clip(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0, None)
+    height = np.clip(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0, None)
+    intersection = width * height
+    overlaps = intersection / (areas[:, None] + areas - intersection) > iou_threshold
+    weighted = packed * scores[:, None]
+    out_rows: list[np.ndarray] = []
     out_scores: list[np.float32] = []
     remaining = np.arange(len(scores))
     while remaining.size:  # one pass per output face, not per anchor
         top = remaining[0]
-        others = boxes[remaining]
-        width = np.minimum(others[:, 2], boxes[top, 2]) - np.maximum(others[:, 0], boxes[top, 0])
-        height = np.minimum(others[:, 3], boxes[top, 3]) - np.maximum(others[:, 1], boxes[top, 1])
-        intersection = np.clip(width, 0, None) * np.clip(height, 0, None)
-        iou = intersection / (areas[remaining] + areas[top] - intersection)
-        in_cluster = iou > iou_threshold
+        in_cluster = overlaps[top, remaining]
         in_cluster[0] = True  # the top box always belongs to its own cluster
         cluster = remaining[in_cluster]
-        weights = scores[cluster]
-        total = weights.sum()
-        out_boxes.append((boxes[cluster] * weights[:, None]).sum(axis=0) / total)
-        out_keypoints.append((keypoints[cluster] * weights[:, None, None]).sum(axis=0) / total)
+        out_rows.append(weighted[cluster].sum(axis=0) / scores[cluster].sum())
         out_scores.append(scores[top])
         remaining = remaining[~in_cluster]
-    return (
-        np.stack(out_boxes).astype(np.float32),
-        np.stack(out_keypoints).astype(np.float32),
-        np.asarray(out_scores, np.float32),
-    )
-
-
-def _to_pixels(
-    boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, box: Letterbox, input_size: int
-) -> Detections:
-    """Undo the letterbox: tensor-normalised coordinates to full-frame pixels (not clipped)."""
-    scale = np.array(
-        [input_size * box.width / box.scaled_width, input_size * box.height / box.scaled_height],
-        np.float32,
-    )
-    shift = np.array(
-        [box.offset_x * box.width / box.scaled_width, box.offset_y * box.height / box.scaled_height],
-        np.float32,
-    )
-    pixel_boxes = (boxes.reshape(-1, 2, 2) * scale - shift).reshape(-1, 4)
-    pixel_keypoints = keypoints * scale - shift
-    return Detections(
-        boxes=pixel_boxes.astype(np.float32, copy=False),
-        scores=scores,
-        keypoints=pixel_keypoints.astype(np.float32, copy=False),
-    )
+    return np.stack(out_rows).astype(np.float32, copy=False), np.asarray(out_scores, np.float32)
