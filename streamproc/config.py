@@ -126,6 +126,14 @@ class SourceSettings(StrictModel):
         default_factory=LiveOverrides, description="keys of the global 'live' settings to change here"
     )
     camera: CameraSettings = Field(default_factory=CameraSettings, description="local cameras only")
+    realtime: bool = Field(
+        False,
+        description="files only: deliver frames at the file's own frame rate, like a camera (a recording"
+        " replayed as a live source: drop_oldest buffering, frames dropped when processing falls behind)",
+    )
+    loop: bool = Field(
+        False, description="files only: start again at the end, until stopped or 'duration' has passed"
+    )
 
 
 class JsonlSinkSettings(StrictModel):

@@ -8,6 +8,7 @@ from streamproc.capture.file import FileSource
 from streamproc.capture.rtsp import RtspSource
 from streamproc.capture.urls import SourceKind, camera_device, source_kind
 from streamproc.config import Settings, SourceSettings
+from streamproc.errors import ConfigError
 
 
 def build_source(
@@ -15,9 +16,13 @@ def build_source(
 ) -> Source:
     """The source for one ``sources:`` entry, with the global live settings and its overrides."""
     kind = source_kind(source.url)
+    if kind is not SourceKind.FILE and (source.realtime or source.loop):
+        raise ConfigError(
+            f"source {source_id}: realtime and loop apply to video files, not to {kind} sources"
+        )
     if kind is SourceKind.RTSP:
         return RtspSource(source_id, source.url, settings.live_for(source), listener)
     if kind is SourceKind.CAMERA:
         device = camera_device(source.url)
         return CameraSource(source_id, device, settings.live_for(source), source.camera, listener)
-    return FileSource(source_id, source.url, listener)
+    return FileSource(source_id, source.url, listener, realtime=source.realtime, loop=source.loop)
