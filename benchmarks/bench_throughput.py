@@ -44,21 +44,24 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from streamproc.config import (
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# measure the streamproc of this checkout, not whichever one the virtual environment has installed
+sys.path.insert(0, str(REPO_ROOT))
+
+from streamproc.config import (  # noqa: E402
     DetectorSettings,
     JsonlSinkSettings,
     Settings,
     SourceSettings,
     VideoSinkSettings,
 )
-from streamproc.frames import FrameResult
-from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.models import blazeface_model_path
-from streamproc.pipeline import Pipeline
+from streamproc.frames import FrameResult  # noqa: E402
+from streamproc.inference.blazeface import BlazeFaceDetector  # noqa: E402
+from streamproc.inference.models import blazeface_model_path  # noqa: E402
+from streamproc.pipeline import Pipeline  # noqa: E402
 
 log = logging.getLogger("bench_throughput")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MAKE_SAMPLE_PATH = REPO_ROOT / "samples" / "make_sample.py"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "streamproc-bench"
 

@@ -146,7 +146,8 @@ class FileSource(Source):
                 index=self.frames_decoded,
                 pts=pts,
                 pts_raw=pts_raw,
-                wall_time=time.time(),
+                # a replayed camera's frame was captured when it was due, however late it comes
+                wall_time=pacer.capture_time(pts) if pacer is not None else time.time(),
                 picture=AvPicture(av_frame),
                 keyframe=bool(av_frame.key_frame),
             )
@@ -163,11 +164,17 @@ class _Pacer:
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
         self._start: float | None = None  # monotonic time of media time 0
+        self._wall_start = 0.0  # the same moment on the wall clock
 
     def wait(self, media_time: float) -> bool:
         """Sleep until ``media_time``; False when asked to stop meanwhile."""
         now = time.monotonic()
         if self._start is None:
             self._start = now - media_time
+            self._wall_start = time.time() - media_time
         delay = self._start + media_time - now
         return not (delay > 0 and self._stop.wait(delay))
+
+    def capture_time(self, media_time: float) -> float:
+        """Wall-clock time at which the frame at ``media_time`` was due."""
+        return self._wall_start + media_time
