@@ -8,11 +8,12 @@ from fractions import Fraction
 from typing import Any
 
 import av
+import numpy as np
 
 from streamproc.config import VideoSinkSettings
-from streamproc.draw import draw_detections
+from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
-from streamproc.frames import FrameResult, StreamInfo, reformat
+from streamproc.frames import AvPicture, FrameResult, Picture, StreamInfo, reformat
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,11 @@ class VideoSink(Sink):
     def handle(self, result: FrameResult) -> None:
         frame = result.frame
         writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
-        image = frame.bgr().copy()
-        draw_detections(image, result.detections, self.settings.draw_keypoints, self.settings.draw_scores)
-        # convert to the encoder's format here, with a reused context, rather than inside encode()
-        out = reformat(av.VideoFrame.from_ndarray(image, format="bgr24"), format="yuv420p")
+        out = _encoder_frame(frame.picture, writer.stream.width, writer.stream.height)
+        planes = [_plane_array(plane) for plane in out.planes]
+        draw_detections_yuv420(
+            planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
+        )
         pts = frame.pts_raw if frame.pts_raw is not None else frame.index
         if writer.last_pts is not None and pts <= writer.last_pts:
             pts = writer.last_pts + 1  # the muxer rejects non-increasing timestamps
@@ -83,6 +85,33 @@ class VideoSink(Sink):
         self._writers.clear()
         if errors:
             raise OutputError("could not finish output video " + "; ".join(errors))
+
+
+def _encoder_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
+    """A yuv420p frame of the encoder's size that this sink may draw on.
+
+    A decoded picture goes straight to yuv420p (usually no conversion at all, then one copy of the
+    planes); only pictures that exist as BGR arrays (OpenCV cameras) are converted from BGR.
+    """
+    source = (
+        picture.av_frame
+        if isinstance(picture, AvPicture)
+        else av.VideoFrame.from_ndarray(picture.bgr(), format="bgr24")
+    )
+    # with the thread's reused swscale context; the original stays untouched for other sinks
+    converted = reformat(source, format="yuv420p", width=width, height=height)
+    if converted is not source:
+        return converted
+    copy = av.VideoFrame(width, height, "yuv420p")
+    for target, plane in zip(copy.planes, source.planes, strict=True):
+        np.copyto(_plane_array(target), _plane_array(plane))
+    return copy
+
+
+def _plane_array(plane: Any) -> np.ndarray:
+    """A writable (height, width) view of one plane of a VideoFrame, without its row padding."""
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
 
 
 def _even(value: int) -> int:
