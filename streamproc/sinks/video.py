@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -68,7 +69,7 @@ class VideoSink(Sink):
         stream.width, stream.height = _even(info.width), _even(info.height)
         stream.pix_fmt = "yuv420p"
         stream.time_base = info.time_base
-        stream.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+        stream.options = encoder_options(self.settings)
         writer = self._writers[info.source_id] = _Writer(container, stream)
         log.info("writing annotated video for %s to %s", info.source_id, path)
         return writer
@@ -85,6 +86,13 @@ class VideoSink(Sink):
         self._writers.clear()
         if errors:
             raise OutputError("could not finish output video " + "; ".join(errors))
+
+
+def encoder_options(settings: VideoSinkSettings) -> dict[str, str]:
+    """libx264 options of the sink. One frame thread per core: x264's default (1.5 per core) made
+    ~12 % more CPU per frame on 2 cores, where decoding and inference need the same cores."""
+    threads = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return {"crf": str(settings.crf), "preset": settings.preset, "threads": threads}
 
 
 def _encoder_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
