@@ -19,6 +19,7 @@ from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.errors import InputError
 from streamproc.frames import AvPicture, Frame, StreamInfo
+from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class FileSource(Source):
     def _capture(self, buffer: FrameBuffer) -> None:
         assert self.info is not None, "open() first"
         info = self.info
+        if not self.realtime:
+            lower_thread_priority()  # decoding runs ahead into the buffer: inference goes first
         self.set_state(SourceState.STREAMING)
         problem: str | None = None
         pacer = _Pacer(self._stop) if self.realtime else None

@@ -14,6 +14,7 @@ from typing import Any
 from streamproc.capture.base import StatusEvent
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult
+from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ class SinkRunner:
         self._thread.join()
 
     def _run(self) -> None:
+        if self.lossless:
+            lower_thread_priority()  # a file run's results wait in the queue: inference goes first
         while True:
             item = self._queue.get()
             if item is _STOP:
