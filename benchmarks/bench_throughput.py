@@ -133,6 +133,11 @@ def ensure_sample(make_sample: ModuleType, cache_dir: Path, name: str, seconds: 
     return Sample(name, path, width, height, len(placements), expected)
 
 
+def clip_720p(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """The 720p30 clip, for the benchmarks that need one camera's worth of video."""
+    return ensure_sample(load_make_sample(), cache_dir, "720p", 10.0).path
+
+
 # --------------------------------------------------------------------------------------------------
 # The variants
 
