@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import sys
 import tempfile
@@ -82,10 +81,12 @@ class RssSampler(threading.Thread):
         self.join()
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident set (``VmHWM``: its peak) in MB. Not ``ru_maxrss``: Linux carries that
+    over ``exec`` from the forked parent, so a trial started by a big process would report its size."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -134,7 +135,7 @@ def trial(clip: Path, sources: int, seconds: float, rss_interval: float) -> dict
         "p50_ms": latency.percentile(0.50),
         "p99_ms": latency.percentile(0.99),
         "cpu_ms_per_frame": round(cpu * 1000.0 / max(report.frames_processed, 1), 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(rss_mb("VmHWM"), 1),
         "rss_growth": round(growth(sampler.samples), 4),
         "rss_mb": [(round(t, 1), round(mb, 1)) for t, mb in sampler.samples],
         "problems": report.problems(),

@@ -400,9 +400,7 @@ class Series:
         return max(self.runs, key=lambda run: run.fps).stage_ms
 
 
-def measure(
-    samples: Sequence[Sample], repeats: int, workdir: Path, variants: Sequence[str] = tuple(VARIANTS)
-) -> dict[tuple[str, str], Series]:
+def measure(samples: Sequence[Sample], repeats: int, workdir: Path) -> dict[tuple[str, str], Series]:
     """Every variant on every clip, ``repeats`` times, interleaved so drifting load hits all alike."""
     defaults = DetectorSettings()
     detector = BlazeFaceDetector(
@@ -417,7 +415,6 @@ def measure(
         "c": lambda sample: run_pipeline(sample, workdir, video=False),
         "d": lambda sample: run_pipeline(sample, workdir, video=True),
     }
-    runners = {variant: runners[variant] for variant in variants}
     series = {
         (sample.name, variant): Series(sample.name, variant, sample.frames)
         for sample in samples
@@ -675,6 +672,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "scenario": SCENARIO,
         },
         "invoke_ms": {name: round(ms, 3) for name, ms in report.invoke_ms.items()},
+        "encode_alone_cpu_ms": {name: round(ms, 3) for name, ms in report.encode_ms.items()},
+        "targets": [dataclasses.asdict(row) for row in target_rows(report)],
         "resolutions": per_resolution,
     }
 
@@ -705,26 +704,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("streamproc").setLevel(logging.WARNING)  # no per-run source/sink chatter
+def benchmark(resolutions: Sequence[str], seconds: float, repeats: int, cache_dir: Path) -> Report:
+    """Every variant on every clip, then the reference detections and the encoder alone."""
     make_sample = load_make_sample()
-    samples = [ensure_sample(make_sample, args.cache_dir, name, args.seconds) for name in args.resolutions]
+    samples = [ensure_sample(make_sample, cache_dir, name, seconds) for name in resolutions]
     with tempfile.TemporaryDirectory(prefix="streamproc-bench-") as workdir:
-        series = measure(samples, args.repeats, Path(workdir))
+        series = measure(samples, repeats, Path(workdir))
         encode_ms = {sample.name: encode_alone(sample, Path(workdir)) for sample in samples}
     detector = BlazeFaceDetector("short")
-    report = Report(
+    return Report(
         env=environment(),
         samples=samples,
         series=series,
         invoke_ms=invoke_overhead(detector, samples[0]),
-        repeats=args.repeats,
-        seconds=args.seconds,
+        repeats=repeats,
+        seconds=seconds,
         reference={sample.name: reference_boxes(sample, detector) for sample in samples},
         encode_ms=encode_ms,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("streamproc").setLevel(logging.WARNING)  # no per-run source/sink chatter
+    report = benchmark(args.resolutions, args.seconds, args.repeats, args.cache_dir)
     sys.stderr.flush()  # keep the progress log above the table when both go to a terminal
     print_report(report)
     if args.out:
