@@ -43,8 +43,9 @@ def reformat(frame: Any, **options: Any) -> Any:
 
     A reformatter per call would rebuild the swscale context (and its thread pool) for every
     frame, which costs more than decoding. Reformatters are not thread-safe, so they belong to a
-    thread, and one thread that makes several conversions (the video sink: to BGR and back) keeps
-    one per conversion, since a reformatter rebuilds its context whenever the conversion changes.
+    thread, and a thread that makes several conversions (a sink asking for BGR of one size and
+    yuv420p of another) keeps one per conversion: a reformatter rebuilds its context whenever the
+    conversion changes.
     """
     reformatters: dict[tuple, VideoReformatter] | None = getattr(_thread_local, "reformatters", None)
     if reformatters is None:

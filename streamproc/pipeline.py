@@ -22,6 +22,7 @@ from streamproc.errors import ConfigError, InputError, StreamprocError
 from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.memory import limit_malloc_arenas
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.sinks.jsonl import JsonlSink
 from streamproc.sinks.mqtt import MqttSink, StatsProvider
@@ -222,6 +223,7 @@ class Pipeline:
                 input_key, lambda: detector.input_tensor(frame.rgb(box.scaled_width, box.scaled_height), box)
             )
 
+        limit_malloc_arenas()  # before the capture threads start: see streamproc.memory
         started = time.perf_counter()
         duration = self.settings.duration
         for source in self._sources:

@@ -187,6 +187,21 @@ def test_tensor_from_scaled_pads_black_and_normalises() -> None:
         detector.tensor_from_scaled(picture, tall)
 
 
+def test_input_made_in_another_thread_gives_the_same_faces(shared_dir: Path) -> None:
+    """The pipeline's split (input_tensor in the capture thread, detect_tensor in inference) must
+    equal detect_scaled, and a new input must not share the detector's buffer."""
+    detector = BlazeFaceDetector("short")
+    rgb = _load_rgb(shared_dir, "grace_hopper.bmp")
+    box = detector.letterbox(rgb.shape[1], rgb.shape[0])
+    scaled = np.asarray(Image.fromarray(rgb).resize((box.scaled_width, box.scaled_height), Image.BILINEAR))
+    tensor = detector.input_tensor(scaled, box)
+    assert np.array_equal(tensor, detector.tensor_from_scaled(scaled, box))
+    assert not np.shares_memory(tensor, detector.tensor_from_scaled(scaled, box))
+    expected, got = detector.detect_scaled(scaled, box), detector.detect_tensor(tensor, box)
+    assert len(got) == len(expected) == 1
+    assert np.array_equal(got.boxes, expected.boxes) and np.array_equal(got.keypoints, expected.keypoints)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("value", [0, 128])
 def test_blank_picture_has_no_faces(variant: str, value: int) -> None:
