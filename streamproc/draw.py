@@ -68,7 +68,7 @@ def _draw(
     font_scale = max(0.4, min(size) / 900)
     for index in range(len(detections)):
         x1, y1, x2, y2 = (float(v) for v in detections.boxes[index])
-        label = f"face {detections.scores[index]:.2f}" if scores else ""
+        label = _label_text(detections, index) if scores else ""
         for canvas in canvases:
             s = canvas.scale
 
@@ -83,6 +83,16 @@ def _draw(
                     cv2.circle(canvas.image, at(x, y), radius, canvas.ink(KEYPOINT_COLOUR), -1)
             if label:
                 _label(canvas, label, at(x1, y1), font_scale * s)
+
+
+def _label_text(detections: Detections, index: int) -> str:
+    """'face 0.93', prefixed with the track's number ('#3 face 0.93') once tracking confirmed it."""
+    text = f"face {detections.scores[index]:.2f}"
+    track_ids = detections.extra.get("track_id")
+    if track_ids is not None and track_ids[index]:
+        # track ids are '<start>-<run>-<n>': the short number is what a viewer can follow
+        text = f"#{str(track_ids[index]).rsplit('-', 1)[-1]} {text}"
+    return text
 
 
 def _label(canvas: _Canvas, text: str, corner: tuple[int, int], font_scale: float) -> None:

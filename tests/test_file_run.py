@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.frames import AvPicture, FrameResult
+from streamproc.frames import AvPicture, Detections, FrameResult
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.pipeline import Pipeline
 from streamproc.sinks.base import Sink
@@ -152,3 +152,17 @@ def test_signal_gives_clean_shutdown(tmp_path: Path, long_video: Path, signum: i
     total = count_frames(long_video)[0]
     assert 20 <= written < total, "the run should have stopped early"
     assert count_frames(video)[0] == written, "every processed frame is in the playable MP4"
+
+
+def test_labels_carry_the_track_number() -> None:
+    from streamproc.draw import _label_text
+
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    detections = Detections(
+        boxes,
+        np.array([0.93, 0.61], np.float32),
+        np.zeros((2, 6, 2), np.float32),
+        {"track_id": np.array(["20261125T125859Z-352b-3", None], dtype=object)},
+    )
+    assert _label_text(detections, 0) == "#3 face 0.93"
+    assert _label_text(detections, 1) == "face 0.61"  # not confirmed yet: no number
