@@ -18,7 +18,7 @@ from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
 from streamproc.config import Settings, SinkSettings, SourceSettings
-from streamproc.errors import ConfigError, InputError, StreamprocError
+from streamproc.errors import ConfigError, InputError
 from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
@@ -361,4 +361,4 @@ def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -
     return pipeline.run(progress)
 
 
-__all__ = ["Pipeline", "RunReport", "SourceReport", "StreamprocError", "run_pipeline"]
+__all__ = ["Pipeline", "RunReport", "SourceReport", "run_pipeline"]
