@@ -84,6 +84,11 @@ class Analysis:
         self._on_inference = on_inference
         self._sources: dict[str, _Source] = {}
 
+    @property
+    def needs_pictures(self) -> bool:
+        """Snapshots and the classifier crop full-resolution pixels; tracking alone does not."""
+        return self._snapshots is not None or self._classifier is not None
+
     def process(self, frame: Frame, detections: Detections) -> tuple[Detections, tuple[Event, ...]]:
         """Track the frame's faces; returns them with track ids (and classifications) and the events."""
         source = self._source(frame)

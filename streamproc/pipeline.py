@@ -223,12 +223,17 @@ class Pipeline:
                 input_key, lambda: detector.input_tensor(frame.rgb(box.scaled_width, box.scaled_height), box)
             )
 
+        keep_pixels = self._needs_pictures()
+
+        def prepare(frame: Frame) -> Frame:
+            model_input(frame)  # the capture thread scales and normalises: overlaps with inference
+            return frame if keep_pixels else frame.without_pixels()
+
         limit_malloc_arenas()  # before the capture threads start: see streamproc.memory
         started = time.perf_counter()
         duration = self.settings.duration
         for source in self._sources:
-            # the capture thread scales and normalises: that work overlaps with inference
-            source.start(model_input)
+            source.start(prepare)
         report = RunReport()
         try:
             while True:
@@ -268,6 +273,11 @@ class Pipeline:
         report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
         report.sink_errors = {r.sink.name: r.error for r in runners if r.error}
         return report
+
+    def _needs_pictures(self) -> bool:
+        """Whether any sink or stage reads pixels beyond the detector's input."""
+        analysis = self._analysis is not None and self._analysis.needs_pictures
+        return analysis or any(sink.needs_pictures for sink in self._sinks)
 
     def stats_snapshot(self) -> dict:
         """Current statistics, JSON-ready (see streamproc.stats)."""

@@ -118,6 +118,47 @@ def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_pa
     assert len(read_records(events)) == count_frames(sample_video)[0]
 
 
+class PictureProbe(Sink):
+    """Reads each frame's full-resolution pixels, as a drawing or cropping sink would."""
+
+    name = "probe"
+
+    def __init__(self, needs_pictures: bool) -> None:
+        self.needs_pictures = needs_pictures
+        self.shapes: list[tuple[int, ...]] = []
+        self.errors: list[str] = []
+
+    def handle(self, result: FrameResult) -> None:
+        try:
+            self.shapes.append(result.frame.bgr().shape)
+        except RuntimeError as exc:
+            self.errors.append(str(exc))
+
+
+def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Path, tmp_path: Path) -> None:
+    """Without a sink that declares it reads pixels, frames let the decoded picture go once the
+    detector's input is made; detections are the same either way."""
+    frames = count_frames(sample_video)[0]
+    boxes = {}
+    for needs in (False, True):
+        events = tmp_path / f"needs-{needs}.jsonl"
+        settings = Settings(
+            sources=[SourceSettings(url=str(sample_video))],
+            sinks=[JsonlSinkSettings(type="jsonl", path=events)],
+        )
+        probe = PictureProbe(needs)
+        pipeline = Pipeline(settings, extra_sinks=[probe])
+        pipeline.open()
+        assert pipeline.run().ok
+        if needs:
+            assert probe.shapes == [(360, 640, 3)] * frames and not probe.errors
+        else:
+            assert not probe.shapes and len(probe.errors) == frames
+            assert "needs_pictures" in probe.errors[0]
+        boxes[needs] = [[face["box"] for face in record["faces"]] for record in read_records(events, "frame")]
+    assert len(boxes[False]) == frames and boxes[False] == boxes[True]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_gives_clean_shutdown(tmp_path: Path, long_video: Path, signum: int) -> None:
     events, video = tmp_path / "e.jsonl", tmp_path / "a.mp4"

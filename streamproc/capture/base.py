@@ -34,7 +34,7 @@ class StatusEvent:
 
 
 StatusListener = Callable[[StatusEvent], None]
-FramePreparer = Callable[[Frame], object]  # its result is ignored
+FramePreparer = Callable[[Frame], Frame]  # returns the frame to buffer (maybe without its pixels)
 
 
 class Source:
@@ -75,7 +75,7 @@ class Source:
         return self._buffer
 
     def start(self, prepare: FramePreparer | None = None) -> None:
-        """Start the capture thread; ``prepare`` runs on each frame there before it is buffered."""
+        """Start the capture thread; ``prepare`` runs on each frame there and returns what is buffered."""
         assert self._buffer is not None, "bind() a buffer first"
         self._prepare = prepare
         self._thread = threading.Thread(target=self._run, name=f"capture-{self.source_id}", daemon=True)
@@ -98,7 +98,7 @@ class Source:
     def emit(self, frame: Frame) -> bool:
         """Prepare a decoded frame and hand it to the buffer; False once the buffer is closed."""
         if self._prepare is not None:
-            self._prepare(frame)
+            frame = self._prepare(frame)
         assert self._buffer is not None
         return self._buffer.put(frame)
 

@@ -24,6 +24,9 @@ class Sink(ABC):
     the sink's own thread for every result, ``close`` once at the end to flush."""
 
     name: str = "sink"
+    # True for sinks that read pixels (draw, crop, encode); when no sink or stage does, frames
+    # drop their pixels as soon as the detector's input is made (see Frame.without_pixels).
+    needs_pictures: bool = False
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Check and create outputs; raise OutputError naming the problem."""

@@ -33,6 +33,7 @@ class LiveViewSink(Sink):
     """The latest annotated frame per source, encoded on demand."""
 
     name = "live-view"
+    needs_pictures = True
 
     def __init__(self, jpeg_quality: int = 80) -> None:
         self.jpeg_quality = jpeg_quality

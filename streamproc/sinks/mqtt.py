@@ -60,6 +60,7 @@ class MqttSink(Sink):
         self.settings = settings
         self.broker = broker
         self.name = f"mqtt:{broker.host}:{broker.port}"
+        self.needs_pictures = settings.snapshot  # JPEG of the best face
         self.topics = Topics(broker.topic_prefix)
         self.publisher: Publisher | None = None
         self._stats = stats

@@ -30,6 +30,8 @@ class _Writer:
 class VideoSink(Sink):
     """Draws detections on each frame and encodes it; one output file per source."""
 
+    needs_pictures = True
+
     def __init__(self, settings: VideoSinkSettings) -> None:
         self.settings = settings
         self.name = f"video:{settings.path}"
