@@ -70,6 +70,33 @@ def ensure_writable_file(path: Path, what: str) -> None:
 _STOP = object()
 
 
+class _Slots:
+    """Room for frames in a sink's queue. A producer that found the queue full waits until it is
+    half empty (not for a single free slot): producer and sink then work in long runs instead of
+    taking turns frame by frame, which keeps each one's caches warm."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._resume_at = size // 2
+        self._used = 0
+        self._room = threading.Condition(threading.Lock())
+
+    def acquire(self, blocking: bool = True) -> bool:
+        with self._room:
+            if self._used >= self._size:
+                if not blocking:
+                    return False
+                self._room.wait_for(lambda: self._used <= self._resume_at)
+            self._used += 1
+            return True
+
+    def release(self) -> None:
+        with self._room:
+            self._used -= 1
+            if self._used == self._resume_at:
+                self._room.notify_all()
+
+
 @dataclass(frozen=True)
 class _EventBatch:
     events: tuple[Any, ...]
@@ -91,7 +118,7 @@ class SinkRunner:
         self.handled = 0
         self.error: str | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # frames are bounded by _slots
-        self._slots = threading.BoundedSemaphore(queue_size)
+        self._slots = _Slots(queue_size)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
     @property
