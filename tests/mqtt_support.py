@@ -366,6 +366,7 @@ class WithEvents(Sink):
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
+        self.needs_pictures = self.inner.needs_pictures  # MQTT snapshots crop the frame
 
     def handle(self, result: FrameResult) -> None:
         if self.pace_s:

@@ -44,6 +44,23 @@ def test_block_policy_is_lossless_and_bounded() -> None:
     assert buffer.dropped == 0
 
 
+def test_a_producer_held_by_a_full_buffer_resumes_once_it_is_half_empty() -> None:
+    scheduler = FrameScheduler()
+    buffer = scheduler.add_buffer("a", 4, BufferPolicy.BLOCK)
+    for index in range(4):
+        buffer.put(make_frame("a", index))
+    producer = threading.Thread(target=buffer.put, args=(make_frame("a", 4),))
+    producer.start()
+    taken = []
+    for expected_alive in (True, False):  # 3 left: still waits; 2 left: half empty, goes on
+        taken.append(scheduler.next_frame(timeout=1).index)  # type: ignore[union-attr]
+        producer.join(0.3)
+        assert producer.is_alive() is expected_alive
+    buffer.close()
+    taken += [frame.index for frame in iter(lambda: scheduler.next_frame(timeout=1), None)]
+    assert taken == list(range(5)) and buffer.dropped == 0
+
+
 def test_drop_oldest_keeps_freshest_and_counts() -> None:
     scheduler = FrameScheduler()
     buffer = scheduler.add_buffer("live", 4, BufferPolicy.DROP_OLDEST)

@@ -40,8 +40,11 @@ class FrameBuffer:
         """Add a frame; returns False when the buffer was closed and the frame was not taken."""
         with self._condition:
             if self.policy is BufferPolicy.BLOCK:
-                while len(self._frames) >= self.capacity and not self._closed:
-                    self._condition.wait()
+                if len(self._frames) >= self.capacity:
+                    # wait until half empty, not for one slot: decoder and inference then work in
+                    # runs of frames instead of taking turns frame by frame (warmer caches)
+                    while len(self._frames) > self.capacity // 2 and not self._closed:
+                        self._condition.wait()
             elif len(self._frames) >= self.capacity:
                 self._frames.popleft()
                 self.dropped += 1
