@@ -229,7 +229,8 @@ class Pipeline:
             model_input(frame)  # the capture thread scales and normalises: overlaps with inference
             return frame if keep_pixels else frame.without_pixels()
 
-        limit_malloc_arenas()  # before the capture threads start: see streamproc.memory
+        if not lossless:  # live runs last: bound their memory (file runs keep glibc's faster default)
+            limit_malloc_arenas()  # before the capture threads start: see streamproc.memory
         started = time.perf_counter()
         duration = self.settings.duration
         for source in self._sources:
