@@ -30,6 +30,8 @@ from streamproc.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
 ENV_NESTED_DELIMITER = "__"
+# queued results per sink that keeps whole frames (~50 MB at 1080p): more costs memory, not speed
+PICTURE_QUEUE_LIMIT = 16
 
 
 class StrictModel(BaseModel):
@@ -374,7 +376,11 @@ class Settings(BaseSettings):
         None, description="fetched models (MobileNets); default ~/.cache/streamproc/models"
     )
     sink_queue_size: int = Field(
-        64, ge=1, le=100_000, description="results queued per sink before inference waits for it"
+        64,
+        ge=1,
+        le=100_000,
+        description="results queued per sink before inference waits for it (at most"
+        f" {PICTURE_QUEUE_LIMIT} for sinks that keep whole frames: video, live view, MQTT snapshots)",
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     duration: float | None = Field(

@@ -17,7 +17,7 @@ from streamproc.capture.base import Source, SourceState, StatusEvent, StatusList
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
-from streamproc.config import Settings, SinkSettings, SourceSettings
+from streamproc.config import PICTURE_QUEUE_LIMIT, Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError
 from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
@@ -207,7 +207,7 @@ class Pipeline:
         detector = self._detector
         assert detector is not None, "open() first"
         lossless = not any(info.live for info in self.streams)
-        runners = [SinkRunner(sink, self.settings.sink_queue_size, lossless) for sink in self._sinks]
+        runners = [SinkRunner(sink, self._queue_size(sink), lossless) for sink in self._sinks]
         self._runners = runners
         for runner in runners:
             runner.start()
@@ -274,6 +274,11 @@ class Pipeline:
         report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
         report.sink_errors = {r.sink.name: r.error for r in runners if r.error}
         return report
+
+    def _queue_size(self, sink: Sink) -> int:
+        """Whole frames are big (1080p: 3 MB, 4K: 12 MB): a sink that keeps them queues fewer."""
+        size = self.settings.sink_queue_size
+        return min(size, PICTURE_QUEUE_LIMIT) if sink.needs_pictures else size
 
     def _needs_pictures(self) -> bool:
         """Whether any sink or stage reads pixels beyond the detector's input."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.config import PICTURE_QUEUE_LIMIT, JsonlSinkSettings, Settings, SourceSettings
 from streamproc.frames import AvPicture, Detections, FrameResult
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.pipeline import Pipeline
@@ -129,6 +129,7 @@ class PictureProbe(Sink):
         self.errors: list[str] = []
 
     def handle(self, result: FrameResult) -> None:
+        time.sleep(0.005)  # slower than detection: its queue fills up
         try:
             self.shapes.append(result.frame.bgr().shape)
         except RuntimeError as exc:
@@ -137,9 +138,11 @@ class PictureProbe(Sink):
 
 def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Path, tmp_path: Path) -> None:
     """Without a sink that declares it reads pixels, frames let the decoded picture go once the
-    detector's input is made; detections are the same either way."""
+    detector's input is made; detections are the same either way. A sink that keeps whole frames
+    queues at most PICTURE_QUEUE_LIMIT of them, whatever sink_queue_size says."""
     frames = count_frames(sample_video)[0]
     boxes = {}
+    deepest = {}
     for needs in (False, True):
         events = tmp_path / f"needs-{needs}.jsonl"
         settings = Settings(
@@ -149,7 +152,13 @@ def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Pat
         probe = PictureProbe(needs)
         pipeline = Pipeline(settings, extra_sinks=[probe])
         pipeline.open()
-        assert pipeline.run().ok
+        depths = [0]
+
+        def record_depth(_: FrameResult, pipeline: Pipeline = pipeline, depths: list[int] = depths) -> None:
+            depths.append(pipeline.sinks_snapshot()["probe"]["queued"])
+
+        assert pipeline.run(progress=record_depth).ok
+        deepest[needs] = max(depths)
         if needs:
             assert probe.shapes == [(360, 640, 3)] * frames and not probe.errors
         else:
@@ -157,6 +166,8 @@ def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Pat
             assert "needs_pictures" in probe.errors[0]
         boxes[needs] = [[face["box"] for face in record["faces"]] for record in read_records(events, "frame")]
     assert len(boxes[False]) == frames and boxes[False] == boxes[True]
+    # (the queue also carries the odd status change, hence the small margin)
+    assert PICTURE_QUEUE_LIMIT // 2 < deepest[True] <= PICTURE_QUEUE_LIMIT + 2 < deepest[False]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
