@@ -20,6 +20,13 @@ from streamproc.pipeline import Pipeline
 from streamproc.sinks.base import Sink
 
 
+def file_to_jsonl(video: Path, events: Path) -> Settings:
+    """What ``streamproc run VIDEO --events EVENTS`` runs."""
+    return Settings(
+        sources=[SourceSettings(url=str(video))], sinks=[JsonlSinkSettings(type="jsonl", path=events)]
+    )
+
+
 def test_cli_run_writes_every_frame_and_a_true_annotated_video(
     tmp_path: Path, sample_video: Path, run_cli: CliRunner
 ) -> None:
@@ -67,9 +74,7 @@ def test_pipeline_detections_match_detector_on_decoded_frames(sample_video: Path
     import av
 
     events = tmp_path / "e.jsonl"
-    settings = Settings(
-        sources=[SourceSettings(url=str(sample_video))], sinks=[JsonlSinkSettings(type="jsonl", path=events)]
-    )
+    settings = file_to_jsonl(sample_video, events)
     pipeline = Pipeline(settings)
     pipeline.open()
     report = pipeline.run()
@@ -106,9 +111,7 @@ class ExplodingSink(Sink):
 
 def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
-    settings = Settings(
-        sources=[SourceSettings(url=str(sample_video))], sinks=[JsonlSinkSettings(type="jsonl", path=events)]
-    )
+    settings = file_to_jsonl(sample_video, events)
     pipeline = Pipeline(settings)
     pipeline.open()
     pipeline._sinks.append(ExplodingSink())
@@ -145,10 +148,7 @@ def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Pat
     deepest = {}
     for needs in (False, True):
         events = tmp_path / f"needs-{needs}.jsonl"
-        settings = Settings(
-            sources=[SourceSettings(url=str(sample_video))],
-            sinks=[JsonlSinkSettings(type="jsonl", path=events)],
-        )
+        settings = file_to_jsonl(sample_video, events)
         probe = PictureProbe(needs)
         pipeline = Pipeline(settings, extra_sinks=[probe])
         pipeline.open()
