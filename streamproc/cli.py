@@ -57,9 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INPUT",
         help="video file, rtsp:// url, /dev/videoN or camera:N; replaces the config's sources",
     )
-    run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
     run.add_argument(
-        "--events", type=Path, metavar="PATH", help="append per-frame detections and events as JSON Lines"
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML config file (default: $STREAMPROC_CONFIG, else ./streamproc.yaml if present; "
+        "`streamproc config example` prints a commented one)",
+    )
+    run.add_argument(
+        "--events",
+        type=Path,
+        metavar="PATH",
+        help="append per-frame detections and events as JSON Lines ('-': standard output)",
     )
     run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
@@ -96,8 +106,9 @@ def _add_models(commands: Any) -> None:
     models = commands.add_parser(
         "models",
         help="list, download and check the models streamproc uses",
-        description="The models of models/manifest.toml: list them, fetch (download with sha256 "
-        "check) the missing ones into the models directory, or verify the files there.",
+        description="The models streamproc knows by name: list them, fetch (download with sha256 "
+        "check) the missing ones into the models directory (default: $STREAMPROC_MODELS_DIR, else "
+        "~/.cache/streamproc/models), or verify the files there.",
         epilog="example: streamproc models fetch mobilenet_v2 --models-dir ~/models",
     )
     models.add_argument("action", choices=["list", "fetch", "verify"], help="what to do")
@@ -153,6 +164,13 @@ def _add_config(commands: Any) -> None:
     )
     _add_common(schema)
     schema.set_defaults(handler=_cmd_config_schema)
+    example = actions.add_parser(
+        "example",
+        help="print a commented example config (every field with its default)",
+        epilog="example: streamproc config example > streamproc.yaml",
+    )
+    _add_common(example)
+    example.set_defaults(handler=_cmd_config_example)
 
 
 def _http_address(text: str) -> dict[str, Any]:
@@ -285,6 +303,13 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_config_example(_args: argparse.Namespace) -> int:
+    from streamproc.config_lookup import example_config
+
+    print(example_config(), end="")
+    return EXIT_OK
+
+
 def _stop_on_signals(stop: Any) -> None:
     """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once."""
 
@@ -312,6 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     setup_logging(_verbosity(args), json_format=json_logs)
     try:
+        if hasattr(args, "config"):  # run, models, events: -c, else $STREAMPROC_CONFIG, else ./streamproc.yaml
+            from streamproc.config_lookup import find_config
+
+            args.config = find_config(args.config)
         return args.handler(args)
     except StreamprocError as exc:
         if getattr(args, "debug", False):

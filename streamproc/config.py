@@ -10,7 +10,7 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -87,17 +87,20 @@ def _overrides_of(model: type[BaseModel]) -> type[BaseModel]:
     """The same fields, checks and nesting as ``model``, all optional: the keys a source overrides."""
     fields: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        annotation = info.annotation
+        annotation: Any = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             annotation = _overrides_of(annotation)
         optional = copy.copy(info)
         optional.default, optional.default_factory = None, None
-        optional.annotation = annotation | None  # type: ignore[operator]
+        optional.annotation = annotation | None
         fields[name] = (optional.annotation, optional)
     return create_model(f"{model.__name__}Overrides", __base__=StrictModel, **fields)
 
 
-LiveOverrides = _overrides_of(LiveSettings)
+if TYPE_CHECKING:  # built at run time, so type checkers only know it is a model
+    LiveOverrides = BaseModel
+else:
+    LiveOverrides = _overrides_of(LiveSettings)
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,7 +127,7 @@ class SourceSettings(StrictModel):
         "auto", description="auto: block (lossless) for files, drop_oldest (freshest) for live sources"
     )
     buffer_size: int = Field(16, ge=1, le=10_000, description="frames held between decoder and inference")
-    live: LiveOverrides = Field(  # type: ignore[valid-type]
+    live: LiveOverrides = Field(
         default_factory=LiveOverrides, description="keys of the global 'live' settings to change here"
     )
     camera: CameraSettings = Field(default_factory=CameraSettings, description="local cameras only")
@@ -335,7 +338,7 @@ class ClassifierSettings(StrictModel):
     targets: Literal["faces", "keyframes", "both"] = Field(
         "faces", description="face crops of tracks, whole frames, or both"
     )
-    model: str = Field("mobilenet_v2", description="a name from models/manifest.toml or a model path")
+    model: str = Field("mobilenet_v2", description="a name from `streamproc models list` or a model path")
     top_k: int = Field(5, ge=1, le=1000, description="labels reported per classification")
     threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
     # How a model given by path wants its input; manifest models declare these themselves.
@@ -354,7 +357,7 @@ class ClassifierSettings(StrictModel):
 
 
 class Settings(BaseSettings):
-    """Everything a run needs. See config/example.yaml for a documented example."""
+    """Everything a run needs. `streamproc config example` prints a documented example."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -465,7 +468,7 @@ def _describe(exc: ValidationError, config_path: Path | None, cli_data: Mapping[
     origin = _origin(error["loc"], config_path, cli_data)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling; see config/example.yaml)"
+        message = "unknown setting (check the spelling; `streamproc config example` lists every key)"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     return f"invalid setting '{key}' {origin}: {message}{more}"
 

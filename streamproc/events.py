@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from streamproc.inference.classifier import Classification
 from streamproc.tracking import Moment, Observation, Track
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "event.schema.json"
+SCHEMA_PATH = files("streamproc") / "schemas" / "event.schema.json"
 
 TrackEventType = Literal["new", "update", "end"]
 EndReason = Literal["lost", "source_ended", "stopped"]

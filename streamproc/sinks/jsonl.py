@@ -1,8 +1,10 @@
-"""JSON Lines sink: one JSON object per processed frame and one per event, appended and flushed."""
+"""JSON Lines sink: one JSON object per processed frame and one per event, appended and flushed
+(to standard output when the path is ``-``)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -10,6 +12,8 @@ from typing import IO, Any
 from streamproc.config import JsonlSinkSettings
 from streamproc.frames import FrameResult
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+
+STDOUT = "-"
 
 
 def frame_record(result: FrameResult) -> dict[str, Any]:
@@ -40,7 +44,9 @@ class JsonlSink(Sink):
         self._files: dict[Path, IO[str]] = {}
 
     def open(self) -> None:
-        if "{source}" not in str(self.settings.path):
+        if str(self.settings.path) == STDOUT:
+            self._files[Path(STDOUT)] = sys.stdout
+        elif "{source}" not in str(self.settings.path):
             ensure_writable_file(self.settings.path, "events file")
 
     def handle(self, result: FrameResult) -> None:
@@ -65,5 +71,6 @@ class JsonlSink(Sink):
 
     def close(self) -> None:
         for stream in self._files.values():
-            stream.close()
+            if stream is not sys.stdout:  # stdout belongs to the process, not to this sink
+                stream.close()
         self._files.clear()

@@ -90,7 +90,7 @@ class VideoSink(Sink):
             raise OutputError("could not finish output video " + "; ".join(errors))
 
 
-def encoder_options(settings: VideoSinkSettings) -> dict[str, str]:
+def encoder_options(settings: VideoSinkSettings) -> dict[str, object]:
     """libx264 options of the sink. One frame thread per core: x264's default (1.5 per core) made
     ~12 % more CPU per frame on 2 cores, where decoding and inference need the same cores."""
     threads = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
