@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the bundled sample: set up, then detect faces in samples/sample.mp4.
+# The main job on the bundled sample: set up the base install (no TensorFlow, no test servers), then
+# detect faces in samples/sample.mp4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Set up everything streamproc needs on a fresh Debian/Ubuntu machine: system packages (only when a
-# needed program is missing, so repeat runs stay fast) and a virtual environment with the project.
+# Set up streamproc on a fresh Debian/Ubuntu machine: a virtual environment with the project installed
+# (editable) and, only when a needed program is missing, the system packages that provide it.
+#   scripts/setup.sh          what the main job needs: the base install (PyAV brings its own FFmpeg)
+#   scripts/setup.sh --test   also the dev extra (TensorFlow, test tools) and the programs the tests
+#                             run for real: FFmpeg, Mosquitto, an RTSP server, Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-# program -> Debian package that provides it
+MODE=base
+[ "${1:-}" = "--test" ] && MODE=test
+
+# program -> Debian package that provides it (test mode only)
 declare -A NEEDED=(
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
@@ -19,9 +25,13 @@ declare -A NEEDED=(
 )
 
 missing=()
-for program in "${!NEEDED[@]}"; do
-  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${NEEDED[$program]}")
-done
+# Debian's python3 has no ensurepip (so no working venv) until python3-venv is installed
+"$PYTHON" -c "import ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+if [ "$MODE" = test ]; then
+  for program in "${!NEEDED[@]}"; do
+    command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${NEEDED[$program]}")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "setup: installing system packages: $packages"
@@ -36,10 +46,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-stamp="$VENV/.streamproc-installed"
+# one stamp per mode: the test install includes the base one
+stamp="$VENV/.streamproc-installed-$MODE"
+[ "$MODE" = base ] && [ -f "$VENV/.streamproc-installed-test" ] && stamp="$VENV/.streamproc-installed-test"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing streamproc and its Python dependencies into $VENV"
+  target="."
+  [ "$MODE" = test ] && target=".[dev]"
+  [ "$MODE" = base ] && rm -f "$VENV/.streamproc-installed-test"  # a stale test install: now base only
+  echo "setup: installing streamproc ($target) into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  "$VENV/bin/python" -m pip install -q -e "$target"
   touch "$stamp"
 fi
