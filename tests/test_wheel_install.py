@@ -111,7 +111,9 @@ def test_base_install_has_no_tensorflow(installed: Installed) -> None:
         "from importlib.util import find_spec as f; print(f('tensorflow') is None, f('streamproc').origin)"
     )
     python = installed.venv / "bin" / "python"
-    completed = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=installed.cwd)
+    completed = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, cwd=installed.cwd, env=installed.env
+    )
     no_tensorflow, origin = completed.stdout.split()
     assert no_tensorflow == "True"
     assert Path(origin).is_relative_to(installed.venv)  # the installed copy, not the checkout
