@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -337,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_logs = getattr(args, "log_format", "text") == "json"
     setup_logging(_verbosity(args), json_format=json_logs)
     try:
-        if hasattr(args, "config"):  # run, models, events: -c, else $STREAMPROC_CONFIG, else ./streamproc.yaml
+        if hasattr(args, "config"):  # run, models, events: -c, $STREAMPROC_CONFIG or ./streamproc.yaml
             from streamproc.config_lookup import find_config
 
             args.config = find_config(args.config)
@@ -353,3 +354,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("streamproc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader went away (`| head`): stop quietly, like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_FAILED

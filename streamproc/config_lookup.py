@@ -23,7 +23,9 @@ def find_config(explicit: Path | None) -> Path | None:
     elif LOCAL_CONFIG.is_file():
         path, why = LOCAL_CONFIG, "found in the current directory"
     else:
-        log.debug("config: no file (-c, %s or ./%s): defaults and STREAMPROC_* variables", CONFIG_ENV, LOCAL_CONFIG)
+        log.debug(
+            "config: no file (-c, %s, ./%s): defaults and STREAMPROC_* variables", CONFIG_ENV, LOCAL_CONFIG
+        )
         return None
     log.info("config: %s (%s)", path, why)
     return path
