@@ -1,13 +1,15 @@
-"""Which config file a command reads without -c: $STREAMPROC_CONFIG, else ./streamproc.yaml."""
+"""Command-line conventions: ``-`` is standard output; without -c the config is $STREAMPROC_CONFIG,
+else ./streamproc.yaml."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, CliRunner
 
 
 def _models_dir_used(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
@@ -58,3 +60,11 @@ def test_no_config_anywhere_means_defaults(tmp_path: Path) -> None:
     used, log = _models_dir_used(tmp_path, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert used == str(tmp_path / "cache" / "streamproc" / "models")
     assert "config:" not in log
+
+
+def test_events_dash_writes_records_to_stdout_and_no_file(run_cli: CliRunner, sample_video: Path) -> None:
+    result = run_cli("run", sample_video, "--events", "-", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
+    assert not (REPO / "-").exists()
