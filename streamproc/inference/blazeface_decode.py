@@ -116,8 +116,9 @@ def weighted_nms(faces: RawFaces, iou_threshold: float) -> RawFaces:
         if cluster.size:
             weights = scores[cluster]
             total = weights.sum(dtype=np.float32)
+            mean_points = (keypoints[cluster] * weights[:, None, None]).sum(axis=0, dtype=np.float32) / total
             out_boxes.append((boxes[cluster] * weights[:, None]).sum(axis=0, dtype=np.float32) / total)
-            out_keypoints.append((keypoints[cluster] * weights[:, None, None]).sum(axis=0, dtype=np.float32) / total)
+            out_keypoints.append(mean_points)
         else:  # an empty box overlaps nothing, itself included: it is kept as it is
             out_boxes.append(boxes[top])
             out_keypoints.append(keypoints[top])
