@@ -29,10 +29,10 @@ _CUTTABLE_FORMATS = frozenset({"yuv420p", "yuvj420p"})
 
 @dataclass(frozen=True, eq=False)
 class _Cut:
-    """Flat indices into the frame's three planes that make the small frame's planes."""
+    """The rows and columns of the frame's planes that make the small frame's planes."""
 
-    luma: np.ndarray  # (rows, cols)
-    chroma: np.ndarray  # (rows / 2, cols / 2), the same for both chroma planes
+    rows: np.ndarray  # luma rows; the chroma rows are every other one halved
+    cols: np.ndarray
     exact: bool  # the small frame's RGB equals the full conversion's (checked on a real frame)
 
 
@@ -66,19 +66,10 @@ def _layout(frame: Any, plan: WarpPlan) -> tuple:
 def _new_cut(frame: Any, plan: WarpPlan, key: tuple) -> _Cut:
     rows, cols = plan.rows, plan.cols
     cuttable = frame.format.name in _CUTTABLE_FORMATS and len(rows) % 2 == 0 and len(cols) % 2 == 0
-    if not cuttable:
-        cut = _Cut(np.empty(0, np.intp), np.empty(0, np.intp), exact=False)
-    else:
-        luma_line, chroma_line = frame.planes[0].line_size, frame.planes[1].line_size
-        cut = _Cut(
-            luma=(rows[:, None] * luma_line + cols[None, :]).astype(np.intp),
-            chroma=((rows[::2, None] // 2) * chroma_line + cols[None, ::2] // 2).astype(np.intp),
-            exact=True,
-        )
-        whole = full_rgb(frame)[np.ix_(rows, cols)]
-        if not np.array_equal(_convert_cut(frame, cut), whole):
-            log.info("%s %dx%d: converting whole frames for the detector", key[3], frame.width, frame.height)
-            cut = _Cut(cut.luma, cut.chroma, exact=False)
+    cut = _Cut(rows.astype(np.intp), cols.astype(np.intp), exact=cuttable)
+    if cuttable and not np.array_equal(_convert_cut(frame, cut), full_rgb(frame)[np.ix_(rows, cols)]):
+        log.info("%s %dx%d: converting whole frames for the detector", key[3], frame.width, frame.height)
+        cut = _Cut(cut.rows, cut.cols, exact=False)
     with _cuts_lock:
         if len(_cuts) >= 32:  # sizes that keep changing: do not grow without bound
             _cuts.clear()
@@ -88,11 +79,19 @@ def _new_cut(frame: Any, plan: WarpPlan, key: tuple) -> _Cut:
 
 def _convert_cut(frame: Any, cut: _Cut) -> np.ndarray:
     # PyAV's yuv420p array: the luma plane, then both chroma planes, flat one after the other
-    luma, chroma = cut.luma.size, cut.chroma.size
+    height, width = len(cut.rows), len(cut.cols)
+    luma, chroma = height * width, height * width // 4
     flat = np.empty(luma + 2 * chroma, np.uint8)
-    for index, start, end in ((0, 0, luma), (1, luma, luma + chroma), (2, luma + chroma, flat.size)):
-        indices = cut.luma if index == 0 else cut.chroma
-        np.take(np.frombuffer(frame.planes[index], np.uint8), indices.ravel(), out=flat[start:end])
-    small = av.VideoFrame.from_ndarray(flat.reshape(-1, cut.luma.shape[1]), format=frame.format.name)
+    planes = (
+        (0, cut.rows, cut.cols, flat[:luma]),
+        (1, cut.rows[::2] // 2, cut.cols[::2] // 2, flat[luma : luma + chroma]),
+        (2, cut.rows[::2] // 2, cut.cols[::2] // 2, flat[luma + chroma :]),
+    )
+    for index, rows, cols, out in planes:
+        plane = frame.planes[index]
+        whole = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        # rows first (whole lines), then columns; mode "clip" avoids numpy buffering the output
+        np.take(whole[rows], cols, axis=1, out=out.reshape(len(rows), len(cols)), mode="clip")
+    small = av.VideoFrame.from_ndarray(flat.reshape(-1, width), format=frame.format.name)
     small.colorspace, small.color_range = frame.colorspace, frame.color_range
     return reformat(small, format="rgb24").to_ndarray()
