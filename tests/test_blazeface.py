@@ -13,12 +13,12 @@ from PIL import Image
 
 import streamproc
 from streamproc.errors import ModelError
-from streamproc.frames import ArrayPicture
 from streamproc.geometry import box_iou
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.blazeface_decode import SPECS, RawFaces, ssd_anchors, weighted_nms
 from streamproc.inference.models import ModelRegistry, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
+from streamproc.pictures import ArrayPicture
 
 VARIANTS = ("short", "full")
 
@@ -31,7 +31,7 @@ def _load_rgb(shared_dir: Path, name: str) -> np.ndarray:
 
 
 def test_detections_have_declared_types(shared_dir: Path) -> None:
-    detections = BlazeFaceDetector("short").detect(_load_rgb(shared_dir, "face.jpg"))
+    detections = BlazeFaceDetector("short").detect_image(_load_rgb(shared_dir, "face.jpg"))
     assert len(detections) > 0
     assert detections.boxes.dtype == np.float32 and detections.boxes.shape == (len(detections), 4)
     assert detections.scores.dtype == np.float32 and detections.scores.shape == (len(detections),)
@@ -44,8 +44,8 @@ def test_detect_enlarges_small_pictures(shared_dir: Path) -> None:
     rgb = _load_rgb(shared_dir, "grace_hopper.bmp")  # 512x600, one face
     small = np.asarray(Image.fromarray(rgb).resize((85, 100), Image.BILINEAR))
     detector = BlazeFaceDetector("short")
-    detections = detector.detect(small)  # 85x100 enlarged: a 100x100 square into 128x128
-    large = detector.detect(rgb)
+    detections = detector.detect_image(small)  # 85x100 enlarged: a 100x100 square into 128x128
+    large = detector.detect_image(rgb)
     assert len(detections) == 1 and len(large) == 1
     assert box_iou(detections.boxes * (512 / 85), large.boxes)[0, 0] >= 0.8
 
@@ -74,11 +74,11 @@ def test_prepare_from_bgr_picture_equals_rgb(shared_dir: Path) -> None:
     detector = BlazeFaceDetector("short")
     rgb = _load_rgb(shared_dir, "grace_hopper.bmp")
     from_bgr = detector.prepare(ArrayPicture(np.ascontiguousarray(rgb[..., ::-1])))
-    from_rgb = detector.prepare_rgb(rgb)
+    from_rgb = detector.prepare(ArrayPicture.from_rgb(rgb))
     assert from_bgr.tensor.shape == (1, 128, 128, 3) and from_bgr.tensor.dtype == np.float32
     assert np.array_equal(from_bgr.tensor, from_rgb.tensor)
-    assert not np.shares_memory(from_bgr.tensor, detector.prepare_rgb(rgb).tensor)
-    got, expected = detector.detect_input(from_bgr), detector.detect(rgb)
+    assert not np.shares_memory(from_bgr.tensor, detector.prepare(ArrayPicture.from_rgb(rgb)).tensor)
+    got, expected = detector.detect(from_bgr), detector.detect_image(rgb)
     assert len(got) == len(expected) == 1
     assert np.array_equal(got.boxes, expected.boxes) and np.array_equal(got.keypoints, expected.keypoints)
 
@@ -86,7 +86,8 @@ def test_prepare_from_bgr_picture_equals_rgb(shared_dir: Path) -> None:
 def test_black_border_and_value_range() -> None:
     """A white 1280x720 picture: tensor row v samples picture row 10 v - 280, so rows 28..99 are
     white (255 -> 1.0000001 in MediaPipe's float32 arithmetic) and the square's padding is black."""
-    tensor = BlazeFaceDetector("short").prepare_rgb(np.full((720, 1280, 3), 255, np.uint8)).tensor[0]
+    white = ArrayPicture(np.full((720, 1280, 3), 255, np.uint8))
+    tensor = BlazeFaceDetector("short").prepare(white).tensor[0]
     assert np.all(tensor[:28] == -1.0) and np.all(tensor[100:] == -1.0)
     assert np.all(tensor[28:100] == np.float32(1.0000001))
 
@@ -101,8 +102,8 @@ def test_thresholds_default_to_mediapipes(variant: str, default: float) -> None:
 
 def test_lower_threshold_finds_more(shared_dir: Path) -> None:
     rgb = _load_rgb(shared_dir, "face.jpg")
-    default = BlazeFaceDetector("short").detect(rgb)
-    lower = BlazeFaceDetector("short", min_score=0.2).detect(rgb)
+    default = BlazeFaceDetector("short").detect_image(rgb)
+    lower = BlazeFaceDetector("short", min_score=0.2).detect_image(rgb)
     assert len(lower) > len(default) > 0
     assert lower.scores.min() >= 0.2 and default.scores.min() >= 0.5
 
@@ -111,7 +112,7 @@ def test_lower_threshold_finds_more(shared_dir: Path) -> None:
 @pytest.mark.parametrize("value", [0, 128])
 def test_blank_picture_has_no_faces(variant: str, value: int) -> None:
     detector = BlazeFaceDetector(variant)
-    detections = detector.detect(np.full((480, 640, 3), value, np.uint8))
+    detections = detector.detect_image(np.full((480, 640, 3), value, np.uint8))
     assert len(detections) == 0
     assert detections.boxes.shape == (0, 4) and detections.keypoints.shape == (0, 6, 2)
 

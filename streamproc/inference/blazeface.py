@@ -14,19 +14,20 @@ Keypoint order: right eye, left eye, nose tip, mouth centre, right ear tragion, 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from streamproc.errors import ModelError
-from streamproc.frames import Detections, Picture
+from streamproc.frames import Detections
 from streamproc.inference import blazeface_decode as decoding
+from streamproc.inference.detector import ModelInput, check_input, detect_image
 from streamproc.inference.frame_input import plan_rgb
-from streamproc.inference.image_to_tensor import WarpPlan, tensor_values, warp_plan
+from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 from streamproc.inference.models import BLAZEFACE_MODELS, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
+from streamproc.pictures import Picture
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,12 @@ KEYPOINT_NAMES = (
 )
 
 
-@dataclass(frozen=True, eq=False)
-class BlazeFaceInput:
-    """One picture's model input, and the plan that maps faces back onto the picture."""
-
-    tensor: np.ndarray  # (1, S, S, 3) float32
-    plan: WarpPlan
-
-
 class BlazeFaceDetector:
     """MediaPipe BlazeFace, short-range (128x128, faces within ~2 m) or full-range (192x192, sparse).
 
-    :meth:`prepare` is thread-safe (the capture thread may make the next input while this detector
-    runs the previous one); :meth:`detect_input` is not (one interpreter): give each worker its own
-    detector.
+    A :class:`~streamproc.inference.detector.Detector`: :meth:`prepare` is thread-safe (capture
+    threads make the next inputs while this detector runs the previous one); :meth:`detect` is not
+    (one interpreter): give each worker its own detector.
     """
 
     def __init__(
@@ -73,6 +66,7 @@ class BlazeFaceDetector:
         if not 0.0 < score < 1.0:
             raise ValueError(f"min_score must be between 0 and 1, got {score}")
         self.variant = variant
+        self.name = f"blazeface-{variant}"
         self.min_score = score
         self.nms_iou = float(nms_iou)
         self.input_size: int = spec.input_size
@@ -101,29 +95,21 @@ class BlazeFaceDetector:
         self._regressors_at = last_dims.index(decoding.NUM_COORDS)
         self._scores_at = last_dims.index(1)
 
-    def prepare(self, picture: Picture) -> BlazeFaceInput:
+    def prepare(self, picture: Picture) -> ModelInput:
         """The model input of a decoded picture (a video frame or a BGR array); any thread."""
         plan = warp_plan(picture.width, picture.height, self.input_size)
         av_frame = getattr(picture, "av_frame", None)
-        if av_frame is not None:
+        if av_frame is not None:  # RGB made only where the warp reads (see frame_input)
             warped = plan.warp_sampled(plan_rgb(av_frame, plan))
         else:  # the warp treats channels alike: warp the BGR picture, swap channels in the small result
             warped = cv2.cvtColor(plan.warp(picture.bgr()), cv2.COLOR_BGR2RGB)
-        return BlazeFaceInput(tensor_values(warped)[None], plan)
+        tensor = tensor_values(warped)[None]
+        tensor.flags.writeable = False
+        return ModelInput(self.name, tensor, picture.width, picture.height)
 
-    def prepare_rgb(self, rgb: np.ndarray) -> BlazeFaceInput:
-        """The model input of an RGB uint8 picture of any size; any thread."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
-        plan = warp_plan(rgb.shape[1], rgb.shape[0], self.input_size)
-        return BlazeFaceInput(tensor_values(plan.warp(rgb))[None], plan)
-
-    def detect(self, rgb: np.ndarray) -> Detections:
-        """Faces in an RGB uint8 picture of any size, in its pixels, best first."""
-        return self.detect_input(self.prepare_rgb(rgb))
-
-    def detect_input(self, model_input: BlazeFaceInput) -> Detections:
-        """Faces in a prepared input, in the pixels of the picture it was made from, best first."""
+    def detect(self, model_input: ModelInput) -> Detections:
+        """Faces in the picture a model input was prepared from, in its pixels, best first."""
+        check_input(self, model_input)
         outputs = self.model.invoke(model_input.tensor)
         faces = decoding.decode(
             outputs[self._regressors_at][0],
@@ -135,8 +121,12 @@ class BlazeFaceDetector:
         faces = decoding.weighted_nms(faces, self.nms_iou)
         if len(faces) == 0:
             return Detections.empty(NUM_KEYPOINTS)
-        plan = model_input.plan
-        boxes, keypoints = decoding.project(faces, plan.roi, plan.width, plan.height)
+        roi = warp_plan(model_input.width, model_input.height, self.input_size).roi
+        boxes, keypoints = decoding.project(faces, roi, model_input.width, model_input.height)
         return Detections(
             boxes=boxes.astype(np.float32), scores=faces.scores, keypoints=keypoints.astype(np.float32)
         )
+
+    def detect_image(self, rgb: np.ndarray) -> Detections:
+        """Faces in an RGB uint8 picture of any size (the same path as video frames), best first."""
+        return detect_image(self, rgb)
