@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed one
 
-from streamproc.frames import reformat
 from streamproc.inference.frame_input import full_rgb, plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
+from streamproc.pictures import reformat
 
 log = logging.getLogger("bench_preprocess")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
@@ -106,7 +106,7 @@ def main() -> int:
             for size in (128, 192):
                 times = measure(frames, size, args.repeats)
                 row = ", ".join(
-                    f"{name} {min(values):.3f} ({statistics.median(values):.3f})" for name, values in times.items()
+                    f"{name} {min(ms):.3f} ({statistics.median(ms):.3f})" for name, ms in times.items()
                 )
                 log.info("%s -> %d: ms per frame, best (median): %s", label, size, row)
     return 0

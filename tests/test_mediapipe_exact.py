@@ -83,7 +83,7 @@ def test_faces_equal_mediapipes(
     expected = reference[item][detector.variant]
     rgb = load_rgb(shared_dir, item)
     assert [rgb.shape[1], rgb.shape[0]] == [reference[item]["width"], reference[item]["height"]]
-    faces = detector.detect(rgb)
+    faces = detector.detect_image(rgb)
     assert len(faces) == len(expected), f"{len(faces)} faces, MediaPipe found {len(expected)}"
     for index, face in enumerate(expected):  # both best first
         np.testing.assert_allclose(faces.boxes[index], face["box"], rtol=0, atol=0.01)
