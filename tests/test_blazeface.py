@@ -7,6 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,7 +19,7 @@ from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.blazeface_decode import SPECS, RawFaces, ssd_anchors, weighted_nms
 from streamproc.inference.models import ModelRegistry, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
-from streamproc.pictures import ArrayPicture
+from streamproc.pictures import ArrayPicture, AvPicture
 
 VARIANTS = ("short", "full")
 
@@ -213,3 +214,21 @@ def test_wrong_model_is_model_error(shared_dir: Path) -> None:
     mobilenet = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
     with pytest.raises(ModelError, match=re.escape("mobilenet_v1_0.25_128_quant.tflite")):
         BlazeFaceDetector("short", model_path=mobilenet)
+
+
+@pytest.mark.parametrize(
+    ("pixel_format", "width", "height"),
+    [("yuv420p", 1280, 720), ("yuvj420p", 720, 1280), ("yuv420p", 642, 362), ("yuv422p", 640, 360)],
+)
+def test_video_frames_give_the_tensor_of_their_whole_rgb(pixel_format: str, width: int, height: int) -> None:
+    """Frames are converted to RGB only where the warp reads (4:2:0), or whole (other layouts): the
+    input must equal the one made from ``to_ndarray(format="rgb24")``, what MediaPipe is fed."""
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(noise, format="rgb24").reformat(format=pixel_format)
+    for variant in VARIANTS:
+        detector = BlazeFaceDetector(variant)
+        for _ in range(2):  # the first frame of a layout is also checked against the whole conversion
+            got = detector.prepare(AvPicture(frame)).tensor
+            expected = detector.prepare(ArrayPicture.from_rgb(frame.to_ndarray(format="rgb24"))).tensor
+            assert np.array_equal(got, expected)
