@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from streamproc.config import ClassifierSettings
 from streamproc.errors import ConfigError, ModelError
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import Model, load_model
+from streamproc.inference.tfjs.modeljson import is_model_json
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class Classifier:
     ``preprocessing`` maps a pixel p (0..255) to what the model was trained on: ``raw`` (p itself;
     a uint8 input gets the bytes unchanged), ``minus1_1`` (p/127.5 - 1), ``zero_1`` (p/255) or
     ``mean_std`` ((p - mean)/std). An integer input is then quantised with the model's own scale
-    and zero point; integer outputs are dequantised the same way.
+    and zero point; integer outputs are dequantised the same way. ``prepare`` (a picture -> one input
+    row, e.g. a TF.js model's declared preprocessing) replaces all of that and allows 1-channel inputs.
     """
 
     def __init__(
@@ -79,8 +81,10 @@ class Classifier:
         top_k: int = 5,
         expected_size: tuple[int, int] | None = None,
         fix: str = "check the model path",
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.model = model
+        self._prepare = prepare
         self.name = name
         self.top_k = top_k
         self._preprocessing = preprocessing
@@ -88,7 +92,8 @@ class Classifier:
         self._labels = list(labels) if labels is not None else None
         self._label_offset = label_offset
         shape = model.input_shape
-        if len(shape) != 4 or shape[3] != 3 or shape[1] < 1 or shape[2] < 1:
+        channels = (1, 3) if prepare is not None else (3,)
+        if len(shape) != 4 or shape[3] not in channels or shape[1] < 1 or shape[2] < 1:
             raise ModelError(
                 f"{model.path} takes input of shape {shape}, not RGB images (1, height, width, 3): {fix}"
             )
@@ -144,6 +149,8 @@ class Classifier:
     def _tensor(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
+        if self._prepare is not None:
+            return self._prepare(rgb).astype(self.model.input_dtype, copy=False)
         pixels = resize_area(rgb, self.input_width, self.input_height)
         dtype = self.model.input_dtype
         if self._preprocessing == "raw" and (dtype == np.uint8 or not self._integer_input):
@@ -226,6 +233,10 @@ def open_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Cl
             fix=fix,
         )
     path = Path(settings.model)
+    if is_model_json(path):
+        from streamproc.inference.tfjs.classify import open_tfjs_classifier  # imports LiteRT/TensorFlow
+
+        return open_tfjs_classifier(settings, path)
     if not path.exists() and not path.suffix:
         registry.get(settings.model)  # neither a file nor a known name: list the names
     if settings.preprocessing is None:

@@ -92,6 +92,8 @@ def to_tflite(function: TfjsFunction) -> bytes:
     def serve(x: tf.Tensor) -> list[tf.Tensor]:
         return function.run(x)
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], function.owner)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], function.owner
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter.convert()

@@ -9,15 +9,15 @@ TensorFlow and the TFLite converter take the graph.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
 from streamproc.errors import ModelError
-from streamproc.inference.tfjs.modeljson import ModelJson
 from streamproc.inference.tfjs.function import TfjsFunction
+from streamproc.inference.tfjs.modeljson import ModelJson
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,15 @@ _BASE_OPS = {
     "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative",
 }
 _BASE_ATTRS = {
-    "Conv2D": ("T", "strides", "padding", "dilations", "data_format", "explicit_paddings", "use_cudnn_on_gpu"),
+    "Conv2D": (
+        "T",
+        "strides",
+        "padding",
+        "dilations",
+        "data_format",
+        "explicit_paddings",
+        "use_cudnn_on_gpu",
+    ),
     "DepthwiseConv2dNative": ("T", "strides", "padding", "dilations", "data_format", "explicit_paddings"),
     "MatMul": ("T", "transpose_a", "transpose_b"),
 }
@@ -125,7 +133,7 @@ def _alpha(node: tf.compat.v1.NodeDef) -> float:
     return node.attr["leakyrelu_alpha"].f if "leakyrelu_alpha" in node.attr else 0.2
 
 
-def _batch_norm(node: tf.compat.v1.NodeDef, current: str, args: list[str], add) -> str:  # noqa: ANN001
+def _batch_norm(node: tf.compat.v1.NodeDef, current: str, args: list[str], add) -> str:
     scale, offset, mean, variance = (args.pop(0) for _ in range(4))
     return add(
         "FusedBatchNormV3",

@@ -59,10 +59,15 @@ def keras3_config(config: Any) -> dict[str, Any]:
     if config.get("class_name") == "Sequential":
         inner = config["config"]
         layers = inner if isinstance(inner, list) else inner.get("layers", [])
-        config["config"] = inner = {"name": "sequential", "layers": layers} if isinstance(inner, list) else inner
+        config["config"] = inner = (
+            {"name": "sequential", "layers": layers} if isinstance(inner, list) else inner
+        )
         first = layers[0]["config"] if layers else {}
         if layers and layers[0]["class_name"] != "InputLayer" and "batch_input_shape" in first:
-            input_config = {"batch_shape": first.pop("batch_input_shape"), "dtype": first.get("dtype", "float32")}
+            input_config = {
+                "batch_shape": first.pop("batch_input_shape"),
+                "dtype": first.get("dtype", "float32"),
+            }
             layers.insert(0, {"class_name": "InputLayer", "config": input_config})
     for layer in _layers(config):
         layer_config = layer.get("config", {})
@@ -80,7 +85,9 @@ def _set_weights(model: ModelJson, keras_model: Any, weights: Mapping[str, np.nd
     unused = set(weights)
     for layer in keras_model.layers:
         for variable in layer.weights:
-            names = [f"{layer.name}/{alias}" for alias in (variable.name, *_KERAS2_NAMES.get(variable.name, ()))]
+            names = [
+                f"{layer.name}/{alias}" for alias in (variable.name, *_KERAS2_NAMES.get(variable.name, ()))
+            ]
             name = next((candidate for candidate in names if candidate in weights), names[0])
             value = weights.get(name)
             if value is None:

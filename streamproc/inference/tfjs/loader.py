@@ -71,7 +71,7 @@ def _converted(source: ModelJson, entry: CacheEntry, num_threads: int, strict: b
         try:
             data = to_tflite(function)
         except Exception as exc:  # the converter raises many types; any of them means "not convertible"
-            reason = first_line(exc)
+            reason = _reason(exc)
             if strict:
                 raise ModelError(f"{source.path} does not convert to TFLite: {reason}") from None
             entry.store_failure(reason)
@@ -85,6 +85,12 @@ def _converted(source: ModelJson, entry: CacheEntry, num_threads: int, strict: b
     if len(model.outputs) != len(names):
         raise ModelError(f"{entry.tflite} has {len(model.outputs)} outputs, expected {len(names)}: delete it")
     return TfjsModel(model, names, "litert", source)
+
+
+def _reason(exc: BaseException) -> str:
+    """The converter's own complaint ("'tf.Digamma' op is neither a custom op nor a flex op")."""
+    text = first_line(exc)
+    return text.rsplit("error: ", 1)[-1]
 
 
 def _function(source: ModelJson, key: str) -> TfjsFunction:

@@ -40,7 +40,7 @@ class ModelJson:
 
 
 def is_model_json(path: Path) -> bool:
-    """Whether a classifier/detector path names a TF.js model (a ``.json`` file or a folder with model.json)."""
+    """Whether a model path names a TF.js model: a ``.json`` file, or a folder with a model.json."""
     path = Path(path)
     return path.suffix == ".json" or (path.is_dir() and (path / "model.json").is_file())
 
