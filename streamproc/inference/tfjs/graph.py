@@ -133,7 +133,7 @@ def _alpha(node: tf.compat.v1.NodeDef) -> float:
     return node.attr["leakyrelu_alpha"].f if "leakyrelu_alpha" in node.attr else 0.2
 
 
-def _batch_norm(node: tf.compat.v1.NodeDef, current: str, args: list[str], add) -> str:
+def _batch_norm(node: tf.compat.v1.NodeDef, current: str, args: list[str], add: Callable[..., str]) -> str:
     scale, offset, mean, variance = (args.pop(0) for _ in range(4))
     return add(
         "FusedBatchNormV3",
