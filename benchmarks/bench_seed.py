@@ -15,8 +15,11 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,10 +86,54 @@ def run_seed(
     )
 
 
+def run_engine(images: int = 200, warmup: int = 12, shared: Path | None = None) -> SeedResult:
+    """streamproc's own engine on the same photos, in this process, one thread, no HTTP.
+
+    Decode (OpenCV), BlazeFace short-range (LiteRT), a square crop per face, Human's emotion model
+    from its model.json (converted to TFLite and cached): what the detection API runs per request.
+    """
+    import cv2
+    import numpy as np
+
+    from streamproc.config import ClassifierSettings
+    from streamproc.inference.blazeface import BlazeFaceDetector
+    from streamproc.inference.classifier import open_classifier
+    from streamproc.inference.models import ModelRegistry
+    from streamproc.snapshots import square_crop
+
+    shared = shared or shared_dir()
+    photos = [path.read_bytes() for path in photo_paths(shared)]
+    with tempfile.TemporaryDirectory() as folder:
+        human = shared / "models" / "tfjs" / "human-3.3.6"
+        sidecar = (REPO / "models" / "tfjs").glob("emotion.*")
+        for source in (human / "emotion.json", human / "emotion.bin", *sidecar):
+            shutil.copy(source, Path(folder) / source.name)
+        settings = ClassifierSettings(model=str(Path(folder) / "emotion.json"))
+        classifier = open_classifier(settings, ModelRegistry.load())
+    detector = BlazeFaceDetector("short")
+    latencies: list[float] = []
+    faces = 0
+    for index in range(warmup + images):
+        started = time.perf_counter()
+        bgr = cv2.imdecode(np.frombuffer(photos[index % len(photos)], np.uint8), cv2.IMREAD_COLOR)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        found = detector.detect(rgb)
+        classifier.classify([square_crop(rgb, box, 0.0) for box in found.boxes])
+        if index >= warmup:
+            latencies.append((time.perf_counter() - started) * 1000)
+            faces += len(found.boxes)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    rate = len(latencies) / (sum(latencies) / 1000)
+    return SeedResult(1, rate, statistics.median(latencies), p99, faces / len(latencies), "engine")
+
+
 def table(results: list[SeedResult]) -> str:
     lines = [f"{'stack':<40} {'conc':>4} {'images/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'faces/img':>9}"]
     for result in results:
         stack = f"seed: TF.js {result.backend}" + (", pre-decoded" if result.predecoded else "")
+        if result.backend == "engine":
+            stack = "streamproc engine, no HTTP (1 thread)"
         lines.append(
             f"{stack:<40} {result.concurrency:>4} {result.images_per_s:>9.1f} {result.p50_ms:>8.1f} "
             f"{result.p99_ms:>8.1f} {result.faces_per_image:>9.2f}"
@@ -103,12 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--predecoded", action="store_true", help="add a concurrency-1 row with photos decoded before timing"
     )
+    parser.add_argument("--engine", action="store_true", help="add a row: streamproc's engine in-process")
     args = parser.parse_args(argv)
     try:
         levels = [int(level) for level in args.concurrency.split(",")]
         results = [run_seed(level, args.images, args.warmup, args.backend) for level in levels]
         if args.predecoded:
             results.append(run_seed(1, args.images, args.warmup, args.backend, predecoded=True))
+        if args.engine:
+            results.append(run_engine(args.images, args.warmup))
     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
         print(f"bench_seed: {exc}", file=sys.stderr)
         return 1
