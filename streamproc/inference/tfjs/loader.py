@@ -28,6 +28,8 @@ Runtime = Literal["auto", "litert", "tensorflow"]
 
 # Rebuilt TensorFlow functions by content hash: rebuilding (and importing TensorFlow) happens once.
 _FUNCTIONS: dict[str, TfjsFunction] = {}
+# Content hashes by the files' (path, size, mtime): a pool of interpreters hashes the weights once.
+_HASHES: dict[tuple[tuple[str, int, int], ...], str] = {}
 _LOCK = threading.Lock()
 
 
@@ -45,7 +47,7 @@ def load_tfjs_model(path: Path, num_threads: int = 1, runtime: Runtime = "auto")
     """The TF.js model at ``path`` (model.json or its folder), ready to invoke."""
     source = read_model_json(path)
     with _LOCK:  # one conversion per model, however many workers load it at once
-        entry = CacheEntry(source.content_hash())
+        entry = CacheEntry(_content_hash(source))
         if runtime != "tensorflow":
             converted = _converted(source, entry, num_threads, strict=runtime == "litert")
             if converted is not None:
@@ -85,6 +87,14 @@ def _converted(source: ModelJson, entry: CacheEntry, num_threads: int, strict: b
     if len(model.outputs) != len(names):
         raise ModelError(f"{entry.tflite} has {len(model.outputs)} outputs, expected {len(names)}: delete it")
     return TfjsModel(model, names, "litert", source)
+
+
+def _content_hash(source: ModelJson) -> str:
+    stats = [(str(path), path.stat()) for path in (source.path, *source.shards)]
+    key = tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
+    if key not in _HASHES:
+        _HASHES[key] = source.content_hash()
+    return _HASHES[key]
 
 
 def _reason(exc: BaseException) -> str:
