@@ -43,8 +43,11 @@ class StrictModel(BaseModel):
 class DetectorSettings(StrictModel):
     """BlazeFace face detection, run on every frame."""
 
-    model: Literal["short", "full"] = Field(
-        "short", description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192)"
+    model: str = Field(
+        "short",
+        pattern=r"^(short|full|.+\.json)$",
+        description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192); "
+        "or the path of a TF.js BlazeFace model.json (256x256, e.g. Human's blazeface.json)",
     )
     min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop detections scoring below this")
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU above which overlapping boxes merge")

@@ -22,6 +22,7 @@ from streamproc.errors import ConfigError, InputError
 from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.inference.detectors import open_detector
 from streamproc.memory import limit_malloc_arenas
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.sinks.jsonl import JsonlSink
@@ -190,13 +191,7 @@ class Pipeline:
                 "no input could be opened: " + "; ".join(r.error or "" for r in self._failed_at_open)
             )
         if self._detector is None:
-            detector_settings = self.settings.detector
-            self._detector = BlazeFaceDetector(
-                variant=detector_settings.model,
-                min_score=detector_settings.min_score,
-                nms_iou=detector_settings.nms_iou,
-                num_threads=detector_settings.threads,
-            )
+            self._detector = open_detector(self.settings.detector)
         self._sinks = [build_sink(sink, self.settings, self.stats_snapshot) for sink in self.settings.sinks]
         self._sinks += self._extra_sinks
         for sink in self._sinks:

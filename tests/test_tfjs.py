@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from conftest import REPO, CliRunner, read_records
 
-from streamproc.config import ClassifierSettings
+from streamproc.config import ClassifierSettings, DetectorSettings
 from streamproc.errors import ConfigError, ModelError
 from streamproc.inference.classifier import open_classifier
+from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.tfjs.convert import CACHE_ENV, CacheEntry
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
@@ -345,3 +346,35 @@ def test_face_pipeline_labels_faces_with_the_emotion_model(
         assert classification["model"] == "emotion"
         assert {label["label"] for label in classification["top_k"]} <= labels
         assert sum(label["score"] for label in classification["top_k"]) <= 1.0001
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_tfjs_blazeface_is_a_face_detector(human: Path, shared_dir: Path) -> None:
+    """Human's 256x256 BlazeFace finds the people MediaPipe's full-range model finds on face.jpg."""
+    detector = open_detector(DetectorSettings(model=str(human / "blazeface.json")))
+    assert detector.input_size == 256 and len(detector.anchors) == 896
+    rgb = np.ascontiguousarray(cv2.imread(str(shared_dir / "images" / "face.jpg"))[:, :, ::-1])
+    found = detector.detect(rgb)
+    mediapipe = json.loads((shared_dir / "reference" / "mediapipe_reference.json").read_text())
+    expected = [np.array(face["box"]) for face in mediapipe["items"]["images/face.jpg"]["full"]]
+    assert len(found.boxes) >= 3
+    for box in found.boxes:
+        assert max(iou(box, other) for other in expected) >= 0.5, box
+    assert found.keypoints.shape == (len(found.boxes), 6, 2)
+
+
+def test_pipeline_runs_with_a_tfjs_detector(
+    human: Path, face_clip: Path, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    events = tmp_path / "events.jsonl"
+    env = {"STREAMPROC_DETECTOR__MODEL": str(human / "blazeface.json")}
+    result = run_cli("run", face_clip, "--events", events, "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr
+    records = read_records(events)
+    assert len(records) == 12 and all(len(record["faces"]) >= 3 for record in records)

@@ -65,6 +65,8 @@ class SsdAnchorOptions:
 ANCHOR_OPTIONS: dict[str, SsdAnchorOptions] = {
     "short": SsdAnchorOptions(input_size=128, num_layers=4, strides=(8, 16, 16, 16)),
     "full": SsdAnchorOptions(input_size=192, num_layers=1, strides=(4,), interpolated_scale_aspect_ratio=0.0),
+    # MediaPipe's back-camera model (256x256), as TF.js zoos ship it: no file here, passed in as ``model``.
+    "back": SsdAnchorOptions(input_size=256, num_layers=4, strides=(16, 32, 32, 32), min_scale=0.15625),
 }
 
 
@@ -162,6 +164,7 @@ class BlazeFaceDetector:
         nms_iou: float = 0.3,
         num_threads: int = 1,
         model_path: Path | None = None,
+        model: TfliteModel | None = None,
     ) -> None:
         if variant not in ANCHOR_OPTIONS:
             choices = ", ".join(repr(name) for name in BLAZEFACE_FILES)
@@ -174,8 +177,11 @@ class BlazeFaceDetector:
         options = ANCHOR_OPTIONS[variant]
         self.input_size: int = options.input_size
         self.anchors = ssd_anchors(options)
-        path = Path(model_path) if model_path is not None else blazeface_model_path(variant)
-        self.model = TfliteModel(path, num_threads=num_threads)
+        if model is not None:
+            path, self.model = model.path, model
+        else:
+            path = Path(model_path) if model_path is not None else blazeface_model_path(variant)
+            self.model = TfliteModel(path, num_threads=num_threads)
         self._check_model(path)
         # sigmoid(x) >= t  <=>  x >= logit(t): threshold the raw scores, no sigmoid over all anchors.
         self._raw_threshold = np.float32(math.log(self.min_score / (1.0 - self.min_score)))
