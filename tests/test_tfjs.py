@@ -378,3 +378,13 @@ def test_pipeline_runs_with_a_tfjs_detector(
     assert result.returncode == 0, result.stderr
     records = read_records(events)
     assert len(records) == 12 and all(len(record["faces"]) >= 3 for record in records)
+
+
+def test_unwritable_cache_is_one_clear_error(
+    tmp_path: Path, shared_dir: Path, reference: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(CACHE_ENV, str(blocker))
+    with pytest.raises(ModelError, match=f"cannot write the converted model .*set {CACHE_ENV}"):
+        load_tfjs_model(shared_dir / reference["layers_demo"]["model_dir"])

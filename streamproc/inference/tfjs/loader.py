@@ -7,6 +7,7 @@ content hash and runs it on LiteRT; a model the converter refuses runs in Tensor
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import threading
@@ -17,7 +18,7 @@ from typing import Literal
 
 from streamproc.errors import ModelError
 from streamproc.inference.runtime import Model, TfliteModel, first_line
-from streamproc.inference.tfjs.convert import CacheEntry, to_tflite
+from streamproc.inference.tfjs.convert import CACHE_ENV, CacheEntry, to_tflite
 from streamproc.inference.tfjs.function import TfjsFunction
 from streamproc.inference.tfjs.modeljson import ModelJson, read_model_json
 from streamproc.inference.tfjs.weights import decode_weights
@@ -80,7 +81,13 @@ def _converted(source: ModelJson, entry: CacheEntry, num_threads: int, strict: b
             log.warning("%s does not convert to TFLite (%s): running it in TensorFlow", source.path, reason)
             return None
         seconds = time.perf_counter() - started
-        entry.store(data, function.output_names, seconds)
+        try:
+            entry.store(data, function.output_names, seconds)
+        except OSError as exc:
+            raise ModelError(
+                f"cannot write the converted model to {entry.tflite.parent} ({exc.strerror}): "
+                f"set {CACHE_ENV} to a writable folder"
+            ) from None
         names = function.output_names
         log.info("converted %s to TFLite in %.1f s (cached as %s)", source.path, seconds, entry.tflite)
     model = OrderedTfliteModel(entry.tflite, num_threads)
@@ -106,6 +113,11 @@ def _reason(exc: BaseException) -> str:
 def _function(source: ModelJson, key: str) -> TfjsFunction:
     function = _FUNCTIONS.get(key)
     if function is None:
+        if importlib.util.find_spec("tensorflow") is None:
+            raise ModelError(
+                f"{source.path} is not converted yet, and converting a TF.js model needs TensorFlow: "
+                "pip install 'streamproc[tensorflow]'"
+            )
         weights = decode_weights(source.read_weights(), source.weight_specs)
         if source.format == "graph-model":
             from streamproc.inference.tfjs.graph import graph_function  # imports TensorFlow
