@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import REPO, CliRunner, read_records
+from scipy.special import digamma  # scikit-image, a dev dependency, brings SciPy
 
 from streamproc.config import ClassifierSettings, DetectorSettings
 from streamproc.errors import ConfigError, ModelError
@@ -226,8 +227,6 @@ def test_unconvertible_model_falls_back_to_tensorflow(
     assert CacheEntry(model.source.content_hash()).failure() is not None
     item = reference["emotion"]["items"][0]
     got = run(model, emotion_input(np.load(shared_dir / item["crop_file"])))["Identity"][0]
-    from scipy.special import digamma
-
     assert np.abs(got - digamma(np.asarray(item["probs"], np.float64))).max() <= 1e-2 * np.abs(got).max()
     with pytest.raises(ModelError, match="does not convert to TFLite"):
         load_tfjs_model(tmp_path / "model.json", runtime="litert")
