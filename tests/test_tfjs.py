@@ -139,6 +139,19 @@ def test_layers_model_matches_tfjs(runtime: str, shared_dir: Path, reference: di
         assert np.abs(probs - expected).max() <= 1e-4, spec["file"]
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_functional_layers_model_matches_tfjs(runtime: str) -> None:
+    """Saved by TF.js itself (benchmarks/seed_tfjs/make_functional_fixture.mjs): branches, two outputs."""
+    folder = REPO / "tests" / "data" / "tfjs_functional"
+    expected = json.loads((folder / "reference.json").read_text())["outputs"]
+    y, x, c = np.meshgrid(np.arange(24), np.arange(24), np.arange(3), indexing="ij")
+    image = np.where(c == 0, y / 23, np.where(c == 1, x / 23, ((x + 2 * y) % 7) / 6))[None]
+    model = load(folder, runtime)
+    assert model.output_names == ["probs", "score"]
+    for name, values in run(model, image).items():
+        assert np.abs(values.ravel() - expected[name]).max() <= 1e-6, name
+
+
 def quantised_copy(human: Path, folder: Path, dtype: str, shards: int) -> tuple[Path, Path]:
     """Emotion re-saved as the TF.js converter quantises (affine uint8/uint16), in several shards.
 
