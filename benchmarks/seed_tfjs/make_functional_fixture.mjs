@@ -8,7 +8,6 @@ import * as tf from '@tensorflow/tfjs';
 
 const out = process.argv[2];
 await tf.setBackend('cpu');
-tf.util.seedrandom?.('streamproc');
 const input = tf.input({shape: [24, 24, 3], name: 'image'});
 const stem = tf.layers.conv2d({filters: 8, kernelSize: 3, strides: 2, padding: 'same', name: 'stem', kernelInitializer: tf.initializers.glorotUniform({seed: 1})}).apply(input);
 const norm = tf.layers.batchNormalization({name: 'norm', movingMeanInitializer: tf.initializers.randomUniform({minval: -0.2, maxval: 0.2, seed: 2}), movingVarianceInitializer: tf.initializers.randomUniform({minval: 0.5, maxval: 1.5, seed: 3}), gammaInitializer: tf.initializers.randomUniform({minval: 0.8, maxval: 1.2, seed: 4})}).apply(stem);
