@@ -43,9 +43,11 @@ class StrictModel(BaseModel):
 class DetectorSettings(StrictModel):
     """BlazeFace face detection, run on every frame."""
 
-    model: Literal["short", "full"] = Field(
+    model: str = Field(
         "short",
-        description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192, sparse model)",
+        pattern=r"^(short|full|.+\.json)$",
+        description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192, sparse model); "
+        "or the path of a TF.js BlazeFace model.json (256x256, e.g. Human's blazeface.json)",
     )
     min_score: float | None = Field(
         None, ge=0.0, le=1.0, description="drop faces scoring below this (default 0.5 short, 0.6 full)"
