@@ -70,7 +70,11 @@ class BackoffSettings(StrictModel):
 class LiveSettings(StrictModel):
     """Live sources (RTSP and local cameras): transport, timeouts and reconnection."""
 
-    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media (RTP)")
+    transport: Literal["auto", "tcp", "udp"] = Field(
+        "auto",
+        description="RTSP transport for the media (RTP): auto tries TCP, falls back to UDP when the server"
+        " refuses TCP and keeps what worked; tcp or udp force one",
+    )
     connect_timeout: float = Field(
         5.0, gt=0, le=600, description="seconds allowed for each step of connecting (handshake, probing)"
     )
@@ -80,6 +84,16 @@ class LiveSettings(StrictModel):
     )
     reconnect: BackoffSettings = Field(
         default_factory=BackoffSettings, description="exponential backoff between connection attempts"
+    )
+    misconfig_attempts: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="attempts in a row that fail for a reason retrying cannot fix (wrong password, path or"
+        " transport; not a video stream) before the source is failed",
+    )
+    retry_forever_on_misconfig: bool = Field(
+        False, description="keep retrying a misconfigured source at the longest backoff delay instead"
     )
 
 

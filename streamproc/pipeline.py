@@ -290,8 +290,9 @@ class Pipeline:
         for source in self._sources:
             buffer = source.buffer
             dropped = buffer.dropped if buffer is not None else 0
+            damage = (source.packets_lost, source.decode_errors)
             self.stats.set_counts(
-                source.source_id, source.frames_decoded, dropped, source.state.value, source.failures
+                source.source_id, source.frames_decoded, dropped, source.state.value, source.failures, damage
             )
         return self.stats.snapshot()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -110,7 +111,8 @@ def test_cli_runs_cameras_and_a_file_for_a_duration(
     camera = read_records(tmp_path / "cam.jsonl")
     assert len(camera) >= 40 and sum(bool(record["faces"]) for record in camera) >= 0.9 * len(camera)
     assert len(read_records(tmp_path / "sample.jsonl")) == 100
-    assert not (tmp_path / "gone.jsonl").exists()
+    gone = [json.loads(line) for line in (tmp_path / "gone.jsonl").read_text().splitlines()]
+    assert {record["type"] for record in gone} == {"status"} and gone[-1]["state"] == "failed"
     assert "gone: cannot connect" in result.stderr and "gave up after 2 attempts" in result.stderr
     assert "latency ms p50" in result.stderr and "ran for 5 s" in result.stderr
     everything = result.stderr + result.stdout + (tmp_path / "cam.jsonl").read_text()
@@ -128,7 +130,8 @@ def test_exit_code_when_every_camera_failed(run_cli: CliRunner) -> None:
     )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "a: cannot connect" in errors[0] and "b: cannot connect" in errors[0]
+    assert len(errors) == 2, "one line per camera"
+    assert "a: cannot connect" in errors[0] and "b: cannot connect" in errors[1]
 
 
 def test_rtsp_url_without_host_is_a_clear_error(run_cli: CliRunner) -> None:

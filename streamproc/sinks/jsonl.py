@@ -31,6 +31,19 @@ def frame_record(result: FrameResult) -> dict[str, Any]:
     return record
 
 
+def status_record(event: Any) -> dict[str, Any]:
+    """``{"type": "status", "source", "state", "message", "wall_time", "width", "height"}``."""
+    return {
+        "type": "status",
+        "source": event.source_id,
+        "state": event.state.value,
+        "message": event.message,
+        "wall_time": round(event.wall_time, 6),
+        "width": event.width,
+        "height": event.height,
+    }
+
+
 class JsonlSink(Sink):
     """Appends records to one file (or one per source with '{source}' in the path)."""
 
@@ -53,6 +66,11 @@ class JsonlSink(Sink):
         if self.settings.events:
             for event in events:
                 self._write(event.source_id, event.to_dict())
+
+    def handle_status(self, event: Any) -> None:
+        """A source's state change (a StatusEvent) as one line, with its picture size once known."""
+        if self.settings.events:
+            self._write(event.source_id, status_record(event))
 
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)
