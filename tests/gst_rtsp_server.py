@@ -9,7 +9,8 @@ Usage::
         --file /clip='( filesrc location=a.mp4 ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )'
 
 ``--live`` mounts are shared (one pipeline for every client, like a camera: a new client joins the
-running stream); ``--file`` mounts start a fresh pipeline per client and play once. With ``--auth``
+running stream); ``--file`` mounts start a fresh pipeline per client and play once. ``--drop-every N``
+drops every N-th RTP packet of the first stream (after the payloader: real sequence-number gaps). With ``--auth``
 every mount needs the login and there is no anonymous role, so a wrong password gets 401 (with an
 anonymous default token the server answers 404 instead). Prints ``ready PORT`` once listening.
 """
@@ -51,6 +52,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--password", default="")
     parser.add_argument("--live", type=_mount, action="append", default=[])
     parser.add_argument("--file", type=_mount, action="append", default=[])
+    parser.add_argument("--drop-every", type=int, default=0, help="lose every N-th RTP packet of pay0")
     return parser.parse_args()
 
 
@@ -65,6 +67,22 @@ def _auth(kind: str, user: str, password: str) -> GstRtspServer.RTSPAuth:
         auth.add_digest(user, password, token)
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
     return auth
+
+
+def _drop_packets(every: int):
+    """A media-configure handler that loses every ``every``-th packet leaving pay0 (network loss)."""
+
+    def configure(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+        count = [0]
+
+        def probe(_pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            count[0] += 1
+            return Gst.PadProbeReturn.DROP if count[0] % every == 0 else Gst.PadProbeReturn.OK
+
+        payloader = media.get_element().get_by_name("pay0")
+        payloader.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
+
+    return configure
 
 
 def _factory(launch: str, shared: bool, protocols: str, secured: bool) -> GstRtspServer.RTSPMediaFactory:
@@ -93,6 +111,9 @@ def main() -> int:
         mounts.add_factory(path, _factory(launch, True, args.protocols, bool(args.auth)))
     for path, launch in args.file:
         mounts.add_factory(path, _factory(launch, False, args.protocols, bool(args.auth)))
+    if args.drop_every:
+        for path, _ in args.live + args.file:
+            mounts.match(path)[0].connect("media-configure", _drop_packets(args.drop_every))
     if server.attach(None) == 0:
         print("cannot listen", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MIN_STEP = 1e-3  # seconds: the least a frame's time follows its predecessor's across connections
 WARN_INTERVAL = 10.0  # seconds between warnings about packet loss and damaged frames
+NEVER_STREAMED = "never streamed"  # the error of a live source until its first frame
 BURST_S = 2.0  # seconds after connecting in which frames wait for buffer space instead of dropping
 
 
@@ -169,9 +170,14 @@ class LiveSource(Source):
         """(packets lost, damaged frames) so far on this connection; sources that can tell override."""
         return 0, 0
 
+    def _transport_of(self, connection: Connection) -> str:
+        """How the media travels, for the streaming message (`` over TCP``); empty if not networked."""
+        return ""
+
     def open(self) -> StreamInfo:
         """Validate the source; connecting happens in the capture thread, with retries."""
         self._check()
+        self.error = f"{NEVER_STREAMED}: still connecting"  # until the first frame (see _follow_size)
         # the real size and rate are known once connected; each frame carries its connection's info
         return StreamInfo(self.source_id, self.url, 0, 0, 0.0, Fraction(1, 90_000), None, live=True)
 
@@ -185,6 +191,8 @@ class LiveSource(Source):
                 break
             self.failures += 1
             self.last_problem = problem
+            if not self.frames_decoded:  # a run whose cameras never streamed fails, saying why
+                self.error = f"{NEVER_STREAMED}: {problem}"
             misconfigured = misconfigured + 1 if wrong else 0
             delay = backoff.failed(time.monotonic() - started if started is not None else 0.0)
             settings = self.settings
@@ -200,8 +208,6 @@ class LiveSource(Source):
                 SourceState.RECONNECTING, f"{problem}; attempt {backoff.failures + 1} in {delay:.1f} s"
             )
             self._stop.wait(delay)
-        if self.frames_decoded == 0 and self.last_problem:
-            self.error = f"never streamed: {self.last_problem}"  # a run of such cameras failed
         self.set_state(SourceState.STOPPED, self.error or "stopped")
 
     def _attempt(self) -> tuple[float | None, str, bool]:
@@ -260,11 +266,14 @@ class LiveSource(Source):
         if self.state is SourceState.STREAMING and size == (info.width, info.height):
             return
         changed = self.state is SourceState.STREAMING
+        if not self.frames_decoded:
+            self.error = None
         connection.info = info = replace(info, width=size[0], height=size[1])
         self.size = size
         what = "size changed to " if changed else ""
+        via = self._transport_of(connection)
         self.set_state(
-            SourceState.STREAMING, f"{what}{size[0]}x{size[1]} at {info.fps:g} fps from {self.url}"
+            SourceState.STREAMING, f"{what}{size[0]}x{size[1]} at {info.fps:g} fps from {self.url}{via}"
         )
 
     def _frame(self, info: StreamInfo, capture: Capture) -> Frame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
@@ -23,6 +24,8 @@ from streamproc.errors import InputError
 from streamproc.frames import AvPicture, StreamInfo
 
 log = logging.getLogger(__name__)
+
+TIMED_OUT = 0.95  # a failure after this share of a timeout is that timeout
 
 # errors that retrying cannot fix, by FFmpeg error class, with what to check
 _MISCONFIGURED: tuple[tuple[type[Exception], str], ...] = (
@@ -47,9 +50,15 @@ def _refuses_transport(exc: Exception) -> bool:
     return getattr(exc, "errno", None) == errno.EPROTONOSUPPORT or "461" in str(exc)
 
 
-def _classify(exc: Exception, timeout: float, waiting_for: str, transport: str) -> LiveSourceError:
-    """FFmpeg's complaint in words a user can act on, without the url (which may hold a password)."""
-    if isinstance(exc, av.error.ExitError):  # PyAV's timeout interrupted FFmpeg
+def _classify(
+    exc: Exception, timeout: float, waiting_for: str, transport: str, waited: float = 0.0
+) -> LiveSourceError:
+    """FFmpeg's complaint in words a user can act on, without the url (which may hold a password).
+
+    PyAV's timeout interrupts FFmpeg (ExitError), but FFmpeg's RTSP code often reports the
+    interrupted read as "Invalid data" or an I/O error: a failure after the whole timeout is a timeout.
+    """
+    if isinstance(exc, av.error.ExitError) or waited >= TIMED_OUT * timeout:
         return LiveSourceError(f"no {waiting_for} within {timeout:g} s")
     reason = getattr(exc, "strerror", None) or type(exc).__name__
     if _refuses_transport(exc):
@@ -66,13 +75,15 @@ def _classify(exc: Exception, timeout: float, waiting_for: str, transport: str) 
 class _RtspConnection:
     """One RTSP session: an open PyAV container and its video stream."""
 
-    def __init__(self, container: Any, info: StreamInfo, read_timeout: float, transport: str) -> None:
+    def __init__(
+        self, container: Any, info: StreamInfo, read_timeout: float, transport: str, ffmpeg_log: FfmpegLog
+    ) -> None:
         self._container = container
         self._stream = container.streams.video[0]
         self._read_timeout = read_timeout
         self.info = info
         self.transport = transport
-        self._log = FfmpegLog()
+        self._log = ffmpeg_log
         self.packets_lost = 0
         self.decode_errors = 0
 
@@ -125,6 +136,10 @@ class RtspSource(LiveSource):
         assert isinstance(connection, _RtspConnection)
         return connection.packets_lost, connection.decode_errors
 
+    def _transport_of(self, connection: Connection) -> str:
+        assert isinstance(connection, _RtspConnection)
+        return f" over {connection.transport.upper()}"
+
     def _transports(self) -> list[str]:
         wanted = self.settings.transport
         if wanted != "auto":
@@ -157,19 +172,26 @@ class RtspSource(LiveSource):
         options = {
             "rtsp_transport": transport,
             "allowed_media_types": "video",  # do not set up audio we would throw away
+            # the frame rate comes from the stream's own timing, not from a second of probing:
+            # connecting (and reconnecting) is a keyframe away, not a keyframe plus ~20 frames
+            "fpsprobesize": "0",
         }
+        ffmpeg_log = FfmpegLog()  # loss while FFmpeg probes the stream counts too
+        began = time.monotonic()
         try:
-            container = av.open(
-                self._ffmpeg_url, options=options, timeout=(live.connect_timeout, live.read_timeout)
-            )
+            with ffmpeg_log:
+                container = av.open(
+                    self._ffmpeg_url, options=options, timeout=(live.connect_timeout, live.read_timeout)
+                )
         except av.error.FFmpegError as exc:
-            raise _classify(exc, live.connect_timeout, "answer", transport) from None
+            waited = time.monotonic() - began
+            raise _classify(exc, live.connect_timeout, "answer", transport, waited) from None
         try:
             info = self._stream_info(container)
         except LiveSourceError:
             container.close()
             raise
-        return _RtspConnection(container, info, live.read_timeout, transport)
+        return _RtspConnection(container, info, live.read_timeout, transport, ffmpeg_log)
 
     def _stream_info(self, container: Any) -> StreamInfo:
         if not container.streams.video:
