@@ -10,7 +10,8 @@ Usage::
 
 ``--live`` mounts are shared (one pipeline for every client, like a camera: a new client joins the
 running stream); ``--file`` mounts start a fresh pipeline per client and play once. ``--drop-every N``
-drops every N-th RTP packet of the first stream (after the payloader: real sequence-number gaps). With ``--auth``
+drops every N-th RTP packet of the first stream (after the payloader: real sequence-number gaps).
+With ``--auth``
 every mount needs the login and there is no anonymous role, so a wrong password gets 401 (with an
 anonymous default token the server answers 404 instead). Prints ``ready PORT`` once listening.
 """
