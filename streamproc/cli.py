@@ -69,11 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds (live sources run until stopped)"
     )
-    run.add_argument(
-        "--rtsp-transport",
-        choices=["auto", "tcp", "udp"],
-        help="RTSP media transport (default auto: TCP, UDP if the server refuses TCP)",
-    )
+    run.add_argument("--rtsp-transport", choices=["auto", "tcp", "udp"], help="RTSP transport (default auto)")
     run.add_argument("--snapshots", type=Path, metavar="DIR", help="save each track's best face as JPEG here")
     run.add_argument(
         "--classify", choices=["faces", "keyframes", "both"], help="classify face crops and/or key frames"

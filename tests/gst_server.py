@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtsp_server import HOST, _kill, _spawn, free_tcp_port, free_udp_range, wait_until
+from rtsp_server import HOST, _kill, _spawn, free_tcp_port, free_udp_range, looped_input, wait_until
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi and gir1.2-gst-rtsp-server-1.0 live here
 SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
@@ -76,17 +76,7 @@ class Publisher:
         codecs = (
             ["-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac"] if self.audio else ["-c", "copy"]
         )
-        args = [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            str(self.video),
-        ]
+        args = looped_input(self.video)
         target = f"udp://{HOST}:{self.port}?pkt_size=1316"
         self._process = _spawn([*args, *sound, *codecs, "-f", "mpegts", target], self.workdir / "publish.log")
         return self

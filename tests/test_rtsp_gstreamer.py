@@ -5,7 +5,6 @@ auth, H.265, AAC and G.711 tracks, a size change, 1080p, lost packets, restarts)
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -154,28 +153,19 @@ def test_h265_size_change_1080p_and_lost_packets(
     assert any("RTP packets lost" in record.getMessage() for record in caplog.records)
 
 
-@pytest.fixture
-def silent_host() -> Iterator[int]:
-    """A port that accepts connections and never answers: a hung camera."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        yield server.getsockname()[1]
-
-
 def _statuses(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if '"type":"status"' in line]
 
 
 def test_misconfigured_cameras_fail_with_one_line_each(
-    gst: dict[str, GstServer], silent_host: int, tmp_path: Path, run_cli: CliRunner
+    gst: dict[str, GstServer], silent_server: int, tmp_path: Path, run_cli: CliRunner
 ) -> None:
     config = tmp_path / "cams.yaml"
     sources = [
         {"id": "password", "url": gst["digest"].url("cam", "viewer:wr@ng#pass word")},
         {"id": "path", "url": gst["open"].url("nope", f"viewer:{PASSWORD}")},
         {"id": "transport", "url": gst["tcp"].url("cam"), "live": {"transport": "udp"}},
-        {"id": "silent", "url": f"rtsp://127.0.0.1:{silent_host}/cam"},
+        {"id": "silent", "url": f"rtsp://127.0.0.1:{silent_server}/cam"},
     ]
     live = {**AUTO, "connect_timeout": 2.0}
     config.write_text(yaml.safe_dump({"sources": sources, "live": live}))
