@@ -60,7 +60,10 @@ class BackoffSettings(StrictModel):
     max: float = Field(30.0, gt=0, le=86_400, description="cap on the delay, seconds")
     jitter: float = Field(0.2, ge=0, le=1, description="delays vary randomly by +- this fraction")
     reset_after: float = Field(
-        30.0, ge=0, description="seconds of healthy streaming after which the delay starts over"
+        30.0,
+        ge=0,
+        description="seconds of healthy streaming after which a break is retried at once and the delay"
+        " starts over",
     )
     max_attempts: int = Field(
         0, ge=0, description="failed attempts in a row before the source is failed; 0: retry forever"
