@@ -14,8 +14,9 @@ import threading
 from urllib.parse import quote
 
 MASK = "***"
-# a scheme, then anything up to the last @ before a blank (hiding too much is harmless)
-_LOGIN_IN_TEXT = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s<>]*@")
+# a scheme, then anything up to the last @ before a blank (hiding too much is harmless); one slash
+# too, as a url that went through pathlib.Path lost one ("http:/user:pw@host/x.mp4")
+_LOGIN_IN_TEXT = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*:/{1,2})[^\s<>]*@")
 MIN_SECRET = 3  # shorter passwords would mangle ordinary words; the url pattern still hides them
 
 _secrets: set[str] = set()

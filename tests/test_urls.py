@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
+from live_run import LIVE, LiveRun
 
 from streamproc.capture.urls import (
     SourceKind,
@@ -16,8 +18,11 @@ from streamproc.capture.urls import (
     redact,
     source_kind,
 )
+from streamproc.config import Settings
 from streamproc.errors import InputError
+from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.redaction import RedactingFilter
+from streamproc.server.health import readiness
 
 
 @pytest.mark.parametrize(
@@ -91,8 +96,23 @@ def test_every_scheme_and_every_known_password_is_hidden() -> None:
 
 
 def test_errors_and_log_lines_never_carry_a_password(caplog: pytest.LogCaptureFixture) -> None:
-    error = InputError("input http://admin:hunter2@nvr/x.mp4 does not exist")
-    assert "hunter2" not in str(error) and "admin" not in str(error)
+    for shown in ("http://admin:hunter2@nvr/x.mp4", "http:/admin:hunter2@nvr/x.mp4"):  # the second: via Path
+        error = InputError(f"input {shown} does not exist")
+        assert "hunter2" not in str(error) and "admin" not in str(error), error
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "opening %s", ("rtsp://a:s3cr3t@h/x",), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "opening rtsp://***@h/x"
+
+
+def test_no_login_in_sources_stats_readiness_or_events(blazeface: BlazeFaceDetector) -> None:
+    urls = ["rtsp://viewer:Pa@ss#7@127.0.0.1:9/cam", "http://admin:hunter2@127.0.0.1:9/v.mp4"]
+    live = {**LIVE, "reconnect": {**LIVE["reconnect"], "max_attempts": 1}}
+    run = LiveRun(Settings(sources=[{"url": url} for url in urls], live=live), blazeface)
+    with run:
+        report = run.wait_ended(timeout=15)
+    sources = run.pipeline.sources_snapshot()
+    assert set(sources) == {"cam", "v"}, "ids from the path, never from the login"
+    shown = [json.dumps(sources), json.dumps(run.pipeline.stats_snapshot()), repr(report)]
+    shown += [str(readiness(sources)), " ".join(event.message for _, event in run.events)]
+    for secret in ("viewer", "Pa@ss", "ss#7", "admin", "hunter2"):
+        assert secret not in " ".join(shown), secret
