@@ -127,13 +127,14 @@ def test_default_settings_stream_from_gstreamer_and_rtsp_server_perl(
 
 def test_h265_size_change_1080p_and_lost_packets(
     gst: dict[str, GstServer], blazeface: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(live_module, "WARN_INTERVAL", 0.5)
     urls = [gst["open"].url(name) for name in ("h265", "resize", "hd")] + [gst["lossy"].url("cam")]
-    extra = {"s3": {"live": {"transport": "udp"}}}  # loss shows as RTP sequence gaps over UDP
-    with LiveRun(Settings(sources=[{"url": url, "id": f"s{i}", **extra.get(f"s{i}", {})}
-                                   for i, url in enumerate(urls)], live=AUTO), blazeface) as run:  # fmt: skip
+    sources = [{"url": url, "id": f"s{i}"} for i, url in enumerate(urls)]
+    sources[3]["live"] = {"transport": "udp"}  # loss shows as RTP sequence gaps over UDP
+    sinks = [{"type": "jsonl", "path": tmp_path / "{source}.jsonl"}]
+    with LiveRun(Settings(sources=sources, sinks=sinks, live=AUTO), blazeface) as run:
         wait_until(lambda: len(run.messages("s1", SourceState.STREAMING)) >= 2, 15, "the size change")
         wait_until(
             lambda: len(run.collector.of("s2")) >= 10 and len(run.collector.of("s0")) >= 20, 15, "frames"
@@ -143,8 +144,9 @@ def test_h265_size_change_1080p_and_lost_packets(
     assert run.messages("s0", SourceState.STREAMING)[0].startswith("320x240 at 10 fps")
     changed = run.messages("s1", SourceState.STREAMING)[1]
     assert changed.startswith("size changed to 480x272"), changed
-    sizes = [(event.width, event.height) for _, event in run.events if event.source_id == "s1"]
-    assert (480, 272) in sizes, "status events carry the current size"
+    streaming = [status for status in _statuses(tmp_path / "s1.jsonl") if status["state"] == "streaming"]
+    sizes = [(status["width"], status["height"]) for status in streaming]
+    assert sizes[:2] == [(320, 240), (480, 272)], "status lines in the JSON Lines file carry the size"
     assert run.messages("s2", SourceState.STREAMING)[0].startswith("1920x1080")
     for source_id in ("s0", "s1", "s2"):
         _pts_ok(run, source_id)
