@@ -72,8 +72,3 @@ class FfmpegLog:
             elif level <= av.logging.ERROR:
                 damage.errors += 1
         return damage
-
-    def last_error(self) -> str | None:
-        """The latest error line not yet taken (FFmpeg's reason for a failure), if any."""
-        errors = [message.strip() for level, _, message in self._lines if level <= av.logging.ERROR]
-        return errors[-1] if errors else None

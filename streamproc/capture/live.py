@@ -157,7 +157,6 @@ class LiveSource(Source):
         self._rng = rng
         self._timeline = _Timeline()
         self._damage = _DamageCounter(source_id)
-        self.last_problem: str | None = None
 
     def _connect(self) -> Connection:
         """Open one connection; raise LiveSourceError with a reason a user can act on."""
@@ -190,7 +189,6 @@ class LiveSource(Source):
             if self.stopping:
                 break
             self.failures += 1
-            self.last_problem = problem
             if not self.frames_decoded:  # a run whose cameras never streamed fails, saying why
                 self.error = f"{NEVER_STREAMED}: {problem}"
             misconfigured = misconfigured + 1 if wrong else 0
