@@ -6,35 +6,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.urls import display_url
-from streamproc.frames import Frame, StreamInfo
+from streamproc.frames import Frame, SourceState, StatusEvent, StreamInfo
 from streamproc.redaction import redact
 
 log = logging.getLogger(__name__)
-
-
-class SourceState(StrEnum):
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"  # ended normally: end of file or asked to stop
-    FAILED = "failed"  # ended with an error
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    """A source changed state."""
-
-    source_id: str
-    state: SourceState
-    message: str
-    wall_time: float
-    width: int | None = None  # the picture size when the event was sent (live sources: current)
-    height: int | None = None
 
 
 StatusListener = Callable[[StatusEvent], None]

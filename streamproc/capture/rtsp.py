@@ -21,7 +21,8 @@ from streamproc.capture.live import Capture, Connection, LiveSource, LiveSourceE
 from streamproc.capture.mediaclock import MediaClock
 from streamproc.capture.urls import parse_url
 from streamproc.errors import InputError
-from streamproc.frames import AvPicture, StreamInfo
+from streamproc.frames import StreamInfo
+from streamproc.pictures import AvPicture
 
 log = logging.getLogger(__name__)
 

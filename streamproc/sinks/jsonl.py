@@ -7,38 +7,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from streamproc import rounding
 from streamproc.config import JsonlSinkSettings
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
+from streamproc.pixels import PixelPlan
+from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 
 
-def frame_record(result: FrameResult) -> dict[str, Any]:
-    """The per-frame record: where and when the frame was, and the faces in it (pixels)."""
-    frame = result.frame
-    record = {
-        "type": "frame",
-        "source": frame.source_id,
-        "frame": frame.index,
-        "pts": None if frame.pts is None else round(frame.pts, 6),
-        "wall_time": round(frame.wall_time, 6),
-        "width": frame.width,
-        "height": frame.height,
-        "faces": result.detections.to_records(),
-    }
-    for event in result.events:
-        if event.type == "scene":  # the frame was classified whole
-            record["scene"] = event.classification.to_dict()
-    return record
-
-
-def status_record(event: Any) -> dict[str, Any]:
+def status_record(event: StatusEvent) -> dict[str, Any]:
     """``{"type": "status", "source", "state", "message", "wall_time", "width", "height"}``."""
     return {
         "type": "status",
         "source": event.source_id,
         "state": event.state.value,
         "message": event.message,
-        "wall_time": round(event.wall_time, 6),
+        "wall_time": rounding.seconds(event.wall_time),
         "width": event.width,
         "height": event.height,
     }
@@ -52,7 +36,7 @@ class JsonlSink(Sink):
         self.name = f"jsonl:{settings.path}"
         self._files: dict[Path, IO[str]] = {}
 
-    def open(self) -> None:
+    def open(self, pixels: PixelPlan) -> None:
         if "{source}" not in str(self.settings.path):
             ensure_writable_file(self.settings.path, "events file")
 
@@ -67,7 +51,7 @@ class JsonlSink(Sink):
             for event in events:
                 self._write(event.source_id, event.to_dict())
 
-    def handle_status(self, event: Any) -> None:
+    def handle_status(self, event: StatusEvent) -> None:
         """A source's state change (a StatusEvent) as one line, with its picture size once known."""
         if self.settings.events:
             self._write(event.source_id, status_record(event))
