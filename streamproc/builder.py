@@ -22,9 +22,9 @@ from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError
 from streamproc.events import RunIds
 from streamproc.frames import SourceState, StatusEvent, StreamInfo
-from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.classifier import open_classifier
+from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
+from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.pipeline import (
     OpenedSource,
@@ -74,10 +74,11 @@ def build_pipeline(
     sinks = [build_sink(sink, settings, live_stats) for sink in settings.sinks] + list(extra_sinks)
     if settings.snapshots.enabled:
         sinks.append(SnapshotSink(settings.snapshots))
-    parts: list[Stage | Sink] = [*stages, *sinks]
-    pixels = PixelPlan.for_consumers(parts)
-    for part in parts:
-        part.open(pixels)
+    pixels = PixelPlan.for_consumers([*stages, *sinks])
+    for stage in stages:
+        stage.open(pixels)
+    for sink in sinks:
+        sink.open(pixels)
     return Pipeline(
         opened,
         detector,
@@ -98,13 +99,8 @@ def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -
 
 
 def build_detector(settings: Settings) -> Detector:
-    detector = settings.detector
-    return BlazeFaceDetector(
-        variant=detector.model,
-        min_score=detector.min_score,
-        nms_iou=detector.nms_iou,
-        num_threads=detector.threads,
-    )
+    """The detector the settings name: a bundled BlazeFace, or a TF.js BlazeFace ``model.json``."""
+    return open_detector(settings.detector)
 
 
 def build_stages(settings: Settings, on_inference: InferenceTimer | None = None) -> list[Stage]:
@@ -122,9 +118,10 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
     ids = RunIds()
     stages: list[Stage] = []
     if tracking.enabled:
-        classification = (
-            FaceClassification(classify.faces, classify.faces.margin, runner) if faces and runner else None
-        )
+        classification = None
+        if faces:
+            assert runner is not None
+            classification = FaceClassification(classify.faces, classify.faces.margin, runner)
         snapshots = settings.snapshots if settings.snapshots.enabled else None
         stages.append(TrackStage(tracking, ids, classification, snapshots))
     if keyframes:
