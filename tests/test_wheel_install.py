@@ -19,7 +19,7 @@ from conftest import REPO, count_frames
 MAX_VENV_BYTES = 600 * 1024 * 1024
 # what a checkout holds that is not source: caches, environments, earlier outputs
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "out", ".*_cache", "*.pyc"
+    ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "out", ".*_cache", "*.pyc", "node_modules"
 )
 # setuptools' complaints (deprecated metadata, files not found, ...); pip's own "WARNING:" lines about
 # this machine's package indexes are not about the project
