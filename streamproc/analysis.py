@@ -12,17 +12,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from streamproc.config import Settings
 from streamproc.errors import ConfigError, OutputError
 from streamproc.events import EndReason, Event, RunIds, SceneEvent, Snapshot, TrackEvent, track_event
 from streamproc.frames import Detections, Frame
-from streamproc.inference.classifier import Classification, Classifier, open_classifier, resize_area
+from streamproc.inference.classifier import Classification, Classifier, open_classifier
 from streamproc.inference.models import ModelRegistry
+from streamproc.inference.regions import classifier_pictures
 from streamproc.scene import KeyframeTrigger
-from streamproc.snapshots import SnapshotWriter, square_crop
+from streamproc.snapshots import SnapshotWriter
 from streamproc.tracking import Moment, Track, Tracker
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ class Analysis:
 
     def process(self, frame: Frame, detections: Detections) -> tuple[Detections, tuple[Event, ...]]:
         """Track the frame's faces; returns them with track ids (and classifications) and the events."""
+        if frame.stream.still:  # a photo: no track to confirm, every face is classified
+            return self._still(frame, detections), ()
         source = self._source(frame)
         at = Moment(frame.index, frame.pts, frame.wall_time)
         source.last_at, source.size = at, (frame.width, frame.height)  # a camera may change size
@@ -120,6 +122,14 @@ class Analysis:
         if step is None:
             return detections, tuple(events)
         return _with_tracks(detections, step.assigned, classified), tuple(events)
+
+    def _still(self, frame: Frame, detections: Detections) -> Detections:
+        if not self.classify_faces or not len(detections):
+            return detections
+        column = np.empty(len(detections), dtype=object)
+        column[:] = self._classify(frame, list(detections.boxes), whole_frame=False)
+        extra = {**detections.extra, "classification": column}
+        return Detections(detections.boxes, detections.scores, detections.keypoints, extra)
 
     def finish(self, source_id: str, reason: EndReason = "source_ended") -> list[Event]:
         """The source is over: end every open track (exactly one ``end`` per ``new``)."""
@@ -189,13 +199,8 @@ class Analysis:
         classifier = self._classifier
         if classifier is None or not (boxes or whole_frame):
             return []
-        bgr = frame.bgr()
-        width, height = classifier.input_size
         margin = self.settings.classifier.faces.margin
-        pictures = [square_crop(bgr, box, margin) for box in boxes]
-        if whole_frame:
-            pictures.append(bgr)
-        rgb = [cv2.cvtColor(resize_area(picture, width, height), cv2.COLOR_BGR2RGB) for picture in pictures]
+        rgb = classifier_pictures(frame.bgr(), boxes, margin, classifier.input_size, whole_frame)
         started = time.perf_counter()
         results = classifier.classify(rgb, frame.index)
         if self._on_inference is not None:
