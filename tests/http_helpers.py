@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from streamproc.sinks.live import LiveViewSink
 @dataclass
 class Reply:
     status: int
-    headers: dict[str, str]
+    headers: Message  # names are case-insensitive (the server sends them in lower case)
     body: bytes
 
     def json(self) -> Any:
@@ -33,9 +34,9 @@ class Reply:
 def get(url: str, timeout: float = 10) -> Reply:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return Reply(answer.status, dict(answer.headers), answer.read())
+            return Reply(answer.status, answer.headers, answer.read())
     except urllib.error.HTTPError as error:
-        return Reply(error.code, dict(error.headers), error.read())
+        return Reply(error.code, error.headers, error.read())
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
