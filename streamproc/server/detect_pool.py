@@ -45,6 +45,7 @@ class _Job:
     future: Future
     queued_at: float = field(default_factory=time.perf_counter)
     header: ImageHeader | None = None
+    size: tuple[int, int] = (0, 0)  # width, height as decoded
     detections: Detections | None = None
     pictures: list[np.ndarray] = field(default_factory=list)
     results: list[Classification] = field(default_factory=list)
@@ -89,8 +90,10 @@ class DetectWorker:
         job.timing["queue"] = started - job.queued_at
         bgr, job.header = decode_image(request.data, self.max_pixels)
         decoded = time.perf_counter()
-        box = self.detector.letterbox(job.header.width, job.header.height)
-        scaled = ArrayPicture(bgr).rgb(box.scaled_width, box.scaled_height)
+        picture = ArrayPicture(bgr)  # upright: its size may differ from the header's (EXIF)
+        job.size = (picture.width, picture.height)
+        box = self.detector.letterbox(*job.size)
+        scaled = picture.rgb(box.scaled_width, box.scaled_height)
         detections = self.detector.detect_scaled(scaled, box)
         job.detections = detections[detections.scores >= request.min_score]
         detected = time.perf_counter()
@@ -130,8 +133,8 @@ def _answer(job: _Job) -> dict[str, Any]:
         for face in faces:
             face["classification"] = _labels(next(results))
     answer: dict[str, Any] = {
-        "width": job.header.width,
-        "height": job.header.height,
+        "width": job.size[0],
+        "height": job.size[1],
         "format": job.header.format,
         "faces": faces,
     }
