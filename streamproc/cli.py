@@ -231,6 +231,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.pipeline import Pipeline
     from streamproc.progress import ProgressBar
     from streamproc.server import StatusServer
+    from streamproc.server.access import load_token
     from streamproc.server.detect_pool import open_detect_pool
     from streamproc.sinks.live import LiveViewSink
 
@@ -246,6 +247,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
     pipeline = Pipeline(settings, extra_sinks=[live] if live else ())
+    if live:
+        load_token(settings.http)  # a missing token fails before any model loads
     detect = open_detect_pool(settings) if live and settings.http.api.enabled else None
     server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
     try:

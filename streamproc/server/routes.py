@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,6 @@ from streamproc.server.live import BOUNDARY, LiveHub, frame_headers
 from streamproc.server.page import live_page
 from streamproc.server.view import PipelineView
 from streamproc.sinks.live import LiveViewSink
-
-GET_HEAD = ["GET", "HEAD"]
-
 
 @dataclass
 class ServerState:
@@ -44,38 +42,50 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 
 router = APIRouter()
+Endpoint = Callable[..., Awaitable[Any]]
 
 
-@router.api_route("/", methods=GET_HEAD, response_class=HTMLResponse, summary="live page")
+def get_and_head(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Route GET and HEAD (health checkers use HEAD) to one endpoint; only GET is in the docs."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(path, endpoint, methods=["GET"], **options)
+        router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
+        return endpoint
+
+    return register
+
+
+@get_and_head("/", response_class=HTMLResponse, summary="live page")
 async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(live_page(list(state_of(request).view.sources_snapshot())))
 
 
-@router.api_route("/healthz", methods=GET_HEAD, summary="liveness: the process answers")
+@get_and_head("/healthz", summary="liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.api_route("/readyz", methods=GET_HEAD, summary="readiness: sources streaming or finished OK")
+@get_and_head("/readyz", summary="readiness: sources streaming or finished OK")
 async def readyz(request: Request) -> JSONResponse:
     state = state_of(request)
     ready, reasons = readiness(state.view, state.require_sources)
     return JSONResponse({"ready": ready, "reasons": reasons}, 200 if ready else 503)
 
 
-@router.api_route("/metrics", methods=GET_HEAD, summary="Prometheus metrics")
+@get_and_head("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     body = await asyncio.to_thread(generate_latest, state_of(request).registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.api_route("/api/stats", methods=GET_HEAD, summary="pipeline statistics")
+@get_and_head("/api/stats", summary="pipeline statistics")
 async def stats(request: Request) -> dict[str, Any]:
     view = state_of(request).view
     return {**view.stats_snapshot(), "sinks": view.sinks_snapshot()}
 
 
-@router.api_route("/api/sources", methods=GET_HEAD, summary="sources, their state and numbers")
+@get_and_head("/api/sources", summary="sources, their state and numbers")
 async def sources(request: Request) -> dict[str, Any]:
     state = state_of(request)
     stats = state.view.stats_snapshot()["sources"]
@@ -106,7 +116,7 @@ async def sources(request: Request) -> dict[str, Any]:
     return {"sources": found}
 
 
-@router.api_route("/live/{name}", methods=GET_HEAD, summary="live view: NAME.jpg (still) or NAME.mjpeg")
+@get_and_head("/live/{name}", summary="live view: NAME.jpg (still) or NAME.mjpeg")
 async def live_view(request: Request, name: str) -> Response:
     state = state_of(request)
     source_id, _, kind = name.rpartition(".")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from streamproc.config import Settings
 from streamproc.pipeline import Pipeline, RunReport
+from streamproc.server.access import load_token
 from streamproc.server.app import StatusServer
 from streamproc.server.detect_pool import open_detect_pool
 from streamproc.server.view import NoSources
@@ -21,6 +22,7 @@ StopHook = Callable[[Callable[[], None]], None]  # installs a callback for SIGIN
 
 def serve(settings: Settings, on_stop: StopHook) -> tuple[Pipeline, RunReport] | None:
     """Serve until stopped; returns the sources' pipeline and run report (None without sources)."""
+    load_token(settings.http)  # a missing token fails before any model loads
     detect = open_detect_pool(settings) if settings.http.api.enabled else None
     stopped = threading.Event()
     try:

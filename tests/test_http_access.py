@@ -1,0 +1,134 @@
+"""Access control and the HTTP stack's manners, against real served ports: the token (required beyond
+loopback), the Host allow-list, HEAD, the Server header, CORS, TLS and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import REPO, CliRunner
+from http_helpers import serve
+from mqtt_support import Pki
+
+from streamproc.config import HttpSettings
+from streamproc.errors import ConfigError
+from streamproc.server import StatusServer
+from streamproc.server.view import NoSources
+
+TOKEN = "correct-horse-battery-staple-42"
+
+
+@contextmanager
+def bare_server(**http: Any) -> Iterator[StatusServer]:
+    """A server without sources or API on a free loopback port."""
+    settings = HttpSettings(enabled=True, port=0, **http)
+    with StatusServer(settings, NoSources(), require_sources=False) as server:
+        yield server
+
+
+def test_no_token_beyond_loopback_refuses_to_start(run_cli: CliRunner) -> None:
+    result = run_cli("serve", "--http", "0.0.0.0:0", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "STREAMPROC_HTTP__TOKEN" in result.stderr
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        StatusServer(HttpSettings(host="127.0.0.1", port=0, token="short"), NoSources())
+
+
+def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
+    """streamproc serve on 0.0.0.0 with the token from the environment, as deployed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamproc", "serve", "--http", "0.0.0.0:0"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "STREAMPROC_HTTP__TOKEN": TOKEN},
+    )
+    try:
+        assert process.stderr is not None
+        port = None
+        for line in process.stderr:
+            found = re.search(r"HTTP server on http://0\.0\.0\.0:(\d+)/", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port, "the server's address is logged"
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        for path in ("/readyz", "/metrics", "/api/stats", "/api/sources", "/", "/docs", "/openapi.json"):
+            refused = httpx.get(base + path)
+            assert refused.status_code == 401, path
+            assert "Bearer" in refused.headers["WWW-Authenticate"]
+            assert httpx.get(base + path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        wrong = httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401
+        assert httpx.post(f"{base}/api/v1/detect", content=b"x").status_code == 401
+        basic = base64.b64encode(f"viewer:{TOKEN}".encode()).decode()  # what a browser sends
+        assert httpx.get(f"{base}/readyz", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert TOKEN not in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_wrong_host_gets_400() -> None:
+    with bare_server() as server:
+        url = server.url + "readyz"
+        rebinding = httpx.get(url, headers={"Host": f"attacker.example:{server.port}"})
+        assert rebinding.status_code == 400 and "Host" in rebinding.json()["error"]
+        for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "[::1]"):
+            assert httpx.get(url, headers={"Host": host}).status_code == 200, host
+    with bare_server(allowed_hosts=["camera.lan"]) as server:
+        url = server.url + "readyz"
+        assert httpx.get(url, headers={"Host": "camera.lan"}).status_code == 200
+        assert httpx.get(url, headers={"Host": "localhost"}).status_code == 400
+
+
+def test_head_answers_like_get_without_a_body(sample_video: Path) -> None:
+    with serve([sample_video]) as served:
+        served.wait_done()
+        for path in ("healthz", "readyz", "metrics", "api/stats", "api/sources", "", "live/sample.jpg"):
+            got = httpx.get(served.url(path))
+            head = httpx.head(served.url(path))
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"], path
+            assert got.headers["server"] == "streamproc", "no versions in Server:"
+        stream = httpx.head(served.url("live/sample.mjpeg"), timeout=5)
+        assert stream.status_code == 200 and stream.headers["content-type"].startswith("multipart/")
+        docs = httpx.get(served.url("docs"))
+        schema = httpx.get(served.url("openapi.json")).json()
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/api/v1/detect" in schema["paths"] and "/metrics" in schema["paths"]
+
+
+def test_cors_is_off_unless_configured() -> None:
+    origin = {"Origin": "https://dashboard.example"}
+    with bare_server() as server:
+        assert "access-control-allow-origin" not in httpx.get(server.url + "healthz", headers=origin).headers
+    with bare_server(cors_origins=["https://dashboard.example"]) as server:
+        allowed = httpx.get(server.url + "healthz", headers=origin).headers
+        assert allowed["access-control-allow-origin"] == "https://dashboard.example"
+
+
+def test_tls_serves_https_with_the_configured_certificate(pki: Pki) -> None:
+    with bare_server(tls_cert=pki.server_cert, tls_key=pki.server_key) as server:
+        assert server.url.startswith("https://")
+        trusted = ssl.create_default_context(cafile=pki.ca)
+        reply = httpx.get(server.url + "healthz", verify=trusted)
+        assert reply.status_code == 200 and reply.json() == {"status": "ok"}
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.url + "healthz", verify=ssl.create_default_context(cafile=pki.other_ca))
