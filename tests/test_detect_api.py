@@ -111,9 +111,10 @@ def test_classification_of_faces_and_image(detect_url: str, face_jpeg: bytes) ->
     assert "image_classification" not in faces and all("classification" in f for f in faces["faces"])
     image = post(detect_url, face_jpeg, "image/jpeg", classify="image", top_k=1).json()
     assert "classification" not in image["faces"][0]
-    assert image["image_classification"] == {**both["image_classification"], "top_k": both[
-        "image_classification"
-    ]["top_k"][:1]}
+    assert image["image_classification"] == {
+        **both["image_classification"],
+        "top_k": both["image_classification"]["top_k"][:1],
+    }
     strict = post(detect_url, face_jpeg, "image/jpeg", min_score=0.95).json()
     assert 0 < len(strict["faces"]) < len(faces["faces"])
     assert all(face["score"] >= 0.95 for face in strict["faces"])
@@ -131,7 +132,11 @@ def test_bad_requests_get_clear_4xx(detect_url: str, face_jpeg: bytes) -> None:
     cases = {
         "not an image type": (post(detect_url, b"hello", "text/plain"), 415, "content type"),
         "not an image": (post(detect_url, b"GIF89a" + bytes(100), "image/jpeg"), 415, "not a JPEG"),
-        "truncated": (post(detect_url, face_jpeg[: len(face_jpeg) * 9 // 10], "image/jpeg"), 400, "truncated"),
+        "truncated": (
+            post(detect_url, face_jpeg[: len(face_jpeg) * 9 // 10], "image/jpeg"),
+            400,
+            "truncated",
+        ),
         "cut header": (post(detect_url, face_jpeg[:2000], "image/jpeg"), 400, "header"),
         "too big": (post(detect_url, bytes(3 * 1024 * 1024), "image/png"), 413, "limit"),
         "unknown model": (post(detect_url, face_jpeg, "image/jpeg", classify="faces", model="x"), 400, "x"),

@@ -20,6 +20,7 @@ from streamproc.server.page import live_page
 from streamproc.server.view import PipelineView
 from streamproc.sinks.live import LiveViewSink
 
+
 @dataclass
 class ServerState:
     """What the routes read, kept on ``app.state.server``."""
