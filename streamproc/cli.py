@@ -227,8 +227,8 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.pipeline import Pipeline
     from streamproc.progress import ProgressBar
     from streamproc.server import StatusServer
     from streamproc.server.access import load_token
@@ -246,14 +246,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
-    pipeline = Pipeline(settings, extra_sinks=[live] if live else ())
     if live:
         load_token(settings.http)  # a missing token fails before any model loads
+    pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
     detect = open_detect_pool(settings) if live and settings.http.api.enabled else None
     server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
     try:
         with server:
-            pipeline.open()
             _stop_on_signals(pipeline.stop)
             with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
                 report = pipeline.run(progress=bar.update)

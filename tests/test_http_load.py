@@ -18,8 +18,9 @@ import httpx
 import pytest
 from http_helpers import Served, serve, wait_for
 
+from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, Settings, SourceSettings
-from streamproc.pipeline import Pipeline, RunReport
+from streamproc.pipeline import RunReport
 from streamproc.server import StatusServer
 from streamproc.sinks.live import LiveViewSink
 
@@ -33,11 +34,10 @@ def serve_paced(video: Path) -> Iterator[Served]:
     http = HttpSettings(enabled=True, port=0, request_timeout=REQUEST_TIMEOUT)
     settings = Settings(sources=[SourceSettings(url=str(video), realtime=True)], http=http)
     live = LiveViewSink()
-    pipeline = Pipeline(settings, extra_sinks=[live])
+    pipeline = build_pipeline(settings, extra_sinks=[live])
     reports: list[RunReport] = []
     thread = threading.Thread(target=lambda: reports.append(pipeline.run()), daemon=True)
     with StatusServer(http, pipeline, live) as server:
-        pipeline.open()
         thread.start()
         try:
             yield Served(pipeline, live, server, thread, reports)

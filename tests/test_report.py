@@ -75,16 +75,14 @@ def enter_exit(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleTyp
     """A real run on the enter/exit sample: face A at 0.5-2.5 s, face B at 1.5-3.5 s, each once."""
     folder = tmp_path_factory.mktemp("report")
     video = sample_maker.make_sample(folder / "ee.mp4", scenario="enter_exit")
+    from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-    from streamproc.pipeline import Pipeline
 
     events = folder / "ee.jsonl"
     settings = Settings(
         sources=[SourceSettings(url=str(video))], sinks=[JsonlSinkSettings(type="jsonl", path=events)]
     )
-    pipeline = Pipeline(settings)
-    pipeline.open()
-    assert pipeline.run().ok
+    assert build_pipeline(settings).run().ok
     return video, events
 
 
@@ -112,7 +110,7 @@ def test_report_from_frame_records_has_a_row_per_face_a_plot_and_thumbnails(
         thumb = decode_data_uri(uri)
         assert max(thumb.shape[:2]) <= 128
         rgb = cv2.cvtColor(thumb, cv2.COLOR_BGR2RGB)
-        assert len(detector.detect(rgb)) == 1, "a thumbnail shows the track's face"
+        assert len(detector.detect_image(rgb)) == 1, "a thumbnail shows the track's face"
 
     assert len(page.svgs) == 1
     svg = ET.fromstring(page.svgs[0])

@@ -10,12 +10,13 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
-from streamproc.capture.base import Source, SourceState, StatusListener
+from streamproc.capture.base import Source, StatusListener
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.urls import IMAGE_SUFFIXES, is_glob
 from streamproc.errors import InputError
-from streamproc.frames import ArrayPicture, Frame, StreamInfo
+from streamproc.frames import Frame, SourceState, StreamInfo
 from streamproc.images import ImageError, decode_image
+from streamproc.pictures import ArrayPicture
 
 log = logging.getLogger(__name__)
 

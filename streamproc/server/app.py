@@ -25,13 +25,14 @@ from fastapi.responses import JSONResponse
 from streamproc import __version__
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError, OutputError
-from streamproc.server import detect_api, routes
 from streamproc.server.access import AccessControl, allowed_hosts, load_token
+from streamproc.server.detect_api import router as detect_router
 from streamproc.server.detect_pool import DetectPool
 from streamproc.server.live import LiveHub
 from streamproc.server.metrics import metrics_registry
 from streamproc.server.protocol import deadline_protocol
-from streamproc.server.routes import ServerState
+from streamproc.server.routes import ServerState, error
+from streamproc.server.routes import router as status_router
 from streamproc.server.view import PipelineView
 from streamproc.sinks.live import LiveViewSink
 
@@ -53,14 +54,14 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
     app = FastAPI(title="streamproc", version=__version__, lifespan=lifespan)
     app.state.server = state
     app.state.detect = detect
-    app.include_router(routes.router)
-    app.include_router(detect_api.router)
+    app.include_router(status_router)
+    app.include_router(detect_router)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return routes.error(400, f"{where}: {first.get('msg', 'invalid')}")
+        return error(400, f"{where}: {first.get('msg', 'invalid')}")
 
     settings = state.settings
     outer: object = app

@@ -16,13 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from streamproc.builder import build_detector
 from streamproc.config import ClassifierSettings, Settings
-from streamproc.frames import ArrayPicture, Detections
+from streamproc.frames import Classification, Detections
 from streamproc.images import ImageHeader, decode_image
-from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.classifier import Classification, Classifier, open_classifier
+from streamproc.imaging import square_crop
+from streamproc.inference.classifier import open_classifier
+from streamproc.inference.detector import Detector
 from streamproc.inference.models import ModelRegistry
-from streamproc.inference.regions import classifier_pictures
+from streamproc.pictures import ArrayPicture
+from streamproc.stages.classify import ClassifierRunner
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,8 @@ class DetectWorker:
 
     def __init__(
         self,
-        detector: BlazeFaceDetector,
-        classifiers: Mapping[str, Classifier],
+        detector: Detector,
+        classifiers: Mapping[str, ClassifierRunner],
         max_pixels: int,
         margin: float,
     ) -> None:
@@ -92,24 +95,20 @@ class DetectWorker:
         decoded = time.perf_counter()
         picture = ArrayPicture(bgr)  # upright: its size may differ from the header's (EXIF)
         job.size = (picture.width, picture.height)
-        box = self.detector.letterbox(*job.size)
-        scaled = picture.rgb(box.scaled_width, box.scaled_height)
-        detections = self.detector.detect_scaled(scaled, box)
+        detections = self.detector.detect(self.detector.prepare(picture))
         job.detections = detections[detections.scores >= request.min_score]
         detected = time.perf_counter()
         job.timing["decode"], job.timing["detect"] = decoded - started, detected - decoded
-        if request.classify is not None:
-            classifier = self.classifiers[request.model or ""]
-            faces = request.classify in ("faces", "both")
-            boxes = list(job.detections.boxes) if faces else []
-            whole = request.classify in ("image", "both")
-            job.pictures = classifier_pictures(bgr, boxes, self.margin, classifier.input_size, whole)
-            job.timing["crop"] = time.perf_counter() - detected
+        if request.classify in ("faces", "both"):
+            job.pictures = [square_crop(bgr, box, self.margin) for box in job.detections.boxes]
+        if request.classify in ("image", "both"):
+            job.pictures.append(bgr)
+        job.timing["crop"] = time.perf_counter() - detected
 
     def _classify(self, name: str | None, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         pictures = [picture for job in jobs for picture in job.pictures]
-        results = self.classifiers[name or ""].classify(pictures)
+        results = self.classifiers[name or ""].classify(pictures, 0)
         spent = time.perf_counter() - started
         at = 0
         for job in jobs:
@@ -153,7 +152,15 @@ def _labels(result: Classification) -> dict[str, Any]:
 class DetectPool:
     """Worker threads behind one bounded queue."""
 
-    def __init__(self, make_worker: Callable[[], DetectWorker], workers: int, queue_size: int, batch: int):
+    def __init__(
+        self,
+        make_worker: Callable[[], DetectWorker],
+        workers: int,
+        queue_size: int,
+        batch: int,
+        min_score: float,
+    ) -> None:
+        self.min_score = min_score  # the detector's threshold: requests may ask for more, not less
         self._queue: queue.Queue[_Job | None] = queue.Queue(queue_size)
         self._batch = batch
         self.workers = [make_worker() for _ in range(workers)]  # loaded now: bad models fail at start
@@ -163,11 +170,6 @@ class DetectPool:
         ]
         for thread in self._threads:
             thread.start()
-
-    @property
-    def min_score(self) -> float:
-        """The detector's threshold: requests may ask for more, not less."""
-        return self.workers[0].detector.min_score
 
     @property
     def models(self) -> list[str]:
@@ -219,25 +221,21 @@ def open_detect_pool(settings: Settings) -> DetectPool:
     or the classifier section's when enabled, answers requests that name none)."""
     api, classify = settings.http.api, settings.classifier
     names = ([classify.model] if classify.enabled else []) + [m for m in api.models if m != classify.model]
+    one_thread = settings.detector.model_copy(update={"threads": 1})  # workers run side by side
     registry = ModelRegistry.load(settings.models_dir) if names else None
 
     def make_worker() -> DetectWorker:
-        classifiers: dict[str, Classifier] = {}
+        classifiers: dict[str, ClassifierRunner] = {}
         for name in names:
             own = classify if name == classify.model else ClassifierSettings(model=name)
             assert registry is not None
             model = open_classifier(own.model_copy(update={"top_k": MAX_TOP_K, "threads": 1}), registry)
-            classifiers[name] = classifiers[model.name] = model
-            classifiers.setdefault("", model)
-        detector = BlazeFaceDetector(
-            variant=settings.detector.model,
-            min_score=settings.detector.min_score,
-            nms_iou=settings.detector.nms_iou,
-            num_threads=1,
-        )
+            classifiers[name] = classifiers[model.name] = ClassifierRunner(model)
+            classifiers.setdefault("", classifiers[name])
+        detector = build_detector(settings.model_copy(update={"detector": one_thread}))
         return DetectWorker(detector, classifiers, int(api.max_megapixels * 1e6), classify.faces.margin)
 
-    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch)
+    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch, settings.detector.min_score)
     log.info(
         "detection API: %d worker(s), queue %d, models: %s",
         api.workers,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamproc.capture.base import SourceState
+from streamproc.frames import SourceState
 from streamproc.server.view import PipelineView
 
 READY_STATES = (SourceState.STREAMING.value, SourceState.STOPPED.value)

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from streamproc.builder import build_pipeline
 from streamproc.config import Settings
 from streamproc.pipeline import Pipeline, RunReport
 from streamproc.server.access import load_token
@@ -32,9 +33,8 @@ def serve(settings: Settings, on_stop: StopHook) -> tuple[Pipeline, RunReport] |
                 stopped.wait()
             return None
         live = LiveViewSink(settings.http.jpeg_quality)
-        pipeline = Pipeline(settings, extra_sinks=[live])
+        pipeline = build_pipeline(settings, extra_sinks=[live])
         with StatusServer(settings.http, pipeline, live, detect):
-            pipeline.open()
 
             def stop() -> None:
                 stopped.set()
