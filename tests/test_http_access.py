@@ -4,12 +4,8 @@ loopback), the Host allow-list, HEAD, the Server header, CORS, TLS and the OpenA
 from __future__ import annotations
 
 import base64
-import os
-import re
 import signal
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, CliRunner
-from http_helpers import serve
+from conftest import CliRunner
+from http_helpers import cli_server, serve
 from mqtt_support import Pki
 
 from streamproc.config import HttpSettings
@@ -47,22 +43,8 @@ def test_no_token_beyond_loopback_refuses_to_start(run_cli: CliRunner) -> None:
 
 def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
     """streamproc serve on 0.0.0.0 with the token from the environment, as deployed."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamproc", "serve", "--http", "0.0.0.0:0"],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "STREAMPROC_HTTP__TOKEN": TOKEN},
-    )
-    try:
-        assert process.stderr is not None
-        port = None
-        for line in process.stderr:
-            found = re.search(r"HTTP server on http://0\.0\.0\.0:(\d+)/", line)
-            if found:
-                port = int(found.group(1))
-                break
-        assert port, "the server's address is logged"
+    env = {"STREAMPROC_HTTP__TOKEN": TOKEN}
+    with cli_server("serve", "--http", "0.0.0.0:0", env=env) as (process, port):
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
         for path in ("/readyz", "/metrics", "/api/stats", "/api/sources", "/", "/docs", "/openapi.json"):
@@ -79,10 +61,6 @@ def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
         _, rest = process.communicate(timeout=30)
         assert process.returncode == 0
         assert TOKEN not in rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_wrong_host_gets_400() -> None:
