@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import signal
+import socket
 import ssl
+import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,3 +113,22 @@ def test_tls_serves_https_with_the_configured_certificate(pki: Pki) -> None:
         assert reply.status_code == 200 and reply.json() == {"status": "ok"}
         with pytest.raises(httpx.ConnectError):
             httpx.get(server.url + "healthz", verify=ssl.create_default_context(cafile=pki.other_ca))
+
+
+def test_answers_come_without_nagle_delay_and_connections_are_limited() -> None:
+    """A small answer in well under the 40 ms a delayed ACK costs; beyond max_connections, 503."""
+    with bare_server(max_connections=8) as server, httpx.Client() as client:
+        spent = []
+        for _ in range(20):
+            started = time.perf_counter()
+            assert client.get(server.url + "healthz").status_code == 200
+            spent.append(time.perf_counter() - started)
+        assert statistics.median(spent) < 0.015, f"median {statistics.median(spent) * 1000:.1f} ms"
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(8)]
+        try:
+            with httpx.Client() as fresh:
+                refused = fresh.get(server.url + "healthz")
+        finally:
+            for conn in idle:
+                conn.close()
+        assert refused.status_code == 503
