@@ -4,6 +4,7 @@ orientation, classification, each bad request, a full queue and a decompression 
 from __future__ import annotations
 
 import io
+import signal
 import struct
 import time
 import zlib
@@ -17,6 +18,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from http_helpers import cli_server, wait_for
 from PIL import Image
 
 from streamproc.config import DetectApiSettings, HttpSettings, Settings
@@ -172,3 +174,22 @@ def test_a_full_queue_answers_503_with_retry_after(face_jpeg: bytes) -> None:
     refused = next(reply for reply in replies if reply.status_code == 503)
     assert refused.headers["Retry-After"] == "1" and "queue" in refused.json()["error"]
     assert after.status_code == 200, "the server recovers once the queue drains"
+
+
+def test_serve_runs_sources_and_the_api_together(sample_video: Path, face_jpeg: bytes) -> None:
+    args = ("serve", str(sample_video), "--http", "127.0.0.1:0", "--api-model", MODEL)
+    with cli_server(*args) as (process, port):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(
+            lambda: httpx.get(f"{base}/api/sources").json()["sources"][0]["state"] == "stopped",
+            what="the file to end",
+        )
+        time.sleep(0.5)  # serve keeps serving after its files end
+        answer = httpx.post(f"{base}/api/v1/detect", content=face_jpeg, params={"classify": "faces"})
+        assert answer.status_code == 200 and answer.json()["faces"][0]["classification"]["model"] == MODEL
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert httpx.get(f"{base}/live/sample.jpg").headers["content-type"] == "image/jpeg"
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "sample: 100 frames processed" in log

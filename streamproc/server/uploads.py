@@ -56,7 +56,7 @@ def image_bytes(content_type: str, body: bytes) -> bytes:
     """The image in a body of ``content_type``; UploadError (415, 400) when there is none."""
     media_type, params = parse_options_header(content_type)
     kind = media_type.decode("latin-1").lower()
-    if kind in RAW_TYPES:
+    if kind in RAW_TYPES or not kind:  # no type at all: the bytes say what they are
         return body
     if kind == "multipart/form-data":
         boundary = params.get(b"boundary")
@@ -65,7 +65,7 @@ def image_bytes(content_type: str, body: bytes) -> bytes:
         return _form_file(boundary, body)
     raise UploadError(
         415,
-        f"content type {kind or 'missing'}: send the image as image/jpeg, image/png, image/webp, "
+        f"content type {kind}: send the image as image/jpeg, image/png, image/webp, "
         "image/bmp, or as the 'file' field of multipart/form-data",
     )
 
