@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
-    run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
+    run.add_argument(
+        "--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5 short, 0.6 full)"
+    )
     run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(

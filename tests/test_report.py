@@ -121,6 +121,29 @@ def test_report_from_frame_records_has_a_row_per_face_a_plot_and_thumbnails(
     assert len(faces.get("points", "").split()) == 2 * frames + 2  # a step per frame
 
 
+def test_report_tracks_untracked_results_with_the_live_tracker(
+    enter_exit: tuple[Path, Path], tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Results written without tracking (no events, no track ids) still give one row per face."""
+    _video, events = enter_exit
+    untracked = tmp_path / "untracked.jsonl"
+    frames = read_records(events, "frame")
+    for record in frames:
+        for face in record["faces"]:
+            face.pop("track_id", None)
+    untracked.write_text("".join(json.dumps(record) + "\n" for record in frames))
+    output = tmp_path / "report.html"
+    result = run_cli("report", untracked, "-o", output)
+    assert result.returncode == 0, result.stderr
+    page = Page(output.read_text())
+    assert "chained across frames" in output.read_text()
+    assert len(page.rows) == 2, "each face enters and leaves once: two tracks"
+    starts = [float(row[2].split()[0]) for row in page.rows]
+    ends = [float(row[3]) for row in page.rows]
+    assert 0.4 <= starts[0] <= 1.1 and 2.0 <= ends[0] <= 2.6  # face A
+    assert 1.4 <= starts[1] <= 2.1 and 3.0 <= ends[1] <= 3.6  # face B
+
+
 def test_report_uses_track_events_with_snapshots_and_classes(
     enter_exit: tuple[Path, Path], tmp_path: Path, run_cli: CliRunner
 ) -> None:
