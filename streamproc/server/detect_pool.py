@@ -158,12 +158,13 @@ class DetectPool:
         workers: int,
         queue_size: int,
         batch: int,
-        min_score: float,
     ) -> None:
-        self.min_score = min_score  # the detector's threshold: requests may ask for more, not less
         self._queue: queue.Queue[_Job | None] = queue.Queue(queue_size)
         self._batch = batch
         self.workers = [make_worker() for _ in range(workers)]  # loaded now: bad models fail at start
+        # the detector's own threshold (BlazeFace's per-model default unless configured): requests
+        # may ask for more, not less
+        self.min_score = float(getattr(self.workers[0].detector, "min_score", 0.0))
         self._threads = [
             threading.Thread(target=self._loop, args=(worker,), name=f"detect-{i}", daemon=True)
             for i, worker in enumerate(self.workers)
@@ -235,7 +236,7 @@ def open_detect_pool(settings: Settings) -> DetectPool:
         detector = build_detector(settings.model_copy(update={"detector": one_thread}))
         return DetectWorker(detector, classifiers, int(api.max_megapixels * 1e6), classify.faces.margin)
 
-    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch, settings.detector.min_score)
+    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch)
     log.info(
         "detection API: %d worker(s), queue %d, models: %s",
         api.workers,
