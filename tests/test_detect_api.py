@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from http_helpers import cli_server, wait_for
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from streamproc.config import DetectApiSettings, HttpSettings, Settings
 from streamproc.server import StatusServer
@@ -168,12 +169,20 @@ def test_a_full_queue_answers_503_with_retry_after(face_jpeg: bytes) -> None:
         with ThreadPoolExecutor(16) as clients:
             replies = list(clients.map(lambda _: post(url, body, "image/jpeg", classify="both"), range(16)))
         after = post(url, face_jpeg, "image/jpeg")
+        metrics = httpx.get(url.replace("api/v1/detect", "metrics")).text
+    answers = {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "streamproc_api_requests_total"
+    }
     statuses = sorted(reply.status_code for reply in replies)
     assert statuses.count(200) >= 3 and statuses.count(503) >= 1, statuses
     assert set(statuses) == {200, 503}
     refused = next(reply for reply in replies if reply.status_code == 503)
     assert refused.headers["Retry-After"] == "1" and "queue" in refused.json()["error"]
     assert after.status_code == 200, "the server recovers once the queue drains"
+    assert answers == {"200": statuses.count(200) + 1, "503": statuses.count(503)}, answers
 
 
 def test_serve_runs_sources_and_the_api_together(sample_video: Path, face_jpeg: bytes) -> None:

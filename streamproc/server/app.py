@@ -26,6 +26,7 @@ from streamproc import __version__
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError, OutputError
 from streamproc.server.access import AccessControl, allowed_hosts, load_token
+from streamproc.server.api_metrics import ApiMetrics
 from streamproc.server.detect_api import router as detect_router
 from streamproc.server.detect_pool import DetectPool
 from streamproc.server.live import LiveHub
@@ -54,6 +55,7 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
     app = FastAPI(title="streamproc", version=__version__, lifespan=lifespan)
     app.state.server = state
     app.state.detect = detect
+    app.state.api_metrics = ApiMetrics(state.registry, detect) if detect is not None else None
     app.include_router(status_router)
     app.include_router(detect_router)
 

@@ -44,25 +44,41 @@ async def detect(
     model: str | None = Query(None, description="classifier model (see GET /api/v1/models)"),
     min_score: float | None = Query(None, ge=0.0, le=1.0, description="least face score"),
 ) -> JSONResponse:
-    state = state_of(request)
+    started = time.monotonic()
     pool: DetectPool | None = request.app.state.detect
     if pool is None:
         return error(404, "the detection API is off (http.api.enabled)")
-    floor = pool.min_score
-    if min_score is not None and min_score < floor:
-        return error(400, f"min_score {min_score} is below the server's detector.min_score {floor}")
-    if classify is not None and not pool.models:
-        return error(400, "no classifier model is configured for the API (http.api.models)")
-    if model is not None and model not in pool.models:
-        return error(400, f"unknown model {model!r}: choose one of {', '.join(pool.models) or 'none'}")
-    started = time.monotonic()
-    api = state.settings.api
+    if min_score is not None and min_score < pool.min_score:
+        response = error(400, f"min_score {min_score} is below the detector's threshold {pool.min_score}")
+    elif classify is not None and not pool.models:
+        response = error(400, "no classifier model is configured for the API (http.api.models)")
+    elif model is not None and model not in pool.models:
+        response = error(400, f"unknown model {model!r}: choose one of {', '.join(pool.models) or 'none'}")
+    else:
+        request_min = pool.min_score if min_score is None else min_score
+        response = await _answer(request, pool, classify, model, top_k, request_min, started)
+    request.app.state.api_metrics.record(response.status_code, time.monotonic() - started)
+    return response
+
+
+async def _answer(
+    request: Request,
+    pool: DetectPool,
+    classify: str | None,
+    model: str | None,
+    top_k: int,
+    min_score: float,
+    started: float,
+) -> JSONResponse:
+    """Read and check the upload, queue it, wait for the worker's answer."""
+    settings = state_of(request).settings
+    api = settings.api
     try:
         body = await read_body(
             request.stream(),
             request.headers.get("content-length"),
             int(api.max_body_mb * 1024 * 1024),
-            state.settings.request_timeout,
+            settings.request_timeout,
         )
         data = image_bytes(request.headers.get("content-type", ""), body)
         header = read_header(data)
@@ -75,9 +91,8 @@ async def detect(
             413,
             f"the image is {header.width}x{header.height}, more than {api.max_megapixels:g} megapixels",
         )
-    job = DetectRequest(data, classify, model, top_k, floor if min_score is None else min_score)
     try:
-        future = pool.submit(job)
+        future = pool.submit(DetectRequest(data, classify, model, top_k, min_score))
     except QueueFull:
         return error(503, "the detection queue is full: retry shortly", {"Retry-After": RETRY_AFTER_S})
     try:

@@ -176,6 +176,10 @@ class DetectPool:
     def models(self) -> list[str]:
         return sorted(name for name in self.workers[0].classifiers if name)
 
+    def queued(self) -> int:
+        """Requests waiting for a worker."""
+        return self._queue.qsize()
+
     def submit(self, request: DetectRequest) -> Future:
         """Queue a request; raises QueueFull when no slot is free."""
         job = _Job(request, Future())
