@@ -4,8 +4,11 @@ orientation, classification, each bad request, a full queue and a decompression 
 from __future__ import annotations
 
 import io
+import os
 import signal
 import struct
+import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -202,3 +205,38 @@ def test_serve_runs_sources_and_the_api_together(sample_video: Path, face_jpeg: 
         _, log = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "sample: 100 frames processed" in log
+
+
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+OPENED: list[tuple] = []  # files opened anywhere in this process while WATCHING is set
+WATCHING = threading.Event()
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if event == "open" and WATCHING.is_set():
+        OPENED.append(args)
+
+
+sys.addaudithook(_record_opens)  # hooks cannot be removed: installed once, on import, gated by WATCHING
+
+
+def test_uploads_never_touch_the_filesystem(detect_url: str, shared_dir: Path) -> None:
+    """A 1.4 MB multipart upload with a hostile file name: Starlette's own form parser would spool
+    it to a temporary file; here no file is opened for writing while it is handled (an audit hook
+    sees every open of the process, the server's threads included)."""
+    photo = (shared_dir / "images" / "kite_and_cold.jpg").read_bytes()
+    OPENED.clear()
+    with httpx.Client() as client:
+        WATCHING.set()
+        try:
+            reply = client.post(detect_url, files={"file": ("../../etc/shadow", photo, "image/jpeg")})
+        finally:
+            WATCHING.clear()
+    assert reply.status_code == 200 and reply.json()["width"] == 1352
+    writes = [args for args in OPENED if _writes(args)]
+    assert not writes, writes
+
+
+def _writes(args: tuple) -> bool:
+    _path, mode, flags = args
+    return bool(set(str(mode or "")) & set("wax+")) or bool((flags or 0) & WRITE_FLAGS)
