@@ -252,8 +252,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         load_token(settings.http)  # a missing token fails before any model loads
     pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
     detect = open_detect_pool(settings) if live and settings.http.api.enabled else None
-    server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
     try:
+        server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
         with server:
             _stop_on_signals(pipeline.stop)
             with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
