@@ -57,6 +57,7 @@ class BlazeFaceDetector:
         nms_iou: float = 0.3,
         num_threads: int = 1,
         model_path: Path | None = None,
+        model: TfliteModel | None = None,
     ) -> None:
         spec = decoding.SPECS.get(variant)
         if spec is None:
@@ -71,8 +72,11 @@ class BlazeFaceDetector:
         self.nms_iou = float(nms_iou)
         self.input_size: int = spec.input_size
         self.anchors = decoding.ssd_anchors(spec)
-        path = Path(model_path) if model_path is not None else blazeface_model_path(variant)
-        self.model = TfliteModel(path, num_threads=num_threads)
+        if model is not None:  # loaded by the caller (a TF.js BlazeFace): no file of ours
+            path, self.model = model.path, model
+        else:
+            path = Path(model_path) if model_path is not None else blazeface_model_path(variant)
+            self.model = TfliteModel(path, num_threads=num_threads)
         self._check_model(path)
         log.debug("BlazeFace %s: %s, %d anchors, min score %g", variant, path, len(self.anchors), score)
 

@@ -40,9 +40,18 @@ class BlazeFaceSpec:
 
 
 SPECS: dict[str, BlazeFaceSpec] = {
-    "short": BlazeFaceSpec(input_size=128, strides=(8, 16, 16, 16), interpolated_scale_aspect_ratio=1.0,
-                           min_score=0.5),
+    "short": BlazeFaceSpec(
+        input_size=128, strides=(8, 16, 16, 16), interpolated_scale_aspect_ratio=1.0, min_score=0.5
+    ),
     "full": BlazeFaceSpec(input_size=192, strides=(4,), interpolated_scale_aspect_ratio=0.0, min_score=0.6),
+    # MediaPipe's back-camera model (256x256), as TF.js zoos ship it: no file here, passed in as ``model``
+    "back": BlazeFaceSpec(
+        input_size=256,
+        strides=(16, 32, 32, 32),
+        interpolated_scale_aspect_ratio=1.0,
+        min_score=0.5,
+        min_scale=0.15625,
+    ),
 }
 
 
