@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import struct
 import sys
@@ -240,3 +241,35 @@ def test_uploads_never_touch_the_filesystem(detect_url: str, shared_dir: Path) -
 def _writes(args: tuple) -> bool:
     _path, mode, flags = args
     return bool(set(str(mode or "")) & set("wax+")) or bool((flags or 0) & WRITE_FLAGS)
+
+
+def test_a_tfjs_model_classifies_faces_over_http(
+    shared_dir: Path, repo_dir: Path, tmp_path: Path, face_jpeg: bytes
+) -> None:
+    """Human's emotion model (a TF.js graph model.json, with its sidecar) as the API's classifier."""
+    human = shared_dir / "models" / "tfjs" / "human-3.3.6"
+    for source in (
+        human / "emotion.json",
+        human / "emotion.bin",
+        *(repo_dir / "models" / "tfjs").glob("emotion.*"),
+    ):
+        shutil.copy(source, tmp_path / source.name)
+    labels = (repo_dir / "models" / "tfjs" / "emotion.txt").read_text().split()
+    http = HttpSettings(enabled=True, port=0, api=DetectApiSettings(models=[str(tmp_path / "emotion.json")]))
+    pool = open_detect_pool(Settings(http=http))
+    try:
+        with StatusServer(http, NoSources(), None, pool, require_sources=False) as server:
+            offered = httpx.get(server.url + "api/v1/models").json()["models"]
+            reply = post(
+                server.url + "api/v1/detect", face_jpeg, "image/jpeg", classify="faces", model="emotion"
+            )
+    finally:
+        pool.close()
+    assert offered == ["emotion"], "names, not paths"
+    faces = reply.json()["faces"]
+    assert len(faces) >= 2
+    for face in faces:
+        top = face["classification"]["top_k"]
+        assert face["classification"]["model"] == "emotion" and len(top) == 5
+        assert {label["label"] for label in top} <= set(labels)
+        assert abs(sum(label["score"] for label in top) - 1) < 0.2, "softmax: five of seven carry most"

@@ -52,7 +52,7 @@ async def detect(
         response = error(400, f"min_score {min_score} is below the detector's threshold {pool.min_score}")
     elif classify is not None and not pool.models:
         response = error(400, "no classifier model is configured for the API (http.api.models)")
-    elif model is not None and model not in pool.models:
+    elif model is not None and not pool.accepts(model):
         response = error(400, f"unknown model {model!r}: choose one of {', '.join(pool.models) or 'none'}")
     else:
         request_min = pool.min_score if min_score is None else min_score

@@ -21,7 +21,7 @@ from streamproc.config import ClassifierSettings, Settings
 from streamproc.frames import Classification, Detections
 from streamproc.images import ImageHeader, decode_image
 from streamproc.imaging import square_crop
-from streamproc.inference.classifier import open_classifier
+from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.pictures import ArrayPicture
@@ -174,7 +174,11 @@ class DetectPool:
 
     @property
     def models(self) -> list[str]:
-        return sorted(name for name in self.workers[0].classifiers if name)
+        """The classifiers' names (a model configured by path is also accepted by that path)."""
+        return sorted({runner.classifier.name for runner in self.workers[0].classifiers.values()})
+
+    def accepts(self, model: str) -> bool:
+        return bool(model) and model in self.workers[0].classifiers
 
     def queued(self) -> int:
         """Requests waiting for a worker."""
