@@ -90,8 +90,12 @@ def test_head_answers_like_get_without_a_body(sample_video: Path) -> None:
             assert got.headers["server"] == "streamproc", "no versions in Server:"
         stream = httpx.head(served.url("live/sample.mjpeg"), timeout=5)
         assert stream.status_code == 200 and stream.headers["content-type"].startswith("multipart/")
+        wrong_method = httpx.post(served.url("healthz"))
+        missing = httpx.get(served.url("nope"))
         docs = httpx.get(served.url("docs"))
         schema = httpx.get(served.url("openapi.json")).json()
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    assert missing.json() == {"error": "no such page: /nope"}, "every error has the same shape"
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/api/v1/detect" in schema["paths"] and "/metrics" in schema["paths"]
 

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamproc import __version__
 from streamproc.config import HttpSettings
@@ -58,6 +59,12 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
     app.state.api_metrics = ApiMetrics(state.registry, detect) if detect is not None else None
     app.include_router(status_router)
     app.include_router(detect_router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """404, 405...: the same {"error": ...} shape as every other answer."""
+        message = f"no such page: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return error(exc.status_code, message, dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:
