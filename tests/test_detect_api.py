@@ -273,3 +273,20 @@ def test_a_tfjs_model_classifies_faces_over_http(
         assert face["classification"]["model"] == "emotion" and len(top) == 5
         assert {label["label"] for label in top} <= set(labels)
         assert abs(sum(label["score"] for label in top) - 1) < 0.2, "softmax: five of seven carry most"
+
+
+def test_concurrent_requests_share_the_classifier_call(face_jpeg: bytes) -> None:
+    """One worker, 12 clients: requests that wait together are classified together (micro-batch)."""
+    with api_server(workers=1, batch=8) as url, ThreadPoolExecutor(12) as clients:
+        answers = list(
+            clients.map(lambda _: post(url, face_jpeg, "image/jpeg", classify="faces").json(), range(12))
+        )
+    faces = len(answers[0]["faces"])
+    batches = [answer["timing_ms"]["batch"] for answer in answers]
+    assert all(len(answer["faces"]) == faces for answer in answers)
+    assert max(batches) > faces, f"every classifier call held one request's faces only: {batches}"
+    assert all(batch % faces == 0 and batch <= 8 * faces for batch in batches)
+    first = answers[0]["faces"][0]["classification"]
+    assert all(answer["faces"][0]["classification"] == first for answer in answers), (
+        "batching changes nothing"
+    )

@@ -29,7 +29,6 @@ from streamproc.stages.classify import ClassifierRunner
 
 log = logging.getLogger(__name__)
 
-CLASSIFY_TARGETS = ("faces", "image", "both")
 MAX_TOP_K = 100
 
 
@@ -83,8 +82,13 @@ class DetectWorker:
                 found.append(job)
             except Exception as exc:  # a bad image fails its own request only
                 job.future.set_exception(exc)
-        for name in {job.request.model for job in found if job.pictures}:
-            self._classify(name, [job for job in found if job.pictures and job.request.model == name])
+        groups: dict[int, tuple[ClassifierRunner, list[_Job]]] = {}  # by model, whatever it was called
+        for job in found:
+            if job.pictures:
+                runner = self.classifiers[job.request.model or ""]
+                groups.setdefault(id(runner), (runner, []))[1].append(job)
+        for runner, group in groups.values():
+            self._classify(runner, group)
         for job in found:
             job.future.set_result(_answer(job))
 
@@ -105,10 +109,11 @@ class DetectWorker:
             job.pictures.append(bgr)
         job.timing["crop"] = time.perf_counter() - detected
 
-    def _classify(self, name: str | None, jobs: list[_Job]) -> None:
+    @staticmethod
+    def _classify(runner: ClassifierRunner, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         pictures = [picture for job in jobs for picture in job.pictures]
-        results = self.classifiers[name or ""].classify(pictures, 0)
+        results = runner.classify(pictures, 0)
         spent = time.perf_counter() - started
         at = 0
         for job in jobs:
