@@ -104,9 +104,20 @@ def test_cors_is_off_unless_configured() -> None:
     origin = {"Origin": "https://dashboard.example"}
     with bare_server() as server:
         assert "access-control-allow-origin" not in httpx.get(server.url + "healthz", headers=origin).headers
-    with bare_server(cors_origins=["https://dashboard.example"]) as server:
+    with bare_server(cors_origins=["https://dashboard.example"], token=TOKEN) as server:
         allowed = httpx.get(server.url + "healthz", headers=origin).headers
         assert allowed["access-control-allow-origin"] == "https://dashboard.example"
+        preflight = httpx.options(
+            server.url + "api/v1/detect",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )  # browsers send it without credentials
+        assert preflight.status_code == 200
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert httpx.get(server.url + "readyz", headers=origin).status_code == 401, "the token still counts"
 
 
 def test_tls_serves_https_with_the_configured_certificate(pki: Pki) -> None:

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from streamproc import __version__
 from streamproc.config import HttpSettings
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 2  # open streams end within POLL_S; stragglers are cancelled after this
 
 
-def build_app(state: ServerState, detect: DetectPool | None, token: str | None) -> AccessControl:
+def build_app(state: ServerState, detect: DetectPool | None, token: str | None) -> ASGIApp:
     """The ASGI application: routes, the validation-error format, CORS if configured, access control."""
 
     @contextlib.asynccontextmanager
@@ -73,15 +74,16 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
         return error(400, f"{where}: {first.get('msg', 'invalid')}")
 
     settings = state.settings
-    outer: object = app
-    if settings.cors_origins:
-        outer = CORSMiddleware(
-            app,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
-    return AccessControl(outer, token, allowed_hosts(settings))  # type: ignore[arg-type]
+    guarded = AccessControl(app, token, allowed_hosts(settings))  # type: ignore[arg-type]
+    if not settings.cors_origins:
+        return guarded
+    # outside the token check: a browser's preflight (OPTIONS) carries no credentials
+    return CORSMiddleware(
+        guarded,  # type: ignore[arg-type]
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:
