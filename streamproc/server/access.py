@@ -9,19 +9,13 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 OPEN_PATHS = frozenset({"/healthz"})  # health checkers carry no token
@@ -86,7 +80,7 @@ def host_name(header: str) -> str:
 class AccessControl:
     """Checks Host and token before the app sees a request; adds ``Server: streamproc``."""
 
-    def __init__(self, app: App, token: str | None, hosts: frozenset[str] | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, hosts: frozenset[str] | None) -> None:
         self.app = app
         self.token = token.encode() if token is not None else None
         self.hosts = hosts

@@ -74,12 +74,12 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
         return error(400, f"{where}: {first.get('msg', 'invalid')}")
 
     settings = state.settings
-    guarded = AccessControl(app, token, allowed_hosts(settings))  # type: ignore[arg-type]
+    guarded = AccessControl(app, token, allowed_hosts(settings))
     if not settings.cors_origins:
         return guarded
     # outside the token check: a browser's preflight (OPTIONS) carries no credentials
     return CORSMiddleware(
-        guarded,  # type: ignore[arg-type]
+        guarded,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "POST"],
         allow_headers=["Authorization", "Content-Type"],
