@@ -11,12 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamproc import __version__
 from streamproc.errors import StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
+
+if TYPE_CHECKING:
+    from streamproc.pipeline import Pipeline, RunReport
 
 log = logging.getLogger("streamproc")
 
@@ -265,7 +268,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summarise(pipeline: Any, report: Any) -> None:
+def _summarise(pipeline: Pipeline, report: RunReport) -> None:
     """Log each source's numbers and the run's; raise when the run failed."""
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
