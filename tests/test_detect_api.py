@@ -4,9 +4,11 @@ orientation, classification, each bad request, a full queue and a decompression 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -290,3 +292,18 @@ def test_concurrent_requests_share_the_classifier_call(face_jpeg: bytes) -> None
     assert all(answer["faces"][0]["classification"] == first for answer in answers), (
         "batching changes nothing"
     )
+
+
+def test_a_client_hanging_up_mid_upload_leaves_no_trace(
+    detect_url: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    port = int(detect_url.split(":")[2].split("/")[0])
+    head = b"POST /api/v1/detect HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/jpeg\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(head + b"Content-Length: 100000\r\n\r\n" + bytes(1000))
+        time.sleep(0.2)
+    metrics = detect_url.replace("api/v1/detect", "metrics")
+    wait_for(lambda: 'status="499"' in httpx.get(metrics).text, what="the hang-up counted")
+    assert post(detect_url, bytes(10), "image/jpeg").status_code == 415, "the server goes on"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "Traceback" not in capfd.readouterr().err
