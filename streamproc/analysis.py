@@ -17,7 +17,16 @@ import numpy as np
 
 from streamproc.config import Settings
 from streamproc.errors import ConfigError, OutputError
-from streamproc.events import EndReason, Event, RunIds, SceneEvent, Snapshot, TrackEvent, track_event
+from streamproc.events import (
+    EndReason,
+    Event,
+    RunIds,
+    SceneEvent,
+    Snapshot,
+    TrackEvent,
+    run_ids_for,
+    track_event,
+)
 from streamproc.frames import Detections, Frame
 from streamproc.inference.classifier import Classification, Classifier, open_classifier, resize_area
 from streamproc.inference.models import ModelRegistry
@@ -272,7 +281,8 @@ def build_analysis(settings: Settings, on_inference: InferenceTimer | None = Non
     snapshots = SnapshotWriter(settings.snapshots) if settings.snapshots.enabled else None
     if snapshots is not None:
         snapshots.open()
-    analysis = Analysis(settings, classifier, snapshots, on_inference=on_inference)
+    ids = run_ids_for(settings.sources)  # same files, same event ids: retried tasks repeat them exactly
+    analysis = Analysis(settings, classifier, snapshots, ids, on_inference=on_inference)
     if classifier is not None:
         width, height = classifier.input_size
         log.info(

@@ -13,8 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from streamproc import __version__
-from streamproc.errors import StreamprocError
+from streamproc import __version__, distributed
+from streamproc.errors import ConfigError, StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
 
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[HOST:]PORT",
         help="serve /metrics, /healthz, /readyz, /api/* and the live view (default host 127.0.0.1)",
     )
+    _add_distributed(run)
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(commands)
     add_events_command(commands, _add_common)
     return parser
+
+
+def _add_distributed(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group("distributed (on Ray: pip install 'streamproc[ray]'; docs/distributed.md)")
+    group.add_argument("--workers", type=int, metavar="N", help="process the inputs with N Ray workers here")
+    group.add_argument("--cluster", metavar="ADDRESS", help="run on a Ray cluster: auto or ray://HOST:10001")
+    group.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
 
 
 def _add_models(commands: Any) -> None:
@@ -194,6 +202,10 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["models_dir"] = args.models_dir
     if args.http:
         overrides["http"] = args.http
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if args.cluster:
+        overrides["distributed"] = {"cluster": args.cluster}
     return overrides
 
 
@@ -213,6 +225,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
+    if distributed.wanted(settings):
+        from streamproc.distributed.run import run_distributed
+
+        run_distributed(settings, resume=args.resume)
+        return EXIT_OK
+    if args.resume:
+        raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
     pipeline = Pipeline(settings, extra_sinks=[live] if live else ())

@@ -136,6 +136,9 @@ class SourceSettings(StrictModel):
     loop: bool = Field(
         False, description="files only: start again at the end, until stopped or 'duration' has passed"
     )
+    group: str | None = Field(
+        None, description="distributed runs: live sources of one group share a worker (see 'distributed')"
+    )
 
 
 class JsonlSinkSettings(StrictModel):
@@ -245,6 +248,9 @@ class MqttSettings(StrictModel):
     keepalive: int = Field(30, ge=5, le=65_535, description="seconds between keep-alive pings")
     connect_timeout: float = Field(10.0, gt=0, le=600, description="seconds to wait for the broker's answer")
     topic_prefix: str = Field("streamproc", description="every topic starts with this")
+    instance: str | None = Field(
+        None, description="names this process: availability goes to {prefix}/{instance}/available"
+    )
     tls: MqttTlsSettings = Field(default_factory=MqttTlsSettings)
 
     @field_validator("protocol", mode="before")
@@ -353,6 +359,22 @@ class ClassifierSettings(StrictModel):
     keyframes: KeyframeSettings = Field(default_factory=KeyframeSettings)
 
 
+class DistributedSettings(StrictModel):
+    """Runs on Ray (``--workers N`` or ``--cluster ADDRESS``; needs ``pip install 'streamproc[ray]'``)."""
+
+    cluster: str | None = Field(
+        None, description="Ray address: 'auto' (a cluster started with `ray start`) or ray://host:10001"
+    )
+    max_retries: int = Field(3, ge=0, le=100, description="times a file is retried after its worker died")
+    cameras_per_worker: int = Field(
+        4, ge=1, le=10_000, description="live sources without a 'group' are packed this many per worker"
+    )
+    group_cpus: float = Field(1.0, gt=0, le=64, description="CPUs Ray reserves for each camera group")
+    poll_interval: float = Field(
+        0.5, gt=0, le=60, description="seconds between the driver's looks at the workers (stats, lost tracks)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything a run needs. See config/example.yaml for a documented example."""
 
@@ -386,6 +408,10 @@ class Settings(BaseSettings):
     duration: float | None = Field(
         None, gt=0, description="stop after this many seconds; default: live sources run until stopped"
     )
+    workers: int | None = Field(
+        None, ge=1, le=10_000, description="process the inputs with this many Ray workers on this machine"
+    )
+    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="streamproc's log detail when no -v/-q/--debug flag is given"
     )

@@ -61,7 +61,7 @@ class MqttSink(Sink):
         self.broker = broker
         self.name = f"mqtt:{broker.host}:{broker.port}"
         self.needs_pictures = settings.snapshot  # JPEG of the best face
-        self.topics = Topics(broker.topic_prefix)
+        self.topics = Topics(broker.topic_prefix, broker.instance)
         self.publisher: Publisher | None = None
         self._stats = stats
         self._faces: dict[str, int] = {}  # source -> face count last published

@@ -1,0 +1,155 @@
+"""Files as Ray tasks: one task per input file, retried when its worker dies.
+
+Each task runs the ordinary one-file pipeline (``run_pipeline``) on its worker. Settings travel as
+``model_dump()`` (secrets intact: ``mode="json"`` would mask them) and are validated again there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc.config import Settings, SourceSettings
+from streamproc.distributed.outputs import check_per_file, commit, complete, discard, staged
+from streamproc.distributed.progress import (
+    REPORT_EVERY_S,
+    JobBar,
+    ProgressBoard,
+    ProgressListener,
+    Reporter,
+    frame_count,
+)
+from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
+from streamproc.errors import StreamprocError
+from streamproc.pipeline import run_pipeline, source_id_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input file."""
+
+    index: int
+    source_id: str
+    url: str
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    skipped: bool = False  # --resume found its outputs complete
+
+
+@dataclass
+class FilesReport:
+    files: list[FileOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def frames_processed(self) -> int:
+        return sum(outcome.frames for outcome in self.files)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome.error is None for outcome in self.files)
+
+    def problems(self) -> list[str]:
+        return [f"{outcome.source_id}: {outcome.error}" for outcome in self.files if outcome.error]
+
+
+def process_file(data: dict[str, Any], index: int, board: Any, level: int) -> FileOutcome:
+    """The task body, run on a worker: one file through the pipeline, outputs renamed when whole."""
+    settings = Settings.model_validate(data)
+    source = settings.sources[0]
+    source_id = source.id or ""
+    setup_worker_logging(level, f"file {source_id}")
+    board.started.remote(index, os.getpid(), os.uname().nodename)
+    outcome = FileOutcome(index, source_id, source.url)
+    run_settings, renames = staged(settings, source_id)
+    reporter = Reporter(board, index)
+    try:
+        report = run_pipeline(run_settings, progress=reporter)
+    except StreamprocError as exc:
+        discard(renames)
+        outcome.error = str(exc)
+        return outcome
+    board.frames.remote(index, reporter.done)
+    outcome.frames, outcome.seconds = report.frames_processed, report.seconds
+    if report.ok:
+        commit(renames)
+    else:  # outputs appear whole or not at all
+        discard(renames)
+        outcome.error = "; ".join(report.problems())
+    log.info("%s: %d frames in %.1f s", source_id, outcome.frames, outcome.seconds)
+    return outcome
+
+
+def with_ids(sources: Sequence[SourceSettings]) -> list[SourceSettings]:
+    """Each source with the id a plain run over all of them would give it (so outputs match)."""
+    taken: set[str] = set()
+    named = []
+    for source in sources:
+        source_id = source_id_for(source, taken)
+        taken.add(source_id)
+        named.append(source.model_copy(update={"id": source_id}))
+    return named
+
+
+def run_files(
+    ray: Any, settings: Settings, resume: bool = False, listener: ProgressListener | None = None
+) -> FilesReport:
+    """Every input file as a task on the connected Ray; returns when all are done or failed."""
+    check_per_file(settings)
+    report = FilesReport()
+    jobs: dict[int, Settings] = {}
+    for index, source in enumerate(with_ids(settings.sources)):
+        one = settings.model_copy(update={"sources": [source]})
+        if resume and complete(one, source.id or ""):
+            log.info("%s: outputs complete, skipped (--resume)", source.id)
+            report.files.append(FileOutcome(index, source.id or "", source.url, skipped=True))
+        else:
+            jobs[index] = one
+    started = time.perf_counter()
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    task = ray.remote(num_cpus=1, max_retries=settings.distributed.max_retries)(process_file)
+    total = sum(frame_count(one.sources[0].url) for one in jobs.values())
+    waiting = sorted(jobs)
+    limit = settings.workers or len(jobs)  # with --cluster, --workers caps the files in flight
+    running: dict[Any, int] = {}
+    with JobBar(total, len(jobs), settings.progress) as bar:
+        while waiting or running:
+            while waiting and len(running) < limit:
+                index = waiting.pop(0)
+                running[task.remote(jobs[index].model_dump(), index, board, driver_level())] = index
+            done, _ = ray.wait(list(running), num_returns=1, timeout=REPORT_EVERY_S)
+            for ref in done:
+                index = running.pop(ref)
+                report.files.append(_outcome(ray, ref, index, jobs[index]))
+            progress = ray.get(board.snapshot.remote())
+            frames = sum(entry.frames for entry in progress.values())
+            bar.show(frames, len(jobs) - len(waiting) - len(running))
+            if listener is not None:
+                listener(progress)
+    report.seconds = time.perf_counter() - started
+    report.files.sort(key=lambda outcome: outcome.index)
+    return report
+
+
+def _outcome(ray: Any, ref: Any, index: int, settings: Settings) -> FileOutcome:
+    """The task's result, or a failed outcome when its workers kept dying or it raised a bug."""
+    source = settings.sources[0]
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        retries = settings.distributed.max_retries
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.debug("task of %s failed", source.id, exc_info=True)
+        error = f"failed after {retries} retries: {reason}"
+        return FileOutcome(index, source.id or "", source.url, error=error)

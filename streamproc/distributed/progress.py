@@ -1,0 +1,106 @@
+"""One progress view over a whole distributed file job: workers report, the driver shows one bar.
+
+:class:`ProgressBoard` runs as a small Ray actor (no CPU reserved). Workers *set* the frames done
+on their file rather than adding to a total, so a retried file starts its count over instead of
+counting its frames twice.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+REPORT_EVERY_S = 0.5
+
+
+@dataclass
+class FileProgress:
+    frames: int = 0
+    pid: int = 0
+    node: str = ""
+    attempts: int = 0
+
+
+class ProgressBoard:
+    """Frames done per file, and which worker process has it (tests use the pid to kill it)."""
+
+    def __init__(self) -> None:
+        self._files: dict[int, FileProgress] = {}
+
+    def started(self, index: int, pid: int, node: str) -> None:
+        entry = self._files.setdefault(index, FileProgress())
+        entry.frames, entry.pid, entry.node = 0, pid, node
+        entry.attempts += 1
+
+    def frames(self, index: int, done: int) -> None:
+        self._files.setdefault(index, FileProgress()).frames = done
+
+    def snapshot(self) -> dict[int, FileProgress]:
+        return dict(self._files)
+
+
+class Reporter:
+    """In the worker: the pipeline's progress callback, passing the count on twice a second."""
+
+    def __init__(self, board: Any, index: int) -> None:
+        self._board, self._index = board, index
+        self.done = 0
+        self._sent_at = 0.0
+
+    def __call__(self, _result: object) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self._sent_at >= REPORT_EVERY_S:
+            self._sent_at = now
+            self._board.frames.remote(self._index, self.done)  # fire and forget
+
+
+def frame_count(url: str) -> int:
+    """Frames in a video file as its container says (0 when unknown or unreadable)."""
+    if not Path(url).is_file():
+        return 0
+    try:
+        with av.open(url) as container:
+            return int(container.streams.video[0].frames or 0)
+    except (av.FFmpegError, IndexError, OSError):
+        return 0
+
+
+class JobBar:
+    """A tqdm bar on stderr (terminals only): frames over all files, files done, ETA."""
+
+    def __init__(self, total_frames: int, files: int, enabled: bool = True) -> None:
+        self._enabled = enabled and sys.stderr.isatty()
+        self._total, self._files = total_frames or None, files
+        self._bar: tqdm | None = None
+        self._redirect = logging_redirect_tqdm()
+
+    def __enter__(self) -> JobBar:
+        if self._enabled:
+            self._redirect.__enter__()
+            self._bar = tqdm(total=self._total, unit="frame", dynamic_ncols=True, smoothing=0.1)
+        return self
+
+    def show(self, frames: int, files_done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(max(frames - self._bar.n, 0))
+            self._bar.set_postfix_str(f"files {files_done}/{self._files}")
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._redirect.__exit__(exc_type, exc, tb)
+
+
+ProgressListener = Callable[[dict[int, FileProgress]], None]
