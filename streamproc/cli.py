@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -228,7 +229,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if distributed.wanted(settings):
         from streamproc.distributed.run import run_distributed
 
-        run_distributed(settings, resume=args.resume)
+        stop = threading.Event()
+        _stop_on_signals(stop.set)
+        run_distributed(settings, stop, resume=args.resume)
         return EXIT_OK
     if args.resume:
         raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc.config import Settings, SourceSettings
+from streamproc.config import Settings
+from streamproc.distributed.groups import with_ids
 from streamproc.distributed.outputs import check_per_file, commit, complete, discard, staged
 from streamproc.distributed.progress import (
     REPORT_EVERY_S,
@@ -25,7 +26,7 @@ from streamproc.distributed.progress import (
 )
 from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
 from streamproc.errors import StreamprocError
-from streamproc.pipeline import run_pipeline, source_id_for
+from streamproc.pipeline import run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +92,15 @@ def process_file(data: dict[str, Any], index: int, board: Any, level: int) -> Fi
     return outcome
 
 
-def with_ids(sources: Sequence[SourceSettings]) -> list[SourceSettings]:
-    """Each source with the id a plain run over all of them would give it (so outputs match)."""
-    taken: set[str] = set()
-    named = []
-    for source in sources:
-        source_id = source_id_for(source, taken)
-        taken.add(source_id)
-        named.append(source.model_copy(update={"id": source_id}))
-    return named
-
-
 def run_files(
-    ray: Any, settings: Settings, resume: bool = False, listener: ProgressListener | None = None
+    ray: Any,
+    settings: Settings,
+    stop: threading.Event,
+    resume: bool = False,
+    listener: ProgressListener | None = None,
 ) -> FilesReport:
-    """Every input file as a task on the connected Ray; returns when all are done or failed."""
+    """Every input file as a task on the connected Ray; returns when all are done or failed. After
+    ``stop`` is set, files not started yet are left out (reported) and running ones finish."""
     check_per_file(settings)
     report = FilesReport()
     jobs: dict[int, Settings] = {}
@@ -125,6 +120,10 @@ def run_files(
     running: dict[Any, int] = {}
     with JobBar(total, len(jobs), settings.progress) as bar:
         while waiting or running:
+            while waiting and stop.is_set():
+                index = waiting.pop(0)
+                source = jobs[index].sources[0]
+                report.files.append(FileOutcome(index, source.id or "", source.url, error="stopped"))
             while waiting and len(running) < limit:
                 index = waiting.pop(0)
                 running[task.remote(jobs[index].model_dump(), index, board, driver_level())] = index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.config import Settings, SourceSettings
@@ -18,8 +19,9 @@ def is_live(source: SourceSettings) -> bool:
     return source_kind(source.url) is not SourceKind.FILE or source.realtime or source.loop
 
 
-def run_distributed(settings: Settings, resume: bool = False) -> None:
-    """Run the configured sources on Ray; raises StreamprocError (exit code 1) when any failed."""
+def run_distributed(settings: Settings, stop: threading.Event, resume: bool = False) -> None:
+    """Run the configured sources on Ray until done or ``stop`` is set; raises StreamprocError
+    (exit code 1) when any failed."""
     if not settings.sources:
         raise ConfigError("no input given: name video files or list sources")
     live = [source for source in settings.sources if is_live(source)]
@@ -34,9 +36,9 @@ def run_distributed(settings: Settings, resume: bool = False) -> None:
         if live:
             from streamproc.distributed.cameras import run_cameras
 
-            problems = run_cameras(ray, settings)
+            problems = run_cameras(ray, settings, stop)
         else:
-            problems = summarize(run_files(ray, settings, resume))
+            problems = summarize(run_files(ray, settings, stop, resume))
     if problems:
         raise StreamprocError("; ".join(problems))
 

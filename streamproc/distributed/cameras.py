@@ -1,0 +1,174 @@
+"""Live sources as Ray actors: one actor per group, restarted elsewhere when its worker or node dies.
+
+Frames never leave the worker that decodes them (a 720p frame costs ~19 ms to ship to another
+process); the driver only polls each group's small snapshot, sends ``worker_lost`` ends for tracks
+that died with a worker, keeps the aggregate availability and serves the whole system's numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from streamproc.config import Settings
+from streamproc.distributed.aggregate import ClusterView, WorkerSnapshot
+from streamproc.distributed.driver_outputs import DriverOutputs
+from streamproc.distributed.groups import camera_groups, group_settings, with_ids
+from streamproc.distributed.ledger import LostEnd, TrackLedger
+from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
+from streamproc.errors import StreamprocError
+from streamproc.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 30.0
+
+
+class GroupWorker:
+    """The actor: the group's pipeline runs in a thread from construction, so a restarted actor
+    (Ray constructs it again) resumes its cameras by itself. Frame numbers, track ids and stats
+    start over in each incarnation."""
+
+    def __init__(self, data: dict[str, Any], group: str, level: int) -> None:
+        import ray  # inside a worker: Ray is there
+
+        self.incarnation = uuid.uuid4().hex
+        self._node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:12]}"
+        setup_worker_logging(level, group)
+        self._ledger = TrackLedger()
+        self._pipeline = Pipeline(Settings.model_validate(data), extra_sinks=[self._ledger])
+        self._pipeline.open()
+        self._problems: list[str] = []
+        self._thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
+        self._thread.start()
+        log.info("group %s started", group)
+
+    def _run(self) -> None:
+        try:
+            self._problems = self._pipeline.run().problems()
+        except StreamprocError as exc:
+            self._problems = [str(exc)]
+
+    def snapshot(self) -> WorkerSnapshot:
+        pipeline = self._pipeline
+        return WorkerSnapshot(
+            incarnation=self.incarnation,
+            node=self._node,
+            pid=os.getpid(),
+            stats=pipeline.stats_snapshot(),
+            sources=pipeline.sources_snapshot(),
+            sinks=pipeline.sinks_snapshot(),
+            histograms=pipeline.stats.histograms(),
+            open_tracks=self._ledger.open_tracks(),
+        )
+
+    def stop(self) -> list[str]:
+        """Ordered shutdown (queued frames processed, outputs flushed); the run's problems."""
+        self._pipeline.stop()
+        self._thread.join()
+        return self._problems
+
+
+class GroupWatch:
+    """The driver's side of one group: its actor, the poll in flight and the tracks it last saw open."""
+
+    def __init__(self, group: str, actor: Any) -> None:
+        self.group, self.actor = group, actor
+        self.pending: Any = None
+        self.open_tracks: dict[str, dict[str, Any]] = {}
+
+
+def start_groups(ray: Any, settings: Settings) -> list[GroupWatch]:
+    options = settings.distributed
+    groups = camera_groups(with_ids(settings.sources), options.cameras_per_worker)
+    actor_class = ray.remote(GroupWorker).options(
+        max_restarts=-1, num_cpus=options.group_cpus, scheduling_strategy="SPREAD"
+    )
+    watches = []
+    for group, sources in groups.items():
+        log.info("group %s: %s", group, ", ".join(source.id or source.url for source in sources))
+        actor = actor_class.remote(group_settings(settings, group, sources), group, driver_level())
+        watches.append(GroupWatch(group, actor))
+    return watches
+
+
+def poll(
+    ray: Any, watches: list[GroupWatch], view: ClusterView, outputs: DriverOutputs, wait_s: float
+) -> None:
+    """One look at every group: record snapshots, notice lost workers and end their tracks."""
+    for watch in watches:
+        if watch.pending is None:
+            watch.pending = watch.actor.snapshot.remote()
+    pending = [watch.pending for watch in watches if watch.pending is not None]
+    ready, _ = ray.wait(pending, num_returns=len(pending), timeout=wait_s)
+    for watch in watches:
+        if watch.pending is None or watch.pending not in ready:
+            continue
+        ref, watch.pending = watch.pending, None
+        try:
+            snapshot = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            if view.alive(watch.group) or watch.open_tracks:
+                log.warning("group %s: worker lost (%s); Ray restarts it", watch.group, type(exc).__name__)
+            view.lost(watch.group)
+            _end_lost(watch, outputs)
+            continue
+        if view.update(watch.group, snapshot):
+            log.warning("group %s: resumed on %s (pid %d)", watch.group, snapshot.node, snapshot.pid)
+            _end_lost(watch, outputs)
+        watch.open_tracks = snapshot.open_tracks
+    outputs.set_available(view.any_alive())
+
+
+def _end_lost(watch: GroupWatch, outputs: DriverOutputs) -> None:
+    if watch.open_tracks:
+        log.info("group %s: %d tracks ended as worker_lost", watch.group, len(watch.open_tracks))
+        outputs.send([LostEnd(last) for last in watch.open_tracks.values()])
+        watch.open_tracks = {}
+
+
+def stop_groups(ray: Any, watches: list[GroupWatch]) -> list[str]:
+    """Stop every group in order; the problems they report (or that stopping them met)."""
+    refs = {watch.group: watch.actor.stop.remote() for watch in watches}
+    problems: list[str] = []
+    for group, ref in refs.items():
+        try:
+            problems += [f"{group}: {problem}" for problem in ray.get(ref, timeout=STOP_TIMEOUT_S)]
+        except ray.exceptions.RayError as exc:
+            problems.append(f"{group}: could not be stopped cleanly: {type(exc).__name__}")
+    for watch in watches:
+        ray.kill(watch.actor, no_restart=True)
+    return problems
+
+
+def run_cameras(ray: Any, settings: Settings, stop: threading.Event) -> list[str]:
+    """Run every group until ``stop`` is set or ``duration`` has passed; the problems at the end."""
+    view = ClusterView()
+    outputs = DriverOutputs(settings, view.stats_snapshot)
+    outputs.open()
+    watches = start_groups(ray, settings)
+    deadline = time.monotonic() + settings.duration if settings.duration else float("inf")
+    try:
+        with _http(settings, view):
+            while not stop.is_set() and time.monotonic() < deadline:
+                poll(ray, watches, view, outputs, settings.distributed.poll_interval)
+                stop.wait(max(0.0, settings.distributed.poll_interval - 0.05))
+        problems = stop_groups(ray, watches)
+    finally:
+        outputs.close()
+    return problems
+
+
+def _http(settings: Settings, view: ClusterView) -> Any:
+    """The driver's HTTP server over the aggregated view (no live pictures: frames stay on workers)."""
+    if not settings.http.enabled:
+        return contextlib.nullcontext()
+    from streamproc.server import StatusServer
+    from streamproc.sinks.live import LiveViewSink
+
+    return StatusServer(settings.http, view, LiveViewSink(settings.http.jpeg_quality))  # type: ignore[arg-type]
