@@ -1,0 +1,146 @@
+"""Distributed runs on Ray (--workers, --cluster): files as retried tasks, cameras as actors.
+
+Outputs are compared record by record with plain one-file runs (wall-clock times aside): frames,
+boxes, scores, keypoints and events, event ids included (they derive from the input file).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import REPO, CliRunner
+from ray_support import FAST_HEALTH_CHECKS, records
+from test_file_run import file_to_jsonl
+
+from streamproc.distributed.files import run_files
+from streamproc.distributed.outputs import TEMP_MARK
+from streamproc.pipeline import run_pipeline
+
+ENV = {**FAST_HEALTH_CHECKS, "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def four_files(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleType) -> list[Path]:
+    """Four different short recordings (different lengths and sizes), and a plain run's output of each."""
+    folder = tmp_path_factory.mktemp("inputs")
+    sizes = [(640, 360, 2.0), (480, 270, 3.0), (640, 360, 1.6), (320, 240, 2.4)]
+    videos = []
+    for number, (width, height, seconds) in enumerate(sizes):
+        video = folder / f"clip{number}.mp4"
+        sample_maker.make_sample(video, width, height, 25, seconds, seed=number)
+        run_pipeline(file_to_jsonl(video, folder / f"plain-{video.stem}.jsonl"))
+        videos.append(video)
+    return videos
+
+
+def plain(video: Path) -> list[dict[str, Any]]:
+    return records(video.parent / f"plain-{video.stem}.jsonl")
+
+
+def assert_same_as_plain(out: Path, videos: list[Path]) -> None:
+    for video in videos:
+        got = records(out / f"{video.stem}.jsonl")
+        assert got == plain(video), f"{video.name}: distributed output differs from a plain run"
+    assert not [path for path in out.iterdir() if TEMP_MARK in path.name], "temporary files left"
+
+
+def test_without_the_flags_ray_is_not_imported(sample_video: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys; from streamproc.cli import main; "
+        f"code = main(['run', {str(sample_video)!r}, '--events', {str(tmp_path / 'e.jsonl')!r}, '-q']); "
+        "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_flags_without_ray_say_how_to_install_it(sample_video: Path, tmp_path: Path) -> None:
+    code = (  # an interpreter where `import ray` fails, as on a machine without the extra
+        "import sys; sys.modules['ray'] = None; from streamproc.cli import main; "
+        f"sys.exit(main(['run', {str(sample_video)!r}, '--events', {str(tmp_path / 'e.jsonl')!r}, "
+        "'--workers', '2']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'streamproc[ray]'" in lines[0], result.stderr
+
+
+def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
+    four_files: list[Path], tmp_path: Path, run_cli: CliRunner
+) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video" * 50)
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", *four_files, bad, "--workers", "2", "--events", out / "{source}.jsonl", env=ENV
+    )
+    assert result.returncode == 1, result.stderr
+    assert_same_as_plain(out, four_files)
+    assert not (out / "broken.jsonl").exists()
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("streamproc: error: broken:"), result.stderr
+    frames = sum(len([r for r in plain(video) if r["type"] == "frame"]) for video in four_files)
+    assert f"processed {frames} frames of 4/5 files" in result.stderr
+
+
+def test_resume_skips_complete_files(four_files: list[Path], tmp_path: Path, run_cli: CliRunner) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    done = out / f"{four_files[0].stem}.jsonl"
+    done.write_text("kept\n")  # complete outputs are never rewritten
+    result = run_cli(
+        "run", *four_files[:2], "--workers", "1", "--resume", "--events", out / "{source}.jsonl", env=ENV
+    )
+    assert result.returncode == 0, result.stderr
+    assert done.read_text() == "kept\n"
+    assert records(out / f"{four_files[1].stem}.jsonl") == plain(four_files[1])
+    assert "1 skipped as complete" in result.stderr
+
+
+def test_cluster_runs_match_plain_runs(
+    ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner
+) -> None:
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", *four_files, "--cluster", ray_cluster.address, "--events", out / "{source}.jsonl", env=ENV
+    )
+    assert result.returncode == 0, result.stderr
+    assert_same_as_plain(out, four_files)
+    assert "of 4/4 files" in result.stderr
+
+
+def test_a_worker_killed_mid_file_is_retried_without_duplicates(
+    ray_cluster: Any, long_video: Path, tmp_path: Path
+) -> None:
+    import ray
+
+    reference = tmp_path / "plain.jsonl"
+    run_pipeline(file_to_jsonl(long_video, reference))
+    out = tmp_path / "out"
+    settings = file_to_jsonl(long_video, out / "{source}.jsonl")
+    settings.progress = False
+    killed: list[int] = []
+
+    def kill_once_half_way(progress: dict[int, Any]) -> None:
+        entry = progress.get(0)
+        if not killed and entry is not None and entry.frames >= 300:
+            killed.append(entry.pid)
+            os.kill(entry.pid, signal.SIGKILL)
+
+    report = run_files(ray, settings, threading.Event(), listener=kill_once_half_way)
+    assert killed, "the file finished before it could be killed"
+    assert report.ok, report.problems()
+    got = records(out / "long.jsonl")
+    assert got == records(reference)
+    frames = [record["frame"] for record in got if record["type"] == "frame"]
+    assert frames == sorted(set(frames)) and len(frames) == 1000
+    assert [path.name for path in out.iterdir()] == ["long.jsonl"]
