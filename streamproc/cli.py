@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
-    run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
+    run.add_argument(
+        "--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5 short, 0.6 full)"
+    )
     run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
@@ -211,8 +213,8 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.pipeline import Pipeline
     from streamproc.progress import ProgressBar
     from streamproc.server import StatusServer
     from streamproc.sinks.live import LiveViewSink
@@ -237,10 +239,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
-    pipeline = Pipeline(settings, extra_sinks=[live] if live else ())
+    pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
     server = StatusServer(settings.http, pipeline, live) if live else contextlib.nullcontext()
     with server:
-        pipeline.open()
         _stop_on_signals(pipeline.stop)
         with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
             report = pipeline.run(progress=bar.update)

@@ -43,10 +43,15 @@ class StrictModel(BaseModel):
 class DetectorSettings(StrictModel):
     """BlazeFace face detection, run on every frame."""
 
-    model: Literal["short", "full"] = Field(
-        "short", description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192)"
+    model: str = Field(
+        "short",
+        pattern=r"^(short|full|.+\.json)$",
+        description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192, sparse model); "
+        "or the path of a TF.js BlazeFace model.json (256x256, e.g. Human's blazeface.json)",
     )
-    min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop detections scoring below this")
+    min_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="drop faces scoring below this (default 0.5 short, 0.6 full)"
+    )
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU above which overlapping boxes merge")
     threads: int = Field(1, ge=1, le=64, description="LiteRT CPU threads for the detector")
 

@@ -109,7 +109,3 @@ class FrameScheduler:
                     return None
                 if not self.condition.wait(timeout):
                     return None
-
-    def close_all(self) -> None:
-        for buffer in self.buffers:
-            buffer.close()

@@ -18,7 +18,8 @@ import av
 from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.errors import InputError
-from streamproc.frames import AvPicture, Frame, StreamInfo
+from streamproc.frames import Frame, StreamInfo
+from streamproc.pictures import AvPicture
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+from streamproc.builder import build_pipeline
 from streamproc.config import Settings
 from streamproc.distributed.aggregate import ClusterView, WorkerSnapshot
 from streamproc.distributed.driver_outputs import DriverOutputs
@@ -22,7 +23,6 @@ from streamproc.distributed.groups import camera_groups, group_settings, with_id
 from streamproc.distributed.ledger import LostEnd, TrackLedger
 from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
 from streamproc.errors import StreamprocError
-from streamproc.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ class GroupWorker:
         self._node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:12]}"
         setup_worker_logging(level, group)
         self._ledger = TrackLedger()
-        self._pipeline = Pipeline(Settings.model_validate(data), extra_sinks=[self._ledger])
-        self._pipeline.open()
+        self._pipeline = build_pipeline(Settings.model_validate(data), extra_sinks=[self._ledger])
         self._problems: list[str] = []
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
         self._thread.start()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from streamproc.builder import build_sink
 from streamproc.config import Settings
 from streamproc.errors import StreamprocError
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.topics import OFFLINE, ONLINE
-from streamproc.pipeline import build_sink
+from streamproc.pixels import PixelPlan
 from streamproc.sinks.base import Sink
 from streamproc.sinks.mqtt import MqttSink, StatsProvider
 
@@ -31,8 +32,9 @@ class DriverOutputs:
         self._available = True
 
     def open(self) -> None:
+        pixels = PixelPlan.for_consumers(self._sinks)
         for sink in self._sinks:
-            sink.open()
+            sink.open(pixels)
 
     def send(self, events: Sequence[object]) -> None:
         for sink in self._sinks:

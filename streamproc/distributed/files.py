@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamproc.builder import run_pipeline
 from streamproc.config import Settings
 from streamproc.distributed.groups import with_ids
 from streamproc.distributed.outputs import check_per_file, commit, complete, discard, staged
@@ -26,7 +27,6 @@ from streamproc.distributed.progress import (
 )
 from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
 from streamproc.errors import StreamprocError
-from streamproc.pipeline import run_pipeline
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from streamproc.builder import source_id_for
 from streamproc.config import Settings, SourceSettings
-from streamproc.pipeline import source_id_for
 
 
 def with_ids(sources: Sequence[SourceSettings]) -> list[SourceSettings]:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 
 from streamproc.config import ClassifierSettings
 from streamproc.errors import ConfigError, ModelError
+from streamproc.frames import Classification, Label
+from streamproc.imaging import resize_to
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import Model, load_model
 
@@ -22,47 +21,14 @@ log = logging.getLogger(__name__)
 _PATH_ONLY_FIELDS = ("preprocessing", "mean", "std", "output", "labels", "label_offset")
 
 
-@dataclass(frozen=True)
-class Label:
-    index: int
-    label: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "score": round(self.score, 4)}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Top-k labels of one picture, best first; ``frame`` is the frame index it was computed on."""
-
-    model: str
-    labels: tuple[Label, ...]
-    frame: int | None = None
-
-    @property
-    def top(self) -> Label:
-        return self.labels[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "frame": self.frame, "top_k": [label.to_dict() for label in self.labels]}
-
-
-def resize_area(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with area interpolation when shrinking (no aliasing), bilinear when enlarging."""
-    if rgb.shape[1] == width and rgb.shape[0] == height:
-        return rgb
-    shrinking = rgb.shape[1] > width or rgb.shape[0] > height
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
 class Classifier:
     """Runs one classification model on RGB uint8 pictures.
 
     ``preprocessing`` maps a pixel p (0..255) to what the model was trained on: ``raw`` (p itself;
     a uint8 input gets the bytes unchanged), ``minus1_1`` (p/127.5 - 1), ``zero_1`` (p/255) or
     ``mean_std`` ((p - mean)/std). An integer input is then quantised with the model's own scale
-    and zero point; integer outputs are dequantised the same way.
+    and zero point; integer outputs are dequantised the same way. ``prepare`` (a picture -> one input
+    row, e.g. a TF.js model's declared preprocessing) replaces all of that and allows 1-channel inputs.
     """
 
     def __init__(
@@ -79,8 +45,10 @@ class Classifier:
         top_k: int = 5,
         expected_size: tuple[int, int] | None = None,
         fix: str = "check the model path",
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.model = model
+        self._prepare = prepare
         self.name = name
         self.top_k = top_k
         self._preprocessing = preprocessing
@@ -88,7 +56,8 @@ class Classifier:
         self._labels = list(labels) if labels is not None else None
         self._label_offset = label_offset
         shape = model.input_shape
-        if len(shape) != 4 or shape[3] != 3 or shape[1] < 1 or shape[2] < 1:
+        channels = (1, 3) if prepare is not None else (3,)
+        if len(shape) != 4 or shape[3] not in channels or shape[1] < 1 or shape[2] < 1:
             raise ModelError(
                 f"{model.path} takes input of shape {shape}, not RGB images (1, height, width, 3): {fix}"
             )
@@ -125,6 +94,12 @@ class Classifier:
         """(width, height) pictures are resized to."""
         return self.input_width, self.input_height
 
+    @property
+    def resizes_itself(self) -> bool:
+        """Whether the model declares its own resize (TF.js sidecars): callers then pass pictures
+        at any size, since resizing them first would change what the model sees."""
+        return self._prepare is not None
+
     def classify(self, pictures: Sequence[np.ndarray], frame: int | None = None) -> list[Classification]:
         """Top-k labels for each RGB uint8 picture (any size; resized to the model input).
 
@@ -144,7 +119,9 @@ class Classifier:
     def _tensor(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
-        pixels = resize_area(rgb, self.input_width, self.input_height)
+        if self._prepare is not None:
+            return self._prepare(rgb).astype(self.model.input_dtype, copy=False)
+        pixels = resize_to(rgb, self.input_width, self.input_height)
         dtype = self.model.input_dtype
         if self._preprocessing == "raw" and (dtype == np.uint8 or not self._integer_input):
             return pixels.astype(dtype, copy=False)
@@ -197,8 +174,9 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in lines]
 
 
-def open_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Classifier:
-    """The classifier the settings name: a manifest model (checked against its sha256) or a path."""
+def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Classifier:
+    """A classifier from a manifest model (checked against its sha256) or a model file
+    (``.tflite``, Keras, SavedModel); TF.js models go through :mod:`streamproc.inference.classifiers`."""
     if settings.model in registry.specs:
         spec = registry.get(settings.model)
         defaults = ClassifierSettings.model_fields

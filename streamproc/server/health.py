@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streamproc.capture.base import SourceState
+from streamproc.frames import SourceState
 
 READY_STATES = (SourceState.STREAMING.value, SourceState.STOPPED.value)
 

@@ -9,26 +9,9 @@ from typing import IO, Any
 
 from streamproc.config import JsonlSinkSettings
 from streamproc.frames import FrameResult
+from streamproc.pixels import PixelPlan
+from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
-
-
-def frame_record(result: FrameResult) -> dict[str, Any]:
-    """The per-frame record: where and when the frame was, and the faces in it (pixels)."""
-    frame = result.frame
-    record = {
-        "type": "frame",
-        "source": frame.source_id,
-        "frame": frame.index,
-        "pts": None if frame.pts is None else round(frame.pts, 6),
-        "wall_time": round(frame.wall_time, 6),
-        "width": frame.width,
-        "height": frame.height,
-        "faces": result.detections.to_records(),
-    }
-    for event in result.events:
-        if event.type == "scene":  # the frame was classified whole
-            record["scene"] = event.classification.to_dict()
-    return record
 
 
 class JsonlSink(Sink):
@@ -39,7 +22,7 @@ class JsonlSink(Sink):
         self.name = f"jsonl:{settings.path}"
         self._files: dict[Path, IO[str]] = {}
 
-    def open(self) -> None:
+    def open(self, pixels: PixelPlan) -> None:
         if "{source}" not in str(self.settings.path):
             ensure_writable_file(self.settings.path, "events file")
 

@@ -9,12 +9,13 @@ from fractions import Fraction
 from typing import Any
 
 import av
-import numpy as np
 
 from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
-from streamproc.frames import AvPicture, FrameResult, Picture, StreamInfo, reformat
+from streamproc.frames import FrameResult, StreamInfo
+from streamproc.pictures import plane_array
+from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 
 log = logging.getLogger(__name__)
@@ -30,22 +31,26 @@ class _Writer:
 class VideoSink(Sink):
     """Draws detections on each frame and encodes it; one output file per source."""
 
-    needs_pictures = True
-
     def __init__(self, settings: VideoSinkSettings) -> None:
         self.settings = settings
         self.name = f"video:{settings.path}"
         self._writers: dict[str, _Writer] = {}
+        self._encoder_frame: EncoderFrameReader | None = None
 
-    def open(self) -> None:
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.YUV420P})
+
+    def open(self, pixels: PixelPlan) -> None:
+        self._encoder_frame = pixels.yuv420p(self)
         if "{source}" not in str(self.settings.path):
             ensure_writable_file(self.settings.path, "output video")
 
     def handle(self, result: FrameResult) -> None:
         frame = result.frame
         writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
-        out = _encoder_frame(frame.picture, writer.stream.width, writer.stream.height)
-        planes = [_plane_array(plane) for plane in out.planes]
+        assert self._encoder_frame is not None, "open() first"
+        out = self._encoder_frame(frame, writer.stream.width, writer.stream.height)
+        planes = [plane_array(plane) for plane in out.planes]
         draw_detections_yuv420(
             planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
         )
@@ -95,33 +100,6 @@ def encoder_options(settings: VideoSinkSettings) -> dict[str, str]:
     ~12 % more CPU per frame on 2 cores, where decoding and inference need the same cores."""
     threads = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return {"crf": str(settings.crf), "preset": settings.preset, "threads": threads}
-
-
-def _encoder_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
-    """A yuv420p frame of the encoder's size that this sink may draw on.
-
-    A decoded picture goes straight to yuv420p (usually no conversion at all, then one copy of the
-    planes); only pictures that exist as BGR arrays (OpenCV cameras) are converted from BGR.
-    """
-    source = (
-        picture.av_frame
-        if isinstance(picture, AvPicture)
-        else av.VideoFrame.from_ndarray(picture.bgr(), format="bgr24")
-    )
-    # with the thread's reused swscale context; the original stays untouched for other sinks
-    converted = reformat(source, format="yuv420p", width=width, height=height)
-    if converted is not source:
-        return converted
-    copy = av.VideoFrame(width, height, "yuv420p")
-    for target, plane in zip(copy.planes, source.planes, strict=True):
-        np.copyto(_plane_array(target), _plane_array(plane))
-    return copy
-
-
-def _plane_array(plane: Any) -> np.ndarray:
-    """A writable (height, width) view of one plane of a VideoFrame, without its row padding."""
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, : plane.width]
 
 
 def _even(value: int) -> int:
