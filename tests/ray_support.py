@@ -1,7 +1,7 @@
 """A two-node Ray cluster on this machine for the distributed-run tests, on loopback only.
 
 Each node has one CPU and the smallest object store Ray accepts; health checks are fast so a removed
-node is noticed in ~1.5 s. The cluster keeps its files in a temporary folder of its own and is
+node is noticed within about a second. The cluster keeps its files in a temporary folder of its own and is
 stopped with its own ``shutdown`` (never ``ray stop``, which kills every Ray process on the host).
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 FAST_HEALTH_CHECKS = {
-    "RAY_health_check_period_ms": "500",
-    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_period_ms": "200",
+    "RAY_health_check_timeout_ms": "300",
     "RAY_health_check_failure_threshold": "3",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every address stays 127.0.0.1 (nothing leaves this host)
 }

@@ -6,23 +6,30 @@ boxes, scores, keypoints and events, event ids included (they derive from the in
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from conftest import REPO, CliRunner
+from mqtt_support import Broker, wait_until
 from ray_support import FAST_HEALTH_CHECKS, records
 from test_file_run import file_to_jsonl
 
+from streamproc.builder import run_pipeline
+from streamproc.config import Settings
+from streamproc.distributed.aggregate import ClusterView
+from streamproc.distributed.cameras import run_cameras
 from streamproc.distributed.files import run_files
 from streamproc.distributed.outputs import TEMP_MARK
-from streamproc.pipeline import run_pipeline
 
 ENV = {**FAST_HEALTH_CHECKS, "PYTHONPATH": str(REPO)}
 
@@ -92,14 +99,15 @@ def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     assert f"processed {frames} frames of 4/5 files" in result.stderr
 
 
-def test_resume_skips_complete_files(four_files: list[Path], tmp_path: Path, run_cli: CliRunner) -> None:
+def test_resume_skips_complete_files(
+    ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     done = out / f"{four_files[0].stem}.jsonl"
     done.write_text("kept\n")  # complete outputs are never rewritten
-    result = run_cli(
-        "run", *four_files[:2], "--workers", "1", "--resume", "--events", out / "{source}.jsonl", env=ENV
-    )
+    flags = ["--cluster", ray_cluster.address, "--resume", "--events", out / "{source}.jsonl"]
+    result = run_cli("run", *four_files[:2], *flags, env=ENV)
     assert result.returncode == 0, result.stderr
     assert done.read_text() == "kept\n"
     assert records(out / f"{four_files[1].stem}.jsonl") == plain(four_files[1])
@@ -144,3 +152,83 @@ def test_a_worker_killed_mid_file_is_retried_without_duplicates(
     frames = [record["frame"] for record in got if record["type"] == "frame"]
     assert frames == sorted(set(frames)) and len(frames) == 1000
     assert [path.name for path in out.iterdir()] == ["long.jsonl"]
+
+
+def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it removes a node
+    ray_cluster: Any, sample_video: Path, tmp_path: Path, broker: Broker, recorders: Any
+) -> None:
+    import ray
+
+    events = tmp_path / "events.jsonl"
+    source = {"url": str(sample_video), "realtime": True, "loop": True}
+    settings = Settings(
+        sources=[{**source, "id": "cam-a", "group": "a"}, {**source, "id": "cam-b", "group": "b"}],
+        sinks=[{"type": "jsonl", "path": events}, {"type": "mqtt", "stats_interval": 0}],
+        mqtt={"host": "127.0.0.1", "port": broker.port, "topic_prefix": "sp"},
+        distributed={"group_cpus": 0.5, "poll_interval": 0.25},
+        progress=False,
+    )
+    recorder = recorders(broker.port, ("sp/#",))
+    view, stop = ClusterView(), threading.Event()
+    driver = threading.Thread(target=run_cameras, args=(ray, settings, stop, view))
+    driver.start()
+    try:
+        doomed = next(node for node in ray_cluster.list_all_nodes() if not node.head)
+        workers = wait_until(lambda: _on_two_nodes(view), 60, "both groups running, on two nodes")
+        lost = next(group for group, node in workers.items() if doomed.node_id[:12] in node)
+        kept = "b" if lost == "a" else "a"
+        wait_until(lambda: _open_tracks(view, lost), 20, f"an open track in group {lost}")
+        killed_at = time.time()
+        ray_cluster.remove_node(doomed, allow_graceful=False)
+
+        gap = wait_until(lambda: _restart_gap(events, f"cam-{lost}", killed_at), 30, "frames of a new worker")
+        assert gap < 5.0, f"frames of group {lost} resumed {gap:.1f} s after the last one"
+        ends = wait_until(lambda: _worker_lost_ends(events), 10, "end events with worker_lost")
+        started = {e["track_id"] for e in jsonl(events, "new") if e["source"] == f"cam-{lost}"}
+        assert {e["track_id"] for e in ends} <= started and {e["source"] for e in ends} == {f"cam-{lost}"}
+        assert len({e["track_id"] for e in ends}) == len(ends), "a track ended twice"
+        availability = f"sp/{lost}/available"
+        wait_until(lambda: _came_back(recorder.texts(availability)), 20, f"{availability}: offline, online")
+    finally:
+        stop.set()
+        driver.join(60)
+    assert not driver.is_alive()
+    assert recorder.texts(f"sp/{kept}/available") == ["online", "offline"]  # offline: at the clean stop
+    aggregate = recorder.texts("sp/available")
+    assert aggregate[:1] == ["online"] and "offline" not in aggregate[:-1], aggregate  # offline: at exit
+    assert {json.loads(m.payload)["source"] for m in recorder.on("sp/events")} == {"cam-a", "cam-b"}
+
+
+def jsonl(path: Path, *types: str) -> list[dict[str, Any]]:
+    """Whole records of the given types written so far (a line being written is left out)."""
+    lines = path.read_text().split("\n")[:-1] if path.exists() else []
+    return [record for record in map(json.loads, lines) if record["type"] in types]
+
+
+def _restart_gap(events: Path, source_id: str, after: float) -> float | None:
+    """Seconds between the last frame of a killed worker and the first of its successor (frame
+    numbers start over in a new worker; a looping file keeps counting up)."""
+    frames = [(r["frame"], r["wall_time"]) for r in jsonl(events, "frame") if r["source"] == source_id]
+    for (number, at), (next_number, next_at) in itertools.pairwise(frames):
+        if next_number < number and next_at > after:
+            return next_at - at
+    return None
+
+
+def _worker_lost_ends(events: Path) -> list[dict[str, Any]]:
+    return [event for event in jsonl(events, "end") if event["end_reason"] == "worker_lost"]
+
+
+def _open_tracks(view: ClusterView, group: str) -> bool:
+    snapshot = view.group(group)
+    return snapshot is not None and bool(snapshot.open_tracks)
+
+
+def _came_back(availability: list[str]) -> bool:
+    return "offline" in availability and availability[-1] == "online"
+
+
+def _on_two_nodes(view: ClusterView) -> dict[str, str] | None:
+    workers = view.stats_snapshot()["workers"]
+    alive = {group: w["node"] for group, w in workers.items() if w["alive"]}
+    return alive if len(alive) == 2 and len(set(alive.values())) == 2 else None

@@ -95,9 +95,14 @@ class ClusterView:
         with self._lock:
             return self._alive.get(group, False)
 
-    def any_alive(self) -> bool:
+    def all_lost(self) -> bool:
+        """Every group seen so far is unreachable (False while none has answered yet)."""
         with self._lock:
-            return any(self._alive.values())
+            return bool(self._alive) and not any(self._alive.values())
+
+    def group(self, group: str) -> WorkerSnapshot | None:
+        with self._lock:
+            return self._groups.get(group)
 
     def latest(self) -> list[WorkerSnapshot]:
         with self._lock:

@@ -45,7 +45,7 @@ class GroupWorker:
         self._problems: list[str] = []
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
         self._thread.start()
-        log.info("group %s started", group)
+        log.info("group %s started (incarnation %s)", group, self.incarnation[:8])
 
     def _run(self) -> None:
         try:
@@ -121,7 +121,7 @@ def poll(
             log.warning("group %s: resumed on %s (pid %d)", watch.group, snapshot.node, snapshot.pid)
             _end_lost(watch, outputs)
         watch.open_tracks = snapshot.open_tracks
-    outputs.set_available(view.any_alive())
+    outputs.set_available(not view.all_lost())
 
 
 def _end_lost(watch: GroupWatch, outputs: DriverOutputs) -> None:
@@ -145,9 +145,12 @@ def stop_groups(ray: Any, watches: list[GroupWatch]) -> list[str]:
     return problems
 
 
-def run_cameras(ray: Any, settings: Settings, stop: threading.Event) -> list[str]:
-    """Run every group until ``stop`` is set or ``duration`` has passed; the problems at the end."""
-    view = ClusterView()
+def run_cameras(
+    ray: Any, settings: Settings, stop: threading.Event, view: ClusterView | None = None
+) -> list[str]:
+    """Run every group until ``stop`` is set or ``duration`` has passed; the problems at the end.
+    ``view`` receives the workers' snapshots (the caller may watch it)."""
+    view = view or ClusterView()
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
     watches = start_groups(ray, settings)
