@@ -12,12 +12,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamproc import __version__, distributed
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
+
+if TYPE_CHECKING:
+    from streamproc.config import Settings
 
 log = logging.getLogger("streamproc")
 
@@ -228,15 +231,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
-    if distributed.wanted(settings):
-        from streamproc.distributed.run import run_distributed
-
-        stop = threading.Event()
-        _stop_on_signals(stop.set)
-        run_distributed(settings, stop, resume=args.resume)
-        return EXIT_OK
-    if args.resume:
-        raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
+    if distributed.wanted(settings) or args.resume:
+        return _run_on_ray(settings, args.resume)
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
     pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
@@ -273,6 +269,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise StreamprocError("; ".join(problems))
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
+    return EXIT_OK
+
+
+def _run_on_ray(settings: Settings, resume: bool) -> int:
+    """``--workers`` / ``--cluster``: see streamproc.distributed."""
+    if not distributed.wanted(settings):
+        raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
+    from streamproc.distributed.run import run_distributed
+
+    stop = threading.Event()
+    _stop_on_signals(stop.set)
+    run_distributed(settings, stop, resume=resume)
     return EXIT_OK
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 from conftest import REPO, CliRunner
-from mqtt_support import Broker, wait_until
+from http_helpers import get
+from mqtt_support import Broker, free_port, wait_until
 from ray_support import FAST_HEALTH_CHECKS, records
 from test_file_run import file_to_jsonl
 
@@ -166,8 +167,10 @@ def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it remov
         sinks=[{"type": "jsonl", "path": events}, {"type": "mqtt", "stats_interval": 0}],
         mqtt={"host": "127.0.0.1", "port": broker.port, "topic_prefix": "sp"},
         distributed={"group_cpus": 0.5, "poll_interval": 0.25},
+        http={"enabled": True, "port": free_port()},
         progress=False,
     )
+    http = f"http://127.0.0.1:{settings.http.port}"
     recorder = recorders(broker.port, ("sp/#",))
     view, stop = ClusterView(), threading.Event()
     driver = threading.Thread(target=run_cameras, args=(ray, settings, stop, view))
@@ -177,6 +180,7 @@ def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it remov
         workers = wait_until(lambda: _on_two_nodes(view), 60, "both groups running, on two nodes")
         lost = next(group for group, node in workers.items() if doomed.node_id[:12] in node)
         kept = "b" if lost == "a" else "a"
+        _check_http(http)
         wait_until(lambda: _open_tracks(view, lost), 20, f"an open track in group {lost}")
         killed_at = time.time()
         ray_cluster.remove_node(doomed, allow_graceful=False)
@@ -226,6 +230,16 @@ def _open_tracks(view: ClusterView, group: str) -> bool:
 
 def _came_back(availability: list[str]) -> bool:
     return "offline" in availability and availability[-1] == "online"
+
+
+def _check_http(http: str) -> None:
+    """The driver's endpoints speak for both groups."""
+    wait_until(lambda: get(f"{http}/readyz").status == 200, 10, "/readyz ready")
+    stats = get(f"{http}/api/stats").json()
+    assert set(stats["sources"]) == {"cam-a", "cam-b"} and len(stats["workers"]) == 2
+    metrics = get(f"{http}/metrics").body.decode()
+    assert 'streamproc_source_state{source="cam-a",state="streaming"} 1.0' in metrics
+    assert 'streamproc_source_state{source="cam-b",state="streaming"} 1.0' in metrics
 
 
 def _on_two_nodes(view: ClusterView) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from streamproc.distributed.driver_outputs import DriverOutputs
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
 from streamproc.distributed.ledger import LostEnd, TrackLedger
 from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
-from streamproc.errors import StreamprocError
+from streamproc.errors import ConfigError, StreamprocError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class GroupWatch:
 def start_groups(ray: Any, settings: Settings) -> list[GroupWatch]:
     options = settings.distributed
     groups = camera_groups(with_ids(settings.sources), options.cameras_per_worker)
+    _check_cpus(len(groups) * options.group_cpus, ray.cluster_resources().get("CPU", 0.0), settings)
     actor_class = ray.remote(GroupWorker).options(
         max_restarts=-1, num_cpus=options.group_cpus, scheduling_strategy="SPREAD"
     )
@@ -94,6 +95,20 @@ def start_groups(ray: Any, settings: Settings) -> list[GroupWatch]:
         actor = actor_class.remote(group_settings(settings, group, sources), group, driver_level())
         watches.append(GroupWatch(group, actor))
     return watches
+
+
+def _check_cpus(needed: float, available: float, settings: Settings) -> None:
+    """Groups that do not fit would wait for CPUs forever: refuse here, warn on a cluster (which
+    may grow)."""
+    if needed <= available:
+        return
+    problem = (
+        f"{needed:g} CPUs needed by the camera groups (distributed.group_cpus each), {available:g} "
+        "available: raise --workers or cameras_per_worker, or lower group_cpus"
+    )
+    if settings.distributed.cluster is None:
+        raise ConfigError(problem)
+    log.warning("%s; groups wait until the cluster has room", problem)
 
 
 def poll(

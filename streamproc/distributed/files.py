@@ -146,9 +146,10 @@ def _outcome(ray: Any, ref: Any, index: int, settings: Settings) -> FileOutcome:
     source = settings.sources[0]
     try:
         return ray.get(ref)
-    except ray.exceptions.RayError as exc:
-        retries = settings.distributed.max_retries
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except ray.exceptions.RayTaskError as exc:  # a bug: raised in the task, not retried
         log.debug("task of %s failed", source.id, exc_info=True)
-        error = f"failed after {retries} retries: {reason}"
-        return FileOutcome(index, source.id or "", source.url, error=error)
+        error = f"crashed: {type(exc.cause).__name__}: {exc.cause}"
+    except ray.exceptions.RayError as exc:  # its workers kept dying
+        log.debug("task of %s failed", source.id, exc_info=True)
+        error = f"worker lost {settings.distributed.max_retries + 1} times: {type(exc).__name__}"
+    return FileOutcome(index, source.id or "", source.url, error=error)
