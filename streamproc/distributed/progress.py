@@ -7,17 +7,15 @@ counting its frames twice.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import av
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
+
+from streamproc.progress import ProgressBar
 
 REPORT_EVERY_S = 0.5
 
@@ -75,32 +73,17 @@ def frame_count(url: str) -> int:
         return 0
 
 
-class JobBar:
-    """A tqdm bar on stderr (terminals only): frames over all files, files done, ETA."""
+class JobBar(ProgressBar):
+    """The file run's bar, fed with totals: frames over all files, files done, ETA."""
 
     def __init__(self, total_frames: int, files: int, enabled: bool = True) -> None:
-        self._enabled = enabled and sys.stderr.isatty()
-        self._total, self._files = total_frames or None, files
-        self._bar: tqdm | None = None
-        self._redirect = logging_redirect_tqdm()
-
-    def __enter__(self) -> JobBar:
-        if self._enabled:
-            self._redirect.__enter__()
-            self._bar = tqdm(total=self._total, unit="frame", dynamic_ncols=True, smoothing=0.1)
-        return self
+        super().__init__(total_frames or None, enabled)
+        self._files = files
 
     def show(self, frames: int, files_done: int) -> None:
         if self._bar is not None:
             self._bar.update(max(frames - self._bar.n, 0))
             self._bar.set_postfix_str(f"files {files_done}/{self._files}")
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._redirect.__exit__(exc_type, exc, tb)
 
 
 ProgressListener = Callable[[dict[int, FileProgress]], None]

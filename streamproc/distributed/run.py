@@ -38,6 +38,8 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
 
             problems = run_cameras(ray, settings, stop)
         else:
+            if settings.http.enabled:
+                log.warning("--http is served by distributed camera runs, not by file runs")
             problems = summarize(run_files(ray, settings, stop, resume))
     if problems:
         raise StreamprocError("; ".join(problems))
