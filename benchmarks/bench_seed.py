@@ -97,7 +97,7 @@ def run_engine(images: int = 200, warmup: int = 12, shared: Path | None = None) 
 
     from streamproc.config import ClassifierSettings
     from streamproc.inference.blazeface import BlazeFaceDetector
-    from streamproc.inference.classifier import open_classifier
+    from streamproc.inference.classifiers import open_classifier
     from streamproc.inference.models import ModelRegistry
     from streamproc.snapshots import square_crop
 

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds (live sources run until stopped)"
     )
-    run.add_argument("--rtsp-transport", choices=["tcp", "udp"], help="RTSP media transport (default tcp)")
+    run.add_argument("--rtsp-transport", choices=["auto", "tcp", "udp"], help="RTSP transport (default auto)")
     run.add_argument("--snapshots", type=Path, metavar="DIR", help="save each track's best face as JPEG here")
     run.add_argument(
         "--classify", choices=["faces", "keyframes", "both"], help="classify face crops and/or key frames"
@@ -265,8 +265,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         " (stopped by signal)" if report.interrupted else "",
     )
     problems = report.problems()
-    if not report.ok:
-        raise StreamprocError("; ".join(problems))
+    if not report.ok:  # one line per failed source (see main)
+        raise StreamprocError("\n".join(problems))
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
     return EXIT_OK
@@ -347,10 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamprocError as exc:
         if getattr(args, "debug", False):
             log.exception("failed")
-        if json_logs:  # log shippers get every line as JSON
-            log.error("error: %s", exc)
-        else:
-            print(f"streamproc: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several problems: one line each
+            if json_logs:  # log shippers get every line as JSON
+                log.error("error: %s", line)
+            else:
+                print(f"streamproc: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("streamproc: interrupted", file=sys.stderr)

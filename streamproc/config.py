@@ -65,7 +65,10 @@ class BackoffSettings(StrictModel):
     max: float = Field(30.0, gt=0, le=86_400, description="cap on the delay, seconds")
     jitter: float = Field(0.2, ge=0, le=1, description="delays vary randomly by +- this fraction")
     reset_after: float = Field(
-        30.0, ge=0, description="seconds of healthy streaming after which the delay starts over"
+        30.0,
+        ge=0,
+        description="seconds of healthy streaming after which a break is retried at once and the delay"
+        " starts over",
     )
     max_attempts: int = Field(
         0, ge=0, description="failed attempts in a row before the source is failed; 0: retry forever"
@@ -75,7 +78,11 @@ class BackoffSettings(StrictModel):
 class LiveSettings(StrictModel):
     """Live sources (RTSP and local cameras): transport, timeouts and reconnection."""
 
-    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media (RTP)")
+    transport: Literal["auto", "tcp", "udp"] = Field(
+        "auto",
+        description="RTSP transport for the media (RTP): auto tries TCP, falls back to UDP when the server"
+        " refuses TCP and keeps what worked; tcp or udp force one",
+    )
     connect_timeout: float = Field(
         5.0, gt=0, le=600, description="seconds allowed for each step of connecting (handshake, probing)"
     )
@@ -85,6 +92,16 @@ class LiveSettings(StrictModel):
     )
     reconnect: BackoffSettings = Field(
         default_factory=BackoffSettings, description="exponential backoff between connection attempts"
+    )
+    misconfig_attempts: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="attempts in a row that fail for a reason retrying cannot fix (wrong password, path or"
+        " transport; not a video stream) before the source is failed",
+    )
+    retry_forever_on_misconfig: bool = Field(
+        False, description="keep retrying a misconfigured source at the longest backoff delay instead"
     )
 
 

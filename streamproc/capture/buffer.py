@@ -36,10 +36,11 @@ class FrameBuffer:
         self._condition = condition
         self._closed = False
 
-    def put(self, frame: Frame) -> bool:
-        """Add a frame; returns False when the buffer was closed and the frame was not taken."""
+    def put(self, frame: Frame, wait: bool = False) -> bool:
+        """Add a frame; returns False when the buffer was closed and the frame was not taken.
+        ``wait``: wait for room whatever the policy (a live source's start-up burst)."""
         with self._condition:
-            if self.policy is BufferPolicy.BLOCK:
+            if self.policy is BufferPolicy.BLOCK or wait:
                 if len(self._frames) >= self.capacity:
                     # wait until half empty, not for one slot: decoder and inference then work in
                     # runs of frames instead of taking turns frame by frame (warmer caches)

@@ -7,11 +7,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from streamproc import rounding
 from streamproc.config import JsonlSinkSettings
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+
+
+def status_record(event: StatusEvent) -> dict[str, Any]:
+    """``{"type": "status", "source", "state", "message", "wall_time", "width", "height"}``."""
+    return {
+        "type": "status",
+        "source": event.source_id,
+        "state": event.state.value,
+        "message": event.message,
+        "wall_time": rounding.seconds(event.wall_time),
+        "width": event.width,
+        "height": event.height,
+    }
 
 
 class JsonlSink(Sink):
@@ -36,6 +50,11 @@ class JsonlSink(Sink):
         if self.settings.events:
             for event in events:
                 self._write(event.source_id, event.to_dict())
+
+    def handle_status(self, event: StatusEvent) -> None:
+        """A source's state change (a StatusEvent) as one line, with its picture size once known."""
+        if self.settings.events:
+            self._write(event.source_id, status_record(event))
 
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)
