@@ -57,4 +57,8 @@ def without_wall_time(value: Any) -> Any:
 
 
 def records(path: Path) -> list[dict[str, Any]]:
-    return [without_wall_time(json.loads(line)) for line in path.read_text().splitlines()]
+    """Frame and event records in order, then the source's state changes (written from another
+    thread: their place among the frames varies from run to run) sorted."""
+    found = [without_wall_time(json.loads(line)) for line in path.read_text().splitlines()]
+    states = sorted((r for r in found if r["type"] == "status"), key=lambda r: json.dumps(r, sort_keys=True))
+    return [r for r in found if r["type"] != "status"] + states
