@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import jsonschema
 import pytest
 from conftest import REPO, CliRunner
 from http_helpers import get
@@ -31,6 +32,7 @@ from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.cameras import run_cameras
 from streamproc.distributed.files import run_files
 from streamproc.distributed.outputs import TEMP_MARK
+from streamproc.events import SCHEMA_PATH
 
 ENV = {**FAST_HEALTH_CHECKS, "PYTHONPATH": str(REPO)}
 
@@ -191,6 +193,9 @@ def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it remov
         started = {e["track_id"] for e in jsonl(events, "new") if e["source"] == f"cam-{lost}"}
         assert {e["track_id"] for e in ends} <= started and {e["source"] for e in ends} == {f"cam-{lost}"}
         assert len({e["track_id"] for e in ends}) == len(ends), "a track ended twice"
+        schema = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+        for end in ends:
+            schema.validate(end)
         availability = f"sp/{lost}/available"
         wait_until(lambda: _came_back(recorder.texts(availability)), 20, f"{availability}: offline, online")
     finally:
