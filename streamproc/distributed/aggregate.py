@@ -25,11 +25,13 @@ class WorkerSnapshot:
     incarnation: str
     node: str
     pid: int
-    stats: dict[str, Any]
-    sources: dict[str, dict[str, Any]]
-    sinks: dict[str, dict[str, Any]]
-    histograms: dict[str, dict[str, Histogram]]
+    stats: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
     open_tracks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    running: bool = False  # its pipeline is running (False: ended, or could not start)
+    problems: list[str] = field(default_factory=list)
 
 
 def merge_histograms(histograms: Iterable[Histogram]) -> Histogram:

@@ -23,6 +23,7 @@ from streamproc.distributed.groups import camera_groups, group_settings, with_id
 from streamproc.distributed.ledger import LostEnd, TrackLedger
 from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
 from streamproc.errors import ConfigError, StreamprocError
+from streamproc.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -41,35 +42,40 @@ class GroupWorker:
         self._node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:12]}"
         setup_worker_logging(level, group)
         self._ledger = TrackLedger()
-        self._pipeline = build_pipeline(Settings.model_validate(data), extra_sinks=[self._ledger])
         self._problems: list[str] = []
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
+        try:
+            self._pipeline: Pipeline | None = build_pipeline(
+                Settings.model_validate(data), extra_sinks=[self._ledger]
+            )
+        except StreamprocError as exc:  # reported to the driver, which stops watching this group
+            log.error("group %s cannot start: %s", group, exc)
+            self._pipeline, self._problems = None, [str(exc)]
+            return
         self._thread.start()
         log.info("group %s started (incarnation %s)", group, self.incarnation[:8])
 
     def _run(self) -> None:
+        assert self._pipeline is not None
         try:
             self._problems = self._pipeline.run().problems()
         except StreamprocError as exc:
             self._problems = [str(exc)]
 
     def snapshot(self) -> WorkerSnapshot:
+        snapshot = WorkerSnapshot(self.incarnation, self._node, os.getpid(), problems=self._problems)
         pipeline = self._pipeline
-        return WorkerSnapshot(
-            incarnation=self.incarnation,
-            node=self._node,
-            pid=os.getpid(),
-            stats=pipeline.stats_snapshot(),
-            sources=pipeline.sources_snapshot(),
-            sinks=pipeline.sinks_snapshot(),
-            histograms=pipeline.stats.histograms(),
-            open_tracks=self._ledger.open_tracks(),
-        )
+        if pipeline is not None:
+            snapshot.stats, snapshot.sources = pipeline.stats_snapshot(), pipeline.sources_snapshot()
+            snapshot.sinks, snapshot.histograms = pipeline.sinks_snapshot(), pipeline.stats.histograms()
+            snapshot.open_tracks, snapshot.running = self._ledger.open_tracks(), self._thread.is_alive()
+        return snapshot
 
     def stop(self) -> list[str]:
         """Ordered shutdown (queued frames processed, outputs flushed); the run's problems."""
-        self._pipeline.stop()
-        self._thread.join()
+        if self._pipeline is not None:
+            self._pipeline.stop()
+            self._thread.join()
         return self._problems
 
 
@@ -80,6 +86,7 @@ class GroupWatch:
         self.group, self.actor = group, actor
         self.pending: Any = None
         self.open_tracks: dict[str, dict[str, Any]] = {}
+        self.finished = False  # its pipeline ended (duration, or it could not start)
 
 
 def start_groups(ray: Any, settings: Settings) -> list[GroupWatch]:
@@ -116,7 +123,7 @@ def poll(
 ) -> None:
     """One look at every group: record snapshots, notice lost workers and end their tracks."""
     for watch in watches:
-        if watch.pending is None:
+        if watch.pending is None and not watch.finished:
             watch.pending = watch.actor.snapshot.remote()
     pending = [watch.pending for watch in watches if watch.pending is not None]
     ready, _ = ray.wait(pending, num_returns=len(pending), timeout=wait_s)
@@ -135,7 +142,7 @@ def poll(
         if view.update(watch.group, snapshot):
             log.warning("group %s: resumed on %s (pid %d)", watch.group, snapshot.node, snapshot.pid)
             _end_lost(watch, outputs)
-        watch.open_tracks = snapshot.open_tracks
+        watch.open_tracks, watch.finished = snapshot.open_tracks, not snapshot.running
     outputs.set_available(not view.all_lost())
 
 
@@ -172,13 +179,29 @@ def run_cameras(
     deadline = time.monotonic() + settings.duration if settings.duration else float("inf")
     try:
         with _http(settings, view):
-            while not stop.is_set() and time.monotonic() < deadline:
+            while not stop.is_set() and time.monotonic() < deadline and not all(w.finished for w in watches):
                 poll(ray, watches, view, outputs, settings.distributed.poll_interval)
                 stop.wait(max(0.0, settings.distributed.poll_interval - 0.05))
         problems = stop_groups(ray, watches)
+        _log_summary(view)
     finally:
         outputs.close()
     return problems
+
+
+def _log_summary(view: ClusterView) -> None:
+    """One line per camera and one per group, from the workers' last answers."""
+    stats = view.stats_snapshot()
+    for source_id, numbers in stats["sources"].items():
+        log.info(
+            "%s: %d frames processed, %d dropped, %s",
+            source_id,
+            numbers["frames_processed"],
+            numbers["frames_dropped"],
+            numbers["state"],
+        )
+    for group, worker in stats["workers"].items():
+        log.info("group %s: last on %s, restarted %d times", group, worker["node"], worker["restarts"])
 
 
 def _http(settings: Settings, view: ClusterView) -> Any:
