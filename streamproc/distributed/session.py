@@ -52,6 +52,7 @@ def init_options(settings: Settings) -> dict[str, Any]:
         return {**options, "address": cluster}
     return {
         **options,
+        "address": "local",  # a new instance even when RAY_ADDRESS names a cluster
         "num_cpus": settings.workers,
         "object_store_memory": LOCAL_OBJECT_STORE_BYTES,
         "_node_ip_address": "127.0.0.1",  # a local run listens on loopback only
@@ -63,7 +64,8 @@ def ray_session(settings: Settings) -> Iterator[ModuleType]:
     """Ray connected for the block; a local instance started here is shut down after it."""
     ray = import_ray()
     options = init_options(settings)
-    where = options.get("address") or f"this machine ({settings.workers} workers)"
+    cluster = settings.distributed.cluster
+    where = cluster if cluster is not None else f"this machine ({settings.workers} workers)"
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
