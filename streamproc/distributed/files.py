@@ -127,7 +127,7 @@ def run_files(
             while waiting and len(running) < limit:
                 index = waiting.pop(0)
                 running[task.remote(jobs[index].model_dump(), index, board, driver_level())] = index
-            done, _ = ray.wait(list(running), num_returns=1, timeout=REPORT_EVERY_S)
+            done, _ = ray.wait(list(running), num_returns=1, timeout=REPORT_EVERY_S) if running else ([], [])
             for ref in done:
                 index = running.pop(ref)
                 report.files.append(_outcome(ray, ref, index, jobs[index]))
