@@ -118,7 +118,8 @@ def run_files(
     waiting = sorted(jobs)
     limit = settings.workers or len(jobs)  # with --cluster, --workers caps the files in flight
     running: dict[Any, int] = {}
-    with JobBar(total, len(jobs), settings.progress) as bar:
+    bar = JobBar(total, len(jobs), settings.progress)
+    with bar:
         while waiting or running:
             while waiting and stop.is_set():
                 index = waiting.pop(0)

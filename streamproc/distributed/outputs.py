@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from streamproc.config import Settings
+from streamproc.config import JsonlSinkSettings, Settings, VideoSinkSettings
 from streamproc.errors import ConfigError
 from streamproc.sinks.base import source_path
 
-FILE_SINKS = ("jsonl", "video")
+FILE_SINKS = (JsonlSinkSettings, VideoSinkSettings)  # the sinks that write one file per source
 TEMP_MARK = ".streamproc-part"
 
 
@@ -24,7 +24,7 @@ def check_per_file(settings: Settings) -> None:
     if len(settings.sources) < 2:
         return
     for sink in settings.sinks:
-        if sink.type in FILE_SINKS and "{source}" not in str(sink.path):
+        if isinstance(sink, FILE_SINKS) and "{source}" not in str(sink.path):
             raise ConfigError(
                 f"{sink.type} output {sink.path}: a distributed run over several files writes one output "
                 "per file: put '{source}' in the path, e.g. out/{source}.jsonl"
@@ -38,7 +38,7 @@ def temporary_path(final: Path) -> Path:
 
 def final_outputs(settings: Settings, source_id: str) -> list[Path]:
     """The files the file sinks of a one-source run write."""
-    return [source_path(sink.path, source_id) for sink in settings.sinks if sink.type in FILE_SINKS]
+    return [source_path(sink.path, source_id) for sink in settings.sinks if isinstance(sink, FILE_SINKS)]
 
 
 def staged(settings: Settings, source_id: str) -> tuple[Settings, dict[Path, Path]]:
@@ -47,7 +47,7 @@ def staged(settings: Settings, source_id: str) -> tuple[Settings, dict[Path, Pat
     renames: dict[Path, Path] = {}
     sinks = []
     for sink in settings.sinks:
-        if sink.type in FILE_SINKS:
+        if isinstance(sink, FILE_SINKS):
             final = source_path(sink.path, source_id)
             temporary = temporary_path(final)
             temporary.unlink(missing_ok=True)  # a killed attempt's leftovers: the JSONL sink appends
