@@ -388,6 +388,11 @@ class DistributedSettings(StrictModel):
         None, description="Ray address: 'auto' (a cluster started with `ray start`) or ray://host:10001"
     )
     max_retries: int = Field(3, ge=0, le=100, description="times a file is retried after its worker died")
+    outputs: Literal["shared", "driver"] = Field(
+        "shared",
+        description="files: workers write outputs on storage all nodes share (same paths), or return "
+        "them for the driver to write",
+    )
     cameras_per_worker: int = Field(
         4, ge=1, le=10_000, description="live sources without a 'group' are packed this many per worker"
     )

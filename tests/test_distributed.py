@@ -117,12 +117,14 @@ def test_resume_skips_complete_files(
     assert "1 skipped as complete" in result.stderr
 
 
+@pytest.mark.parametrize("outputs", ["shared", "driver"])
 def test_cluster_runs_match_plain_runs(
-    ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner
+    ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner, outputs: str
 ) -> None:
     out = tmp_path / "out"
+    env = {**ENV, "STREAMPROC_DISTRIBUTED__OUTPUTS": outputs}  # driver: the workers return them
     result = run_cli(
-        "run", *four_files, "--cluster", ray_cluster.address, "--events", out / "{source}.jsonl", env=ENV
+        "run", *four_files, "--cluster", ray_cluster.address, "--events", out / "{source}.jsonl", env=env
     )
     assert result.returncode == 0, result.stderr
     assert_same_as_plain(out, four_files)

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from streamproc.builder import run_pipeline
 from streamproc.config import Settings
 from streamproc.distributed.groups import with_ids
-from streamproc.distributed.outputs import check_per_file, commit, complete, discard, staged
+from streamproc.distributed.outputs import (
+    check_per_file,
+    collect,
+    commit,
+    complete,
+    discard,
+    staged,
+    write_returned,
+)
 from streamproc.distributed.progress import (
     REPORT_EVERY_S,
     JobBar,
@@ -42,6 +53,7 @@ class FileOutcome:
     seconds: float = 0.0
     error: str | None = None
     skipped: bool = False  # --resume found its outputs complete
+    outputs: dict[str, bytes] = field(default_factory=dict, repr=False)  # outputs: driver
 
 
 @dataclass
@@ -73,21 +85,26 @@ def process_file(data: dict[str, Any], index: int, board: Any, level: int) -> Fi
     setup_worker_logging(level, f"file {source_id}")
     board.started.remote(index, os.getpid(), os.uname().nodename)
     outcome = FileOutcome(index, source_id, source.url)
-    run_settings, renames = staged(settings, source_id)
+    returned = settings.distributed.outputs == "driver"
+    folder = Path(tempfile.mkdtemp(prefix="streamproc-")) if returned else None
+    run_settings, renames = staged(settings, source_id, folder)
     reporter = Reporter(board, index)
     try:
         report = run_pipeline(run_settings, progress=reporter)
+        board.frames.remote(index, reporter.done)
+        outcome.frames, outcome.seconds = report.frames_processed, report.seconds
+        if not report.ok:  # outputs appear whole or not at all
+            outcome.error = "; ".join(report.problems())
+        elif folder is not None:
+            outcome.outputs = collect(renames)
+        else:
+            commit(renames)
     except StreamprocError as exc:
-        discard(renames)
         outcome.error = str(exc)
-        return outcome
-    board.frames.remote(index, reporter.done)
-    outcome.frames, outcome.seconds = report.frames_processed, report.seconds
-    if report.ok:
-        commit(renames)
-    else:  # outputs appear whole or not at all
+    finally:
         discard(renames)
-        outcome.error = "; ".join(report.problems())
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     log.info("%s: %d frames in %.1f s", source_id, outcome.frames, outcome.seconds)
     return outcome
 
@@ -146,7 +163,10 @@ def _outcome(ray: Any, ref: Any, index: int, settings: Settings) -> FileOutcome:
     """The task's result, or a failed outcome when its workers kept dying or it raised a bug."""
     source = settings.sources[0]
     try:
-        return ray.get(ref)
+        outcome: FileOutcome = ray.get(ref)
+        write_returned(outcome.outputs)
+        outcome.outputs = {}
+        return outcome
     except ray.exceptions.RayTaskError as exc:  # a bug: raised in the task, not retried
         log.debug("task of %s failed", source.id, exc_info=True)
         error = f"crashed: {type(exc.cause).__name__}: {exc.cause}"

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from streamproc.builder import source_id_for
+from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.config import Settings, SourceSettings
+from streamproc.distributed.outputs import FILE_SINKS
+
+
+def with_absolute_paths(settings: Settings) -> Settings:
+    """Input files, outputs, snapshots and models as absolute paths: workers do not share the
+    driver's working directory, so relative paths mean what they mean where the command was run."""
+    sources = [
+        source.model_copy(update={"url": os.path.abspath(source.url)})
+        if source_kind(source.url) is SourceKind.FILE
+        else source
+        for source in settings.sources
+    ]
+    sinks = [
+        sink.model_copy(update={"path": sink.path.absolute()}) if isinstance(sink, FILE_SINKS) else sink
+        for sink in settings.sinks
+    ]
+    snapshots = settings.snapshots.model_copy(update={"dir": settings.snapshots.dir.absolute()})
+    models_dir = settings.models_dir.absolute() if settings.models_dir else None
+    update = {"sources": sources, "sinks": sinks, "snapshots": snapshots, "models_dir": models_dir}
+    return settings.model_copy(update=update)
 
 
 def with_ids(sources: Sequence[SourceSettings]) -> list[SourceSettings]:

@@ -1,8 +1,10 @@
-"""A file task's outputs: written under a temporary name beside the final one, renamed when done.
+"""A file task's outputs: written under a temporary name, made final only when the file is done.
 
-A worker killed mid-file leaves only its temporary files; the retry starts them over (same names),
-so the final files never hold half a run or a record twice. Files are shared storage here: every
-worker must see the output folders under the same paths (see docs/distributed.md).
+``distributed.outputs: shared`` (storage every node sees under the same paths): the temporary file
+lies beside the final one and is renamed. A worker killed mid-file leaves only its temporary files;
+the retry starts them over (same names), so final files never hold half a run or a record twice.
+``driver``: the worker writes into a folder of its own, returns the bytes with the task's result and
+the driver writes them (atomically); nothing is written where the driver does not see it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from streamproc.config import JsonlSinkSettings, Settings, VideoSinkSettings
 from streamproc.errors import ConfigError
+from streamproc.files import atomic_writer
 from streamproc.sinks.base import source_path
 
 FILE_SINKS = (JsonlSinkSettings, VideoSinkSettings)  # the sinks that write one file per source
@@ -41,15 +44,17 @@ def final_outputs(settings: Settings, source_id: str) -> list[Path]:
     return [source_path(sink.path, source_id) for sink in settings.sinks if isinstance(sink, FILE_SINKS)]
 
 
-def staged(settings: Settings, source_id: str) -> tuple[Settings, dict[Path, Path]]:
-    """The settings with file outputs sent to their temporary names (stale ones removed), and the
-    temporary -> final renames that commit them."""
+def staged(
+    settings: Settings, source_id: str, folder: Path | None = None
+) -> tuple[Settings, dict[Path, Path]]:
+    """The settings with file outputs sent to temporary names (beside the final ones, or in
+    ``folder``; stale ones removed), and the temporary -> final renames that commit them."""
     renames: dict[Path, Path] = {}
     sinks = []
-    for sink in settings.sinks:
+    for number, sink in enumerate(settings.sinks):
         if isinstance(sink, FILE_SINKS):
             final = source_path(sink.path, source_id)
-            temporary = temporary_path(final)
+            temporary = folder / f"{number}{final.suffix}" if folder else temporary_path(final)
             temporary.unlink(missing_ok=True)  # a killed attempt's leftovers: the JSONL sink appends
             renames[temporary] = final
             sink = sink.model_copy(update={"path": temporary})
@@ -61,6 +66,20 @@ def commit(renames: dict[Path, Path]) -> None:
     for temporary, final in renames.items():
         if temporary.exists():  # a sink writes nothing for a run without frames
             os.replace(temporary, final)
+
+
+def collect(renames: dict[Path, Path]) -> dict[str, bytes]:
+    """``driver`` outputs: each final path with the bytes the worker wrote for it."""
+    return {str(final): temporary.read_bytes() for temporary, final in renames.items() if temporary.exists()}
+
+
+def write_returned(outputs: dict[str, bytes]) -> None:
+    """On the driver: write what a worker returned, each file whole or not at all."""
+    for path, data in outputs.items():
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(final) as stream:
+            stream.write(data)
 
 
 def discard(renames: dict[Path, Path]) -> None:

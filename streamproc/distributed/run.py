@@ -8,6 +8,7 @@ import threading
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.config import Settings, SourceSettings
 from streamproc.distributed.files import FilesReport, run_files
+from streamproc.distributed.groups import with_absolute_paths
 from streamproc.distributed.session import ray_session
 from streamproc.errors import ConfigError, StreamprocError
 
@@ -32,6 +33,7 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
         )
     if resume and live:
         raise ConfigError("--resume applies to files, not to live sources")
+    settings = with_absolute_paths(settings)
     with ray_session(settings) as ray:
         if live:
             from streamproc.distributed.cameras import run_cameras
