@@ -142,16 +142,19 @@ def test_a_worker_killed_mid_file_is_retried_without_duplicates(
     settings = file_to_jsonl(long_video, out / "{source}.jsonl")
     settings.progress = False
     killed: list[int] = []
+    attempts: list[int] = []
 
-    def kill_once_half_way(progress: dict[int, Any]) -> None:
+    def kill_once_on_the_way(progress: dict[int, Any]) -> None:
         entry = progress.get(0)
-        if not killed and entry is not None and entry.frames >= 300:
+        if entry is not None and entry.frames >= 50 and not killed:
             killed.append(entry.pid)
             os.kill(entry.pid, signal.SIGKILL)
+        attempts[:] = [entry.attempts] if entry is not None else []
 
-    report = run_files(ray, settings, threading.Event(), listener=kill_once_half_way)
+    report = run_files(ray, settings, threading.Event(), listener=kill_once_on_the_way)
     assert killed, "the file finished before it could be killed"
     assert report.ok, report.problems()
+    assert attempts == [2], "one retry after the kill"
     got = records(out / "long.jsonl")
     assert got == records(reference)
     frames = [record["frame"] for record in got if record["type"] == "frame"]
