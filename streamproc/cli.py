@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from streamproc import __version__, distributed
+from streamproc import __version__
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
@@ -218,6 +218,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
+    from streamproc.distributed import wanted
     from streamproc.progress import ProgressBar
     from streamproc.server import StatusServer
     from streamproc.sinks.live import LiveViewSink
@@ -231,7 +232,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
-    if distributed.wanted(settings) or args.resume:
+    if wanted(settings) or args.resume:
         return _run_on_ray(settings, args.resume)
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
@@ -274,7 +275,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_on_ray(settings: Settings, resume: bool) -> int:
     """``--workers`` / ``--cluster``: see streamproc.distributed."""
-    if not distributed.wanted(settings):
+    from streamproc.distributed import wanted
+
+    if not wanted(settings):
         raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
     from streamproc.distributed.run import run_distributed
 

@@ -100,6 +100,8 @@ def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     assert error.startswith("streamproc: error: broken:"), result.stderr
     frames = sum(len([r for r in plain(video) if r["type"] == "frame"]) for video in four_files)
     assert f"processed {frames} frames of 4/5 files" in result.stderr
+    worker_lines = [line for line in (result.stdout + result.stderr).splitlines() if "[worker " in line]
+    assert any("file clip0] source clip0: streaming" in line for line in worker_lines), worker_lines[:5]
 
 
 def test_resume_skips_complete_files(
