@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
@@ -21,6 +20,7 @@ from streamproc.mqtt.subscriber import add_events_command
 
 if TYPE_CHECKING:
     from streamproc.config import Settings
+    from streamproc.pipeline import Pipeline, RunReport
 
 log = logging.getLogger("streamproc")
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
+    _add_serve(commands)
     _add_models(commands)
     _add_report(commands)
     _add_config(commands)
@@ -104,6 +105,34 @@ def _add_distributed(run: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, metavar="N", help="process the inputs with N Ray workers here")
     group.add_argument("--cluster", metavar="ADDRESS", help="run on a Ray cluster: auto or ray://HOST:10001")
     group.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="HTTP detection API (POST /api/v1/detect), with the config's sources if any",
+        description="Serve POST /api/v1/detect (faces and classifications in uploaded images), "
+        "/metrics, /healthz, /readyz, /api/* and /docs until SIGINT/SIGTERM; INPUTs (or the config's "
+        "sources) run through the pipeline meanwhile, with their live view.",
+        epilog="example: STREAMPROC_HTTP__TOKEN=... streamproc serve --http 0.0.0.0:8080 "
+        "--api-model mobilenet_v2",
+    )
+    serve.add_argument("inputs", nargs="*", metavar="INPUT", help="sources to run too (as for run)")
+    serve.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
+    serve.add_argument(
+        "--http", type=_http_address, metavar="[HOST:]PORT", help="listen here (default 127.0.0.1:8080)"
+    )
+    serve.add_argument(
+        "--api-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="classifier the API offers (repeatable)",
+    )
+    serve.add_argument("--workers", type=int, metavar="N", help="inference threads of the API (default 2)")
+    serve.add_argument("--models-dir", type=Path, metavar="DIR", help="where fetched models are")
+    _add_common(serve)
+    serve.set_defaults(handler=_cmd_serve)
 
 
 def _add_models(commands: Any) -> None:
@@ -219,9 +248,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
     from streamproc.distributed import wanted
-    from streamproc.progress import ProgressBar
-    from streamproc.server import StatusServer
-    from streamproc.sinks.live import LiveViewSink
 
     settings = load_settings(args.config, _run_overrides(args))
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
@@ -234,14 +260,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
     if wanted(settings) or args.resume:
         return _run_on_ray(settings, args.resume)
+    if settings.http.enabled:
+        pipeline, report = _run_serving(settings)
+    else:
+        pipeline = build_pipeline(settings)
+        report = _run_with_progress(pipeline, settings)
+    _summarise(pipeline, report)
+    return EXIT_OK
 
-    live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
-    pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
-    server = StatusServer(settings.http, pipeline, live) if live else contextlib.nullcontext()
-    with server:
-        _stop_on_signals(pipeline.stop)
-        with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
-            report = pipeline.run(progress=bar.update)
+
+def _run_with_progress(pipeline: Pipeline, settings: Settings) -> RunReport:
+    from streamproc.progress import ProgressBar
+
+    _stop_on_signals(pipeline.stop)
+    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+        return pipeline.run(progress=bar.update)
+
+
+def _run_serving(settings: Settings) -> tuple[Pipeline, RunReport]:
+    """``run --http``: the run with the status server, live view and detection API around it (the
+    HTTP stack is imported only here: it costs ~0.2 s of start-up)."""
+    from streamproc.builder import build_pipeline
+    from streamproc.server import StatusServer
+    from streamproc.server.access import load_token
+    from streamproc.server.detect_pool import open_detect_pool
+    from streamproc.sinks.live import LiveViewSink
+
+    load_token(settings.http)  # a missing token fails before any model loads
+    live = LiveViewSink(settings.http.jpeg_quality)
+    pipeline = build_pipeline(settings, extra_sinks=[live])
+    detect = open_detect_pool(settings) if settings.http.api.enabled else None
+    try:
+        with StatusServer(settings.http, pipeline, live, detect):
+            return pipeline, _run_with_progress(pipeline, settings)
+    finally:
+        if detect is not None:
+            detect.close()
+
+
+def _summarise(pipeline: Pipeline, report: RunReport) -> None:
+    """Log each source's numbers and the run's; raise when the run failed."""
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
         latency = latencies.get(source.source_id) or {}
@@ -270,6 +328,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise StreamprocError("\n".join(problems))
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from streamproc.config import load_settings
+    from streamproc.server.serve import serve
+
+    http: dict[str, Any] = {**(args.http or {}), "enabled": True}
+    api: dict[str, Any] = {"models": args.api_model} if args.api_model else {}
+    if args.workers is not None:
+        api["workers"] = args.workers
+    if api:
+        http["api"] = api
+    overrides: dict[str, Any] = {"http": http, "progress": False}
+    if args.inputs:
+        overrides["sources"] = [{"url": url} for url in args.inputs]
+    if args.models_dir:
+        overrides["models_dir"] = args.models_dir
+    settings = load_settings(args.config, overrides)
+    if not _verbosity(args):
+        set_own_level(settings.log_level)
+    ran = serve(settings, _stop_on_signals)
+    if ran is not None:
+        _summarise(*ran)
     return EXIT_OK
 
 

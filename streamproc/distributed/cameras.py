@@ -209,6 +209,6 @@ def _http(settings: Settings, view: ClusterView) -> Any:
     if not settings.http.enabled:
         return contextlib.nullcontext()
     from streamproc.server import StatusServer
-    from streamproc.sinks.live import LiveViewSink
 
-    return StatusServer(settings.http, view, LiveViewSink(settings.http.jpeg_quality))  # type: ignore[arg-type]
+    # the view's ``stats`` offers the histograms /metrics reads, merged over the workers
+    return StatusServer(settings.http, view)  # type: ignore[arg-type]

@@ -1,19 +1,19 @@
-"""Readiness: every enabled source is streaming or has finished without error."""
+"""Readiness, in one place: every enabled source is streaming or has finished without error."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from streamproc.frames import SourceState
+from streamproc.server.view import PipelineView
 
 READY_STATES = (SourceState.STREAMING.value, SourceState.STOPPED.value)
 
 
-def readiness(sources: Mapping[str, Mapping[str, Any]]) -> tuple[bool, list[str]]:
-    """(ready, reasons it is not) from :meth:`Pipeline.sources_snapshot`."""
+def readiness(view: PipelineView, require_sources: bool = True) -> tuple[bool, list[str]]:
+    """(ready, reasons it is not). ``require_sources``: a server meant to run sources is not ready
+    before one is open (``streamproc serve`` without sources is)."""
+    sources = view.sources_snapshot()
     if not sources:
-        return False, ["no source is open yet"]
+        return (False, ["no source is open yet"]) if require_sources else (True, [])
     reasons = []
     for source_id, source in sources.items():
         if source["state"] not in READY_STATES or source["error"]:
