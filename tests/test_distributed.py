@@ -90,9 +90,7 @@ def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video" * 50)
     out = tmp_path / "out"
-    result = run_cli(
-        "run", *four_files, bad, "--workers", "2", "--events", out / "{source}.jsonl", env=ENV
-    )
+    result = run_cli("run", *four_files, bad, "--workers", "2", "--events", out / "{source}.jsonl", env=ENV)
     assert result.returncode == 1, result.stderr
     assert_same_as_plain(out, four_files)
     assert not (out / "broken.jsonl").exists()
