@@ -143,6 +143,11 @@ class JsonlSinkSettings(StrictModel):
 
     type: Literal["jsonl"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
+    existing: Literal["append", "replace", "refuse"] = Field(
+        "append",
+        description="an existing file: append to it, replace it when the run ends (written aside until"
+        " then), or refuse to start",
+    )
     include_empty: bool = Field(True, description="also write frames in which no face was found")
     events: bool = Field(True, description="also write track and scene events, one line each")
 
@@ -152,6 +157,11 @@ class VideoSinkSettings(StrictModel):
 
     type: Literal["video"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
+    existing: Literal["replace", "refuse"] = Field(
+        "replace",
+        description="an existing file: replace it when the video is complete (written aside, as"
+        " NAME.partial.mp4, until then), or refuse to start",
+    )
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor: lower is better quality")
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
     draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")

@@ -16,19 +16,24 @@ from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
 from streamproc.frames import AvPicture, FrameResult, Picture, StreamInfo, reformat
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+from streamproc.sinks.mp4 import CrashSafeMp4
+from streamproc.sinks.timestamps import Timeline
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Writer:
-    container: Any
-    stream: Any
-    last_pts: int | None = None
+    file: CrashSafeMp4
+    timeline: Timeline
 
 
 class VideoSink(Sink):
-    """Draws detections on each frame and encodes it; one output file per source."""
+    """Draws detections on each frame and encodes it; one output file per source.
+
+    Each file is crash-safe (see streamproc.sinks.mp4) and keeps the input's timing: frames keep
+    their timestamps, repaired only where they would not increase (counted in ``repairs``).
+    """
 
     needs_pictures = True
 
@@ -36,55 +41,69 @@ class VideoSink(Sink):
         self.settings = settings
         self.name = f"video:{settings.path}"
         self._writers: dict[str, _Writer] = {}
+        self._failed = False
+
+    @property
+    def repairs(self) -> int:
+        """Frames whose timestamp was missing, repeated, out of order or jumping."""
+        return sum(writer.timeline.repairs for writer in self._writers.values())
 
     def open(self) -> None:
         if "{source}" not in str(self.settings.path):
             ensure_writable_file(self.settings.path, "output video")
 
     def handle(self, result: FrameResult) -> None:
+        try:
+            self._encode(result)
+        except Exception:
+            self._failed = True  # close() keeps the partial files and leaves the targets alone
+            raise
+
+    def _encode(self, result: FrameResult) -> None:
         frame = result.frame
         writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
-        out = _encoder_frame(frame.picture, writer.stream.width, writer.stream.height)
+        stream = writer.file.stream
+        out = _encoder_frame(frame.picture, stream.width, stream.height)
         planes = [_plane_array(plane) for plane in out.planes]
         draw_detections_yuv420(
             planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
         )
-        pts = frame.pts_raw if frame.pts_raw is not None else frame.index
-        if writer.last_pts is not None and pts <= writer.last_pts:
-            pts = writer.last_pts + 1  # the muxer rejects non-increasing timestamps
-        writer.last_pts = pts
-        out.pts = pts
+        out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
-        for packet in writer.stream.encode(out):
-            writer.container.mux(packet)
+        writer.file.write(out)
 
     def _open_writer(self, info: StreamInfo) -> _Writer:
         path = source_path(self.settings.path, info.source_id)
-        if len(self._writers) and "{source}" not in str(self.settings.path):
-            raise OutputError(
-                f"output video {path} cannot hold several sources: put '{{source}}' in the path"
-            )
         ensure_writable_file(path, "output video")
-        container = av.open(str(path), mode="w", options={"movflags": "+faststart"})
         rate = Fraction(info.fps).limit_denominator(1001)
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = _even(info.width), _even(info.height)
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = info.time_base
-        stream.options = encoder_options(self.settings)
-        writer = self._writers[info.source_id] = _Writer(container, stream)
-        log.info("writing annotated video for %s to %s", info.source_id, path)
+        width, height = _even(info.width), _even(info.height)
+        file = CrashSafeMp4(path, width, height, info.time_base, rate, encoder_options(self.settings))
+        writer = self._writers[info.source_id] = _Writer(file, Timeline(info.time_base, info.fps))
+        padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if (width, height) != (
+            info.width,
+            info.height,
+        ) else ""
+        log.info("writing annotated video for %s to %s%s", info.source_id, writer.file.partial, padded)
         return writer
 
     def close(self) -> None:
         errors = []
         for source_id, writer in self._writers.items():
+            if writer.timeline.repairs:
+                log.warning(
+                    "annotated video of %s: %d frame timestamps were missing, repeated, out of order or"
+                    " jumping and were repaired",
+                    source_id,
+                    writer.timeline.repairs,
+                )
+            if self._failed:
+                writer.file.abandon()
+                continue
             try:
-                for packet in writer.stream.encode(None):
-                    writer.container.mux(packet)
-                writer.container.close()
+                writer.file.finish()
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
+                writer.file.abandon()
         self._writers.clear()
         if errors:
             raise OutputError("could not finish output video " + "; ".join(errors))
@@ -101,7 +120,9 @@ def _encoder_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
     """A yuv420p frame of the encoder's size that this sink may draw on.
 
     A decoded picture goes straight to yuv420p (usually no conversion at all, then one copy of the
-    planes); only pictures that exist as BGR arrays (OpenCV cameras) are converted from BGR.
+    planes); only pictures that exist as BGR arrays (OpenCV cameras, rotated files) are converted
+    from BGR. An odd-sized picture is copied into the (one larger) even frame, its last row and
+    column repeated: never scaled.
     """
     source = (
         picture.av_frame
@@ -109,13 +130,21 @@ def _encoder_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
         else av.VideoFrame.from_ndarray(picture.bgr(), format="bgr24")
     )
     # with the thread's reused swscale context; the original stays untouched for other sinks
-    converted = reformat(source, format="yuv420p", width=width, height=height)
-    if converted is not source:
+    converted = reformat(source, format="yuv420p")
+    if converted is not source and (converted.width, converted.height) == (width, height):
         return converted
     copy = av.VideoFrame(width, height, "yuv420p")
-    for target, plane in zip(copy.planes, source.planes, strict=True):
-        np.copyto(_plane_array(target), _plane_array(plane))
+    for target, plane in zip(copy.planes, converted.planes, strict=True):
+        _copy_padded(_plane_array(target), _plane_array(plane))
     return copy
+
+
+def _copy_padded(target: np.ndarray, plane: np.ndarray) -> None:
+    """Copy ``plane`` into the top left of ``target``; repeat its edges into what is left."""
+    rows, columns = plane.shape
+    target[:rows, :columns] = plane
+    target[rows:, :columns] = plane[-1:, :]
+    target[:, columns:] = target[:, columns - 1 : columns]
 
 
 def _plane_array(plane: Any) -> np.ndarray:
@@ -125,5 +154,5 @@ def _plane_array(plane: Any) -> np.ndarray:
 
 
 def _even(value: int) -> int:
-    """yuv420p needs even dimensions."""
-    return value - value % 2
+    """yuv420p needs even dimensions: odd ones are padded by one row or column."""
+    return value + value % 2

@@ -1,0 +1,91 @@
+"""Output safety: no output may overwrite an input or another output, and existing files are handled
+as the user chose (``existing: append | replace | refuse``, ``--overwrite`` on the command line).
+
+Files a failing run must not destroy are written aside (:func:`partial_path`) and moved over the
+target only when they are complete (:func:`commit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from streamproc.errors import OutputError
+from streamproc.sinks.base import source_path
+
+log = logging.getLogger(__name__)
+
+Existing = Literal["append", "replace", "refuse"]
+
+
+class OutputConflictError(OutputError):
+    """An output that would destroy an input, another output or a file the user asked to keep."""
+
+    exit_code = 2
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: same resolved path, or (hard or symbolic links) same inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def check_outputs(sinks: Iterable[Any], inputs: Mapping[str, Path | None]) -> None:
+    """Refuse, before anything is opened, outputs that resolve to an input, to another output of the
+    same run, or to an existing file when ``existing`` is ``refuse``.
+
+    ``sinks``: sink settings (those with a ``path`` are files); ``inputs``: source id -> its file (None
+    for cameras and streams).
+    """
+    taken: dict[Path, str] = {}
+    for sink in sinks:
+        template = getattr(sink, "path", None)
+        if template is None:
+            continue
+        what = f"{sink.type} output {template}"
+        per_source = "{source}" in str(template)
+        if not per_source and sink.type == "video" and len(inputs) > 1:
+            raise OutputConflictError(f"{what} cannot hold several sources: put '{{source}}' in the path")
+        for source_id in inputs if per_source else list(inputs)[:1]:
+            path = source_path(template, source_id)
+            _check_one(path, what, sink.existing, inputs, taken)
+            taken[path] = what
+
+
+def _check_one(
+    path: Path, what: str, existing: Existing, inputs: Mapping[str, Path | None], taken: Mapping[Path, str]
+) -> None:
+    for source_id, source in inputs.items():
+        if source is not None and _same_file(path, source):
+            raise OutputConflictError(
+                f"{what} is {path}, the input of source {source_id}: writing it would destroy the"
+                " recording; choose another output path"
+            )
+    for other, other_what in taken.items():
+        if _same_file(path, other):
+            raise OutputConflictError(f"{what} and {other_what} both write {path}: give each its own path")
+    if existing == "refuse" and path.exists():
+        raise OutputConflictError(
+            f"{what}: {path} exists and existing outputs are refused (--overwrite refuse): move it, or"
+            " use --overwrite replace / append"
+        )
+
+
+def partial_path(path: Path) -> Path:
+    """Where a file is written until it is complete: beside it, with the same extension so that
+    players and readers open it after a crash (out.mp4 -> out.partial.mp4)."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def commit(partial: Path, path: Path) -> None:
+    """Move a finished file over its target in one step (readers see the old or the new file)."""
+    with open(partial, "rb") as stream:
+        os.fsync(stream.fileno())
+    os.replace(partial, path)
