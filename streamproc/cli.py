@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", type=Path, metavar="PATH", help="append per-frame detections and events as JSON Lines"
     )
     run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument(
+        "--overwrite",
+        choices=["append", "replace", "refuse"],
+        help="an existing --events/--out-video file: append (events; the default), replace it when the"
+        " run succeeds (videos always are), or refuse to start",
+    )
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
     run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
     run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
@@ -208,9 +214,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
         set_own_level(settings.log_level)
     if args.events:
-        settings.sinks.append(JsonlSinkSettings(type="jsonl", path=args.events))
+        events_existing = {"existing": args.overwrite} if args.overwrite else {}
+        settings.sinks.append(JsonlSinkSettings(type="jsonl", path=args.events, **events_existing))
     if args.out_video:
-        settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video))
+        video_existing = {"existing": "refuse"} if args.overwrite == "refuse" else {}
+        settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video, **video_existing))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.errors import OutputError
 from streamproc.sinks.base import source_path
 
@@ -25,6 +26,15 @@ class OutputConflictError(OutputError):
     """An output that would destroy an input, another output or a file the user asked to keep."""
 
     exit_code = 2
+
+
+def input_files(sources: Sequence[Any], source_ids: Sequence[str]) -> dict[str, Path | None]:
+    """Source id -> the file it reads (None for cameras, streams and stdin)."""
+    files = {}
+    for source, source_id in zip(sources, source_ids, strict=True):
+        is_file = source_kind(source.url) is SourceKind.FILE and source.url != "-"
+        files[source_id] = Path(source.url) if is_file else None
+    return files
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -57,6 +67,8 @@ def check_outputs(sinks: Iterable[Any], inputs: Mapping[str, Path | None]) -> No
             path = source_path(template, source_id)
             _check_one(path, what, sink.existing, inputs, taken)
             taken[path] = what
+            if sink.type == "video" or sink.existing == "replace":
+                _check_leftover(partial_path(path))
 
 
 def _check_one(
@@ -75,6 +87,15 @@ def _check_one(
         raise OutputConflictError(
             f"{what}: {path} exists and existing outputs are refused (--overwrite refuse): move it, or"
             " use --overwrite replace / append"
+        )
+
+
+def _check_leftover(partial: Path) -> None:
+    """A partial file is all that is left of an earlier run that did not finish: never overwrite it."""
+    if partial.exists() and partial.stat().st_size:  # empty: a run that failed at start-up
+        raise OutputConflictError(
+            f"{partial} exists: it holds what an earlier run that did not finish wrote (it plays);"
+            " rename or delete it to run again"
         )
 
 

@@ -23,6 +23,7 @@ from streamproc.events import EndReason
 from streamproc.frames import Frame, FrameResult, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.memory import limit_malloc_arenas
+from streamproc.outputs import check_outputs, input_files
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.sinks.jsonl import JsonlSink
 from streamproc.sinks.mqtt import MqttSink, StatsProvider
@@ -160,11 +161,13 @@ class Pipeline:
     def open(self) -> None:
         """Open sources and sinks, failing fast with a one-line error on bad inputs and outputs."""
         self._analysis = build_analysis(self.settings, self.stats.inference)  # bad models: before inputs
-        taken: set[str] = set()
-        single = len(self.settings.sources) == 1
+        source_ids: list[str] = []
         for source_settings in self.settings.sources:
-            source_id = source_id_for(source_settings, taken)
-            taken.add(source_id)
+            source_ids.append(source_id_for(source_settings, set(source_ids)))
+        # outputs that would destroy an input or each other: refused before anything is opened
+        check_outputs(self.settings.sinks, input_files(self.settings.sources, source_ids))
+        single = len(self.settings.sources) == 1
+        for source_settings, source_id in zip(self.settings.sources, source_ids, strict=True):
             source = build_source(self.settings, source_settings, source_id, self._on_status)
             try:
                 info = source.open()

@@ -78,7 +78,9 @@ class CrashSafeMp4:
             self.container.close()
         except (av.error.FFmpegError, OSError) as exc:
             log.debug("closing %s after a failure: %s", self.partial, exc)
-        log.warning("annotated video kept as %s (playable up to the failure); %s untouched", self.partial, self.path)
+        log.warning(
+            "annotated video kept as %s (it plays up to the failure); %s untouched", self.partial, self.path
+        )
 
 
 def _remux_faststart(source: Path, target: Path) -> None:

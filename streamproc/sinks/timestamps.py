@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-
 MAX_GAP_S = 10.0  # a larger step forward is a jump in the input's clock, not a pause in the picture
 
 

@@ -15,6 +15,7 @@ from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
 from streamproc.frames import AvPicture, FrameResult, Picture, StreamInfo, reformat
+from streamproc.outputs import partial_path
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.mp4 import CrashSafeMp4
 from streamproc.sinks.timestamps import Timeline
@@ -50,7 +51,7 @@ class VideoSink(Sink):
 
     def open(self) -> None:
         if "{source}" not in str(self.settings.path):
-            ensure_writable_file(self.settings.path, "output video")
+            ensure_writable_file(partial_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
         try:
@@ -74,7 +75,7 @@ class VideoSink(Sink):
 
     def _open_writer(self, info: StreamInfo) -> _Writer:
         path = source_path(self.settings.path, info.source_id)
-        ensure_writable_file(path, "output video")
+        ensure_writable_file(partial_path(path), "output video")
         rate = Fraction(info.fps).limit_denominator(1001)
         width, height = _even(info.width), _even(info.height)
         file = CrashSafeMp4(path, width, height, info.time_base, rate, encoder_options(self.settings))
