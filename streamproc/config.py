@@ -392,6 +392,12 @@ class Settings(BaseSettings):
         description="results queued per sink before inference waits for it (at most"
         f" {PICTURE_QUEUE_LIMIT} for sinks that keep whole frames: video, live view, MQTT snapshots)",
     )
+    queue_bytes: int = Field(
+        128 * 2**20,
+        ge=1,
+        description="decoded pictures each queue (a source's buffer, a sink's queue) holds, in bytes,"
+        " at most (at least one frame): bounds memory for huge pictures; 128 MiB by default",
+    )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     duration: float | None = Field(
         None, gt=0, description="stop after this many seconds; default: live sources run until stopped"

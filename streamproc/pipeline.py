@@ -14,7 +14,7 @@ import numpy as np
 
 from streamproc.analysis import Analysis, build_analysis
 from streamproc.capture.base import Source, SourceState, StatusEvent, StatusListener, join_sources
-from streamproc.capture.buffer import BufferPolicy, FrameScheduler
+from streamproc.capture.buffer import BufferPolicy, FrameScheduler, frames_within
 from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
 from streamproc.config import PICTURE_QUEUE_LIMIT, Settings, SinkSettings, SourceSettings
@@ -126,7 +126,7 @@ class Pipeline:
         self._detector = detector
         self._status_listener = status_listener
         self._stop = threading.Event()
-        self._scheduler = FrameScheduler()
+        self._scheduler = FrameScheduler(settings.queue_bytes)  # pictures in flight, bounded in bytes
         self._sources: list[Source] = []
         self.stats = PipelineStats()
         self._failed_at_open: list[SourceReport] = []
@@ -183,7 +183,9 @@ class Pipeline:
                 )
                 continue
             policy = buffer_policy(source_settings, info)
-            buffer = self._scheduler.add_buffer(source_id, source_settings.buffer_size, policy)
+            wanted = source_settings.buffer_size
+            capacity = frames_within(self.settings.queue_bytes, info.width, info.height, wanted)
+            buffer = self._scheduler.add_buffer(source_id, capacity, policy)
             self._sources.append(source)
             self.streams.append(info)
             self.stats.source(source_id)
@@ -265,6 +267,7 @@ class Pipeline:
                 report.frames_processed += 1
                 if progress is not None:
                     progress(result)
+                frame = result = None  # let the picture go while waiting (capture.buffer.PictureBudget)
                 self._end_finished_sources()
         finally:
             self._stop_sources()
@@ -281,7 +284,11 @@ class Pipeline:
     def _queue_size(self, sink: Sink) -> int:
         """Whole frames are big (1080p: 3 MB, 4K: 12 MB): a sink that keeps them queues fewer."""
         size = self.settings.sink_queue_size
-        return min(size, PICTURE_QUEUE_LIMIT) if sink.needs_pictures else size
+        if not sink.needs_pictures:
+            return size
+        largest = max(self.streams, key=lambda info: info.width * info.height)
+        wanted = min(size, PICTURE_QUEUE_LIMIT)
+        return frames_within(self.settings.queue_bytes, largest.width, largest.height, wanted)
 
     def _needs_pictures(self) -> bool:
         """Whether any sink or stage reads pixels beyond the detector's input."""
@@ -324,6 +331,8 @@ class Pipeline:
                 "error": runner.error,
                 # a sink that holds messages of its own (e.g. unacknowledged MQTT publishes) says so
                 "backlog": getattr(runner.sink, "backlog", None),
+                # a sink that is retrying a failed write (disk full) says why: /readyz reports it
+                "problem": getattr(runner.sink, "problem", None),
             }
             for runner in self._runners
         }

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamproc.config import HttpSettings
 from streamproc.errors import OutputError
-from streamproc.server.health import readiness
+from streamproc.server.health import pipeline_readiness
 from streamproc.server.metrics import metrics_registry
 from streamproc.server.page import live_page
 from streamproc.sinks.live import LiveFrame, LiveViewSink
@@ -135,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._json(HTTPStatus.OK, {"status": "ok"})
         elif path == "/readyz":
-            ready, reasons = readiness(app.pipeline.sources_snapshot())
+            ready, reasons = pipeline_readiness(app.pipeline)
             status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
             self._json(status, {"ready": ready, "reasons": reasons})
         elif path == "/metrics":

@@ -114,7 +114,8 @@ class PipelineCollector(Collector):
             f"{PREFIX}_uptime_seconds", "seconds since the run started", stats["uptime_s"]
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}_ready", "1 when every source is streaming or finished OK", float(readiness(sources)[0])
+            f"{PREFIX}_ready", "1 when every source is streaming or finished OK and every sink writes",
+            float(readiness(sources, sinks)[0]),
         )
         yield from _columns(SOURCE_COLUMNS, "source", stats["sources"])
         yield _family(

@@ -64,6 +64,7 @@ class CrashSafeMp4:
         """Flush the encoder, then turn the fragments into a faststart MP4 at the target path."""
         self.write(None)
         self.container.close()
+        self.container = self.stream = None  # the encoder's memory goes before the remux reads
         finished = self.partial.with_name(f".{self.path.name}.finishing")
         try:
             _remux_faststart(self.partial, finished)
@@ -86,7 +87,7 @@ class CrashSafeMp4:
 def _remux_faststart(source: Path, target: Path) -> None:
     """Copy every packet of ``source`` into a non-fragmented MP4 with the index in front."""
     with (
-        av.open(str(source)) as reader,
+        av.open(str(source), stream_options=[{"threads": "1"}]) as reader,
         av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as writer,
     ):
         incoming = reader.streams.video[0]
