@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamproc.config_yaml import read_config_file, refuse_bool_for_number
 from streamproc.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
@@ -35,9 +35,15 @@ PICTURE_QUEUE_LIMIT = 16
 
 
 class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors."""
+    """Base for every config section: unknown keys are errors, and so are infinities and booleans
+    given for numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        return refuse_bool_for_number(data, cls.model_fields)
 
 
 class DetectorSettings(StrictModel):
@@ -370,8 +376,11 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=ENV_NESTED_DELIMITER,
         extra="forbid",
+        allow_inf_nan=False,
         nested_model_default_partial_update=True,
     )
+
+    _no_bool_numbers = StrictModel._no_bool_numbers
 
     live: LiveSettings = Field(default_factory=LiveSettings, description="defaults for every live source")
     sources: list[SourceSettings] = Field(default_factory=list, description="inputs to process")
@@ -424,28 +433,6 @@ class _YamlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return self._data
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML config file into a mapping, with errors that name the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
-    return data
 
 
 def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -333,6 +333,8 @@ class Pipeline:
                 "backlog": getattr(runner.sink, "backlog", None),
                 # a sink that is retrying a failed write (disk full) says why: /readyz reports it
                 "problem": getattr(runner.sink, "problem", None),
+                # messages the receiver refused (MQTT 5 reason codes >= 0x80)
+                "refused": getattr(runner.sink, "refused", None),
             }
             for runner in self._runners
         }

@@ -73,6 +73,12 @@ SINK_COLUMNS: tuple[Column, ...] = (
         "errors",
     ),
     (CounterMetricFamily, "sink_dropped", "results a full sink queue dropped (live runs)", "dropped"),
+    (
+        CounterMetricFamily,
+        "sink_refused",
+        "messages the receiver refused (MQTT 5 reason code >= 0x80, e.g. denied by an ACL)",
+        "refused",
+    ),
     (GaugeMetricFamily, "sink_queue_depth", "results and status events waiting for a sink", "queued"),
     (
         GaugeMetricFamily,
