@@ -227,7 +227,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     server = StatusServer(settings.http, pipeline, live) if live else contextlib.nullcontext()
     with server:
         pipeline.open()
-        _stop_on_signals(pipeline.stop)
+        signals = _stop_on_signals(pipeline.stop)
         with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
             report = pipeline.run(progress=bar.update)
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
@@ -251,7 +251,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         report.frames_processed,
         report.seconds,
         report.fps,
-        " (stopped by signal)" if report.interrupted else "",
+        _stop_reason(signals, report.interrupted),
     )
     problems = report.problems()
     if not report.ok:
@@ -293,17 +293,29 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stop_on_signals(stop: Any) -> None:
-    """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once."""
+def _stop_on_signals(stop: Any) -> list[str]:
+    """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once.
+
+    Returns the list the names of received signals are added to."""
+    received: list[str] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        log.warning("%s received: finishing queued frames and closing outputs", signal.Signals(signum).name)
+        received.append(signal.Signals(signum).name)
+        log.warning("%s received: finishing queued frames and closing outputs", received[-1])
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         stop()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return received
+
+
+def _stop_reason(signals: list[str], interrupted: bool) -> str:
+    """Why a run ended before its sources did: a signal, or --duration (the only other stop)."""
+    if signals:
+        return f" (stopped by {signals[0]})"
+    return " (stopped: --duration reached)" if interrupted else ""
 
 
 def _verbosity(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ square over a grey ramp, so that any frame can be told from its neighbours by ey
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,18 +33,19 @@ def write_video(
     time_base: Fraction = Fraction(1, 1000),
     size: tuple[int, int] = (320, 240),
     rotation: int = 0,
-    faststart: bool = True,
+    pictures: Iterable[np.ndarray] | None = None,
     preset: str = "veryfast",
 ) -> Path:
-    """An H.264 MP4 with one frame per entry of ``pts`` (in ``time_base``) of ``size`` (w, h),
-    odd sizes included (encoded as 4:4:4, which allows them). ``rotation``: counter-clockwise
-    degrees in the display matrix, as phones write it."""
+    """An H.264 MP4 (faststart) with one frame per entry of ``pts`` (in ``time_base``) of ``size``
+    (w, h), odd sizes included (encoded as 4:4:4, which allows them). ``pictures``: RGB frames to
+    encode (default: the moving square). ``rotation``: counter-clockwise degrees in the display
+    matrix, as phones write it."""
     width, height = size
     odd = width % 2 or height % 2
-    options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), mode="w", format="mp4", options=options) as container:
-        rate = Fraction(round(len(pts) / max(1e-9, float((pts[-1] - pts[0]) * time_base) or 1)))
-        stream = container.add_stream("libx264", rate=rate or Fraction(25))
+    seconds = float((pts[-1] - pts[0]) * time_base) if len(pts) > 1 else 0.0
+    rate = Fraction(round(len(pts) / seconds)) if seconds else Fraction(25)
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv444p" if odd else "yuv420p"
         stream.codec_context.time_base = time_base
@@ -52,8 +53,9 @@ def write_video(
         stream.options = {"preset": preset, "crf": "28"}
         if rotation:
             stream.set_display_rotation(rotation)
-        for stamp, picture in zip(pts, _pictures(width, height, len(pts)), strict=False):
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frames = pictures if pictures is not None else _pictures(width, height, len(pts))
+        for stamp, picture in zip(pts, frames, strict=False):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
             frame.pts, frame.time_base = stamp, time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -67,7 +69,9 @@ def constant_rate(count: int, fps: int = 25, time_base: Fraction = Fraction(1, 1
     return [round(index / fps / time_base) for index in range(count)]
 
 
-def variable_rate(segments: Sequence[tuple[int, float]], time_base: Fraction = Fraction(1, 1000)) -> list[int]:
+def variable_rate(
+    segments: Sequence[tuple[int, float]], time_base: Fraction = Fraction(1, 1000)
+) -> list[int]:
     """Timestamps of a phone recording whose rate changes: ``segments`` of (frames, fps)."""
     stamps, now = [], 0.0
     for count, fps in segments:
