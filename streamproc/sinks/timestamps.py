@@ -11,9 +11,9 @@ class Timeline:
     """Turns the timestamps frames arrive with into ones a muxer accepts, keeping the input's timing.
 
     A frame keeps its own timestamp (variable frame rate stays variable) unless it is missing, not
-    later than the previous one (duplicated, out of order) or jumps (back, or forward by more than
-    MAX_GAP_S): then it gets the previous timestamp plus one nominal frame interval, and after a jump
-    later frames keep their spacing from there. ``repairs`` counts the frames that needed it.
+    later than the previous one (duplicated, out of order) or jumps by more than MAX_GAP_S either
+    way: then it gets the previous timestamp plus one nominal frame interval, and after a jump later
+    frames keep their spacing from there. ``repairs`` counts the frames that needed it.
     """
 
     def __init__(self, time_base: Fraction, fps: float) -> None:
@@ -27,6 +27,7 @@ class Timeline:
     def next(self, pts: int | None) -> int:
         """The timestamp to encode a frame with, given the one it came with (None: none)."""
         if self._last is None:
+            self.repairs += pts is None
             self._last = pts if pts is not None else 0
             return self._last
         fixed = self._last + self.step
@@ -37,9 +38,9 @@ class Timeline:
             gap = shifted - self._last
             if 0 < gap <= self.max_gap:
                 fixed = shifted
-            else:
+            else:  # repeated or late: this frame only; a jump: later frames follow on from here
                 self.repairs += 1
-                if gap < -self.step or gap > self.max_gap:  # a jump: later frames follow on from here
+                if abs(gap) > self.max_gap:
                     self._shift += fixed - shifted
         self._last = fixed
         return fixed

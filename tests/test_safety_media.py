@@ -1,0 +1,193 @@
+"""Hostile media (issue 13, cases 2, 4, 6, 7, 11): variable frame rate, damaged packets, a display
+rotation, odd and huge sizes, streams on stdin and named pipes, urls of unknown schemes."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import threading
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+
+import av
+import numpy as np
+import pytest
+from conftest import REPO, CliRunner, read_records
+from media_gen import constant_rate, damage, variable_rate, write_video
+
+from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.pipeline import Pipeline, RunReport
+from streamproc.sinks.timestamps import Timeline
+
+
+def _run(video: Path, out: Path, blazeface: BlazeFaceDetector, video_out: bool = True) -> RunReport:
+    sinks: list = [JsonlSinkSettings(type="jsonl", path=out / "e.jsonl")]
+    if video_out:
+        sinks.append(VideoSinkSettings(type="video", path=out / "a.mp4"))
+    settings = Settings(sources=[SourceSettings(url=str(video))], sinks=sinks, progress=False)
+    pipeline = Pipeline(settings, detector=blazeface)
+    pipeline.open()
+    return pipeline.run()
+
+
+def _times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [float(frame.pts * stream.time_base) for frame in container.decode(stream)]
+
+
+def _ffprobe_frames(path: Path) -> int:
+    """How many frames FFmpeg's own tool decodes from ``path``."""
+    command = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0"]
+    command += ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)]
+    return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
+
+
+def test_variable_frame_rate_stays_variable(tmp_path: Path, blazeface: BlazeFaceDetector) -> None:
+    """A phone recording: 25 fps, then 10 fps, timescale 1000."""
+    stamps = variable_rate([(30, 25.0), (30, 10.0)])
+    video = write_video(tmp_path / "phone.mp4", stamps)
+    report = _run(video, tmp_path, blazeface)
+    assert report.ok, report.problems()
+    written, expected = _times(tmp_path / "a.mp4"), [stamp / 1000 for stamp in stamps]
+    assert len(written) == len(expected) == 60
+    assert np.allclose(written, expected, atol=1e-3), "every frame keeps its own time"
+    assert not (tmp_path / "a.partial.mp4").exists()
+
+
+def test_timestamps_are_repaired_whatever_arrives() -> None:
+    timeline = Timeline(Fraction(1, 1000), fps=25)  # one frame: 40 ticks
+    arrived = [None, 40, 40, 20, 120, 5_000_000, 5_000_040, 3, 43]
+    fixed = [timeline.next(stamp) for stamp in arrived]
+    assert fixed == [0, 40, 80, 120, 160, 200, 240, 280, 320]
+    # missing, duplicate, late, taken by the late one, jump forward (> 10 s), jump back
+    assert timeline.repairs == 6
+    assert all(later > earlier for earlier, later in itertools.pairwise(fixed))
+
+
+def test_decoding_goes_on_past_damage(
+    tmp_path: Path, long_video: Path, blazeface: BlazeFaceDetector, caplog: pytest.LogCaptureFixture
+) -> None:
+    zeroed = damage(long_video, tmp_path / "zeroed.mp4", at=0.4, length=8192)
+    flipped = damage(long_video, tmp_path / "flipped.mp4", at=0.6, length=200, flip=True)
+    for video in (zeroed, flipped):
+        out = tmp_path / video.stem
+        out.mkdir()
+        with caplog.at_level(logging.WARNING, logger="streamproc"):
+            report = _run(video, out, blazeface, video_out=False)
+        (source,) = report.sources
+        reference = _ffprobe_frames(video)
+        print(f"{video.name}: decoded {source.frames_decoded} of 1000, ffprobe {reference}")
+        assert report.ok, report.problems()
+        assert source.frames_decoded >= reference - 2, "as much as FFmpeg itself decodes"
+        warnings = [r.message for r in caplog.records if video.stem in r.message and "damaged" in r.message]
+        warning = warnings[0]
+        assert "skipped (" in warning and " s to " in warning, warning
+        caplog.clear()
+
+
+def test_truncation_is_still_reported(
+    tmp_path: Path, sample_video: Path, blazeface: BlazeFaceDetector
+) -> None:
+    data = sample_video.read_bytes()
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(data[: len(data) * 6 // 10])
+    report = _run(truncated, tmp_path, blazeface, video_out=False)
+    assert not report.ok
+    assert "truncated or damaged" in (report.sources[0].error or "")
+
+
+def test_rotation_is_applied(tmp_path: Path, sample_maker: ModuleType, blazeface: BlazeFaceDetector) -> None:
+    """A phone held upright: pictures stored sideways, display matrix 90 degrees counter-clockwise."""
+    upright = list(sample_maker.iter_frames(width=320, height=192, fps=25, seconds=1.2))
+    sideways = [np.rot90(picture, -1) for picture in upright]
+    video = write_video(
+        tmp_path / "phone.mp4", constant_rate(len(upright)), size=(192, 320), rotation=90, pictures=sideways
+    )
+    report = _run(video, tmp_path, blazeface)
+    assert report.ok, report.problems()
+    records = read_records(tmp_path / "e.jsonl")
+    assert {(r["width"], r["height"]) for r in records} == {(320, 192)}, "displayed size"
+    faces = [face for record in records for face in record["faces"]]
+    assert len(faces) >= len(records), "upright faces are found (sideways ones are not)"
+    assert all(face["box"][2] <= 321 and face["box"][3] <= 193 for face in faces)
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        first = next(container.decode(video=0))
+        assert (first.width, first.height, first.rotation) == (320, 192, 0)
+        picture = first.to_ndarray(format="rgb24").astype(int)
+    assert np.abs(picture - upright[0]).mean() < 30, "looks like the input does in a player"
+
+
+def test_odd_size_is_padded_not_scaled(tmp_path: Path, blazeface: BlazeFaceDetector) -> None:
+    video = write_video(tmp_path / "odd.mp4", constant_rate(10), size=(641, 361))
+    report = _run(video, tmp_path, blazeface)
+    assert report.ok, report.problems()
+    assert {(r["width"], r["height"]) for r in read_records(tmp_path / "e.jsonl")} == {(641, 361)}
+    with av.open(str(video)) as source, av.open(str(tmp_path / "a.mp4")) as output:
+        original = next(source.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+        annotated = next(output.decode(video=0))
+        assert (annotated.width, annotated.height) == (642, 362)
+        kept = annotated.to_ndarray(format="rgb24").astype(int)[:361, :641]
+    assert np.abs(kept - original).mean() < 6, "the picture is kept pixel for pixel, not rescaled"
+
+
+# runs streamproc and prints its peak RSS: VmHWM belongs to the process image (unlike ru_maxrss,
+# which keeps what the forked test process held before exec)
+_PEAK_RSS = (
+    "import atexit, re, runpy, sys; atexit.register(lambda: print('peak', re.search(r'VmHWM:\\s+(\\d+)',"
+    " open('/proc/self/status').read())[1], file=sys.stderr)); sys.argv[0] = 'streamproc';"
+    " runpy.run_module('streamproc', run_name='__main__')"
+)
+
+
+def test_huge_picture_memory_is_bounded(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "huge.mp4", constant_rate(4), size=(8192, 8192), preset="ultrafast")
+    command = [sys.executable, "-c", _PEAK_RSS, "run", video, "--out-video", tmp_path / "a.mp4"]
+    command += ["--events", tmp_path / "e.jsonl", "--no-progress"]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    peak_mb = int(completed.stderr.rsplit("peak ", 1)[1].split()[0]) / 1024
+    print(f"8192x8192 with --out-video: peak RSS {peak_mb:.0f} MB")
+    assert peak_mb < 1536
+    assert len(read_records(tmp_path / "e.jsonl")) == 4
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 4
+
+
+def test_stdin_and_named_pipes_are_streams(tmp_path: Path, sample_video: Path, run_cli: CliRunner) -> None:
+    events = tmp_path / "stdin.jsonl"
+    with open(sample_video, "rb") as stream:
+        completed = subprocess.run(
+            [sys.executable, "-m", "streamproc", "run", "-", "--events", events, "--no-progress"],
+            stdin=stream,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert completed.returncode == 0, completed.stderr
+    assert len(read_records(events)) == 100
+    pipe = tmp_path / "camera.fifo"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(sample_video.read_bytes()), daemon=True)
+    writer.start()
+    result = run_cli("run", pipe, "--events", tmp_path / "pipe.jsonl", "--no-progress", timeout=60)
+    writer.join(5)
+    assert result.returncode == 0, result.stderr
+    assert not writer.is_alive(), "the writer is not left blocked"
+    assert len(read_records(tmp_path / "pipe.jsonl")) == 100
+
+
+@pytest.mark.parametrize("url", ["http://admin:hunter2@cam.local/video", "udp://239.0.0.1:1234", "file:///x.mp4"])
+def test_unknown_url_schemes_are_named(url: str, run_cli: CliRunner) -> None:
+    result = run_cli("run", url, "--no-progress", timeout=60)
+    scheme = url.split("://")[0]
+    assert result.returncode == 1
+    assert f"url scheme '{scheme}://' is not supported" in result.stderr
+    assert "rtsp://" in result.stderr and "hunter2" not in result.stderr
+    assert "does not exist" not in result.stderr
