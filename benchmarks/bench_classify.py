@@ -33,8 +33,8 @@ from types import ModuleType
 
 import numpy as np
 
+from streamproc.builder import build_pipeline
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.8
@@ -61,8 +61,7 @@ def _settings(video: Path, out: Path, classify: bool) -> Settings:
 
 def _run_once(video: Path, folder: Path, classify: bool) -> tuple[float, dict]:
     out = folder / f"{'classify' if classify else 'detect'}-{time.monotonic_ns()}.jsonl"
-    pipeline = Pipeline(_settings(video, out, classify))
-    pipeline.open()
+    pipeline = build_pipeline(_settings(video, out, classify))
     report = pipeline.run()
     assert report.ok, report.problems()
     out.unlink()

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, Settings, SourceSettings
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pipeline import Pipeline
 from streamproc.server import StatusServer
 from streamproc.sinks.live import LiveViewSink
 
@@ -80,15 +80,12 @@ def _run(
         http=HttpSettings(enabled=http, port=0, live_fps=live_fps),
     )
     if not http:
-        pipeline = Pipeline(settings, detector=detector)
-        pipeline.open()
-        report = pipeline.run()
+        report = build_pipeline(settings, detector=detector).run()
         return report.fps, report.frames_processed, 0
     live = LiveViewSink(settings.http.jpeg_quality)
-    pipeline = Pipeline(settings, detector=detector, extra_sinks=[live])
+    pipeline = build_pipeline(settings, detector=detector, extra_sinks=[live])
     stop = threading.Event()
     with StatusServer(settings.http, pipeline, live) as server:
-        pipeline.open()
         workers = [
             threading.Thread(target=watch, args=("127.0.0.1", server.port, "/live/bench.mjpeg", stop))
             for _ in range(viewers)

@@ -30,9 +30,9 @@ import bench_throughput  # first: puts this checkout on sys.path
 import numpy as np
 from table import Row, all_ok, print_rows
 
+from streamproc.builder import build_pipeline
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
 from streamproc.frames import FrameResult
-from streamproc.pipeline import Pipeline
 
 log = logging.getLogger("bench_live")
 
@@ -109,8 +109,7 @@ def trial(clip: Path, sources: int, seconds: float, rss_interval: float) -> dict
             duration=seconds,
             progress=False,
         )
-        pipeline = Pipeline(settings)
-        pipeline.open()
+        pipeline = build_pipeline(settings)
         latency = LatencyHistogram()
 
         def on_result(result: FrameResult) -> None:

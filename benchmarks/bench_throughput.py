@@ -5,7 +5,7 @@ Variants, measured on the same generated 720p30 and 1080p30 H.264 clips:
 a. ``decode``   raw decode only: PyAV, ``thread_type="AUTO"``, every frame, no pixel conversion.
                 The ceiling: no pipeline built on this decoder can be faster.
 b. ``opencv``   the loop a user would write: ``cv2.VideoCapture.read`` -> ``cvtColor(BGR2RGB)`` ->
-                ``cv2.resize`` (default INTER_LINEAR) to the letterbox size -> ``detect_scaled``
+                ``detector.detect_image`` (the detector's own preprocessing, then the model)
                 (padding, normalisation, LiteRT invoke and post-processing of streamproc's own
                 detector, so that b and c differ only in how frames reach the detector).
 c. ``pipeline`` ``streamproc run`` in-process: ``Pipeline(...).open()`` then ``run()`` with a JSONL sink.
@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from table import Row, all_ok, print_rows  # noqa: E402
 
+from streamproc.builder import build_pipeline  # noqa: E402
 from streamproc.config import (  # noqa: E402
     DetectorSettings,
     JsonlSinkSettings,
@@ -62,7 +63,7 @@ from streamproc.config import (  # noqa: E402
 from streamproc.frames import FrameResult  # noqa: E402
 from streamproc.inference.blazeface import BlazeFaceDetector  # noqa: E402
 from streamproc.inference.models import blazeface_model_path  # noqa: E402
-from streamproc.pipeline import Pipeline  # noqa: E402
+from streamproc.pictures import ArrayPicture, AvPicture  # noqa: E402
 from streamproc.sinks.video import encoder_options  # noqa: E402
 
 log = logging.getLogger("bench_throughput")
@@ -199,13 +200,11 @@ def run_opencv_loop(sample: Sample, detector: BlazeFaceDetector) -> Measurement:
 
     The four ``perf_counter`` calls per frame cost well under a microsecond: noise at 2-4 ms a frame.
     """
-    box = detector.letterbox(sample.width, sample.height)
-    size = (box.scaled_width, box.scaled_height)
     capture = cv2.VideoCapture(str(sample.path))
     if not capture.isOpened():
         return Measurement(0, 0.0, 0.0, problem=f"OpenCV cannot open {sample.path}")
     faces: list[int] = []
-    totals = dict.fromkeys(("read", "cvtColor", "resize", "detect"), 0.0)
+    totals = dict.fromkeys(("read", "cvtColor", "detect"), 0.0)
     with Stopwatch() as clock:
         while True:
             t0 = time.perf_counter()
@@ -215,14 +214,11 @@ def run_opencv_loop(sample: Sample, detector: BlazeFaceDetector) -> Measurement:
             t1 = time.perf_counter()
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             t2 = time.perf_counter()
-            scaled = cv2.resize(rgb, size)
+            faces.append(len(detector.detect_image(rgb)))
             t3 = time.perf_counter()
-            faces.append(len(detector.detect_scaled(scaled, box)))
-            t4 = time.perf_counter()
             totals["read"] += t1 - t0
             totals["cvtColor"] += t2 - t1
-            totals["resize"] += t3 - t2
-            totals["detect"] += t4 - t3
+            totals["detect"] += t3 - t2
     capture.release()
     count = len(faces)
     stage_ms = {name: total * 1000.0 / max(count, 1) for name, total in totals.items()}
@@ -243,8 +239,7 @@ def pipeline_settings(sample: Sample, workdir: Path, video: bool) -> tuple[Setti
 def run_pipeline(sample: Sample, workdir: Path, video: bool) -> Measurement:
     """c (and d with ``video``): fps = frames processed / wall time of ``Pipeline.run``."""
     settings, events = pipeline_settings(sample, workdir, video)
-    pipeline = Pipeline(settings)
-    pipeline.open()
+    pipeline = build_pipeline(settings)
     detect_ms: list[float] = []
     boxes: list[np.ndarray] = []
 
@@ -273,11 +268,7 @@ def reference_boxes(sample: Sample, detector: BlazeFaceDetector) -> list[np.ndar
     boxes = []
     with av.open(str(sample.path)) as container:
         for frame in container.decode(video=0):
-            box = detector.letterbox(frame.width, frame.height)
-            scaled = frame.to_ndarray(
-                width=box.scaled_width, height=box.scaled_height, format="rgb24", interpolation="AREA"
-            )
-            boxes.append(detector.detect_scaled(scaled, box).boxes)
+            boxes.append(detector.detect(detector.prepare(AvPicture(frame))).boxes)
     return boxes
 
 
@@ -322,16 +313,16 @@ def read_face_counts(events: Path) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Invoke overhead: is detect_scaled a fair stand-in for calling LiteRT directly?
+# Invoke overhead: is detect a fair stand-in for calling LiteRT directly?
 
 
 def invoke_overhead(detector: BlazeFaceDetector, sample: Sample, iterations: int = 200) -> dict[str, float]:
     """Mean ms of a bare ``Interpreter.invoke`` (the brief's hand-written baseline) against the
-    detector's whole ``detect_scaled`` on the same picture: the difference is what padding,
-    normalisation and post-processing add, so a reader can see b is not handicapped by using it."""
-    box = detector.letterbox(sample.width, sample.height)
+    detector's whole ``detect`` on a prepared input: the difference is what decoding and
+    post-processing add, so a reader can see b is not handicapped by using it."""
     rng = np.random.default_rng(SEED)
-    scaled = rng.integers(0, 256, (box.scaled_height, box.scaled_width, 3), dtype=np.uint8)
+    picture = rng.integers(0, 256, (sample.height, sample.width, 3), dtype=np.uint8)
+    model_input = detector.prepare(ArrayPicture(picture))
     interpreter = Interpreter(model_path=str(blazeface_model_path("short")), num_threads=1)
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
@@ -345,9 +336,9 @@ def invoke_overhead(detector: BlazeFaceDetector, sample: Sample, iterations: int
             interpreter.get_tensor(output)
 
     def whole() -> None:
-        detector.detect_scaled(scaled, box)
+        detector.detect(model_input)
 
-    return {"bare_invoke": mean_ms(bare, iterations), "detect_scaled": mean_ms(whole, iterations)}
+    return {"bare_invoke": mean_ms(bare, iterations), "detect": mean_ms(whole, iterations)}
 
 
 def mean_ms(call: Callable[[], object], iterations: int) -> float:
@@ -637,7 +628,7 @@ def print_stages(report: Report) -> None:
     invoke = report.invoke_ms
     print(
         f"invoke alone: bare Interpreter {invoke['bare_invoke']:.2f} ms, "
-        f"detect_scaled (pad+normalise+invoke+decode+NMS) {invoke['detect_scaled']:.2f} ms"
+        f"detect (invoke+decode+NMS) {invoke['detect']:.2f} ms"
     )
 
 

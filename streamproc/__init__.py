@@ -1,3 +1,41 @@
-"""streamproc: video stream processing with BlazeFace face detection and pluggable sinks."""
+"""streamproc: video stream processing with BlazeFace face detection and pluggable sinks.
+
+The public names below load on first use, so ``import streamproc`` (and the CLI) stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "build_pipeline": "streamproc.builder",
+    "run_pipeline": "streamproc.builder",
+    "Pipeline": "streamproc.pipeline",
+    "RunReport": "streamproc.pipeline",
+    "Settings": "streamproc.config",
+    "load_settings": "streamproc.config",
+    "Sink": "streamproc.sinks.base",
+    "Stage": "streamproc.stages.base",
+    "PixelFormat": "streamproc.pixels",
+    "PixelPlan": "streamproc.pixels",
+    "Detector": "streamproc.inference.detector",
+    "ModelInput": "streamproc.inference.detector",
+    "detect_image": "streamproc.inference.detector",
+    "BlazeFaceDetector": "streamproc.inference.blazeface",
+    "Detections": "streamproc.frames",
+    "Frame": "streamproc.frames",
+    "FrameResult": "streamproc.frames",
+    "StatusEvent": "streamproc.frames",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streamproc' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

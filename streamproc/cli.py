@@ -204,8 +204,8 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.pipeline import Pipeline
     from streamproc.progress import ProgressBar
     from streamproc.server import StatusServer
     from streamproc.sinks.live import LiveViewSink
@@ -223,10 +223,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
-    pipeline = Pipeline(settings, extra_sinks=[live] if live else ())
+    pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
     server = StatusServer(settings.http, pipeline, live) if live else contextlib.nullcontext()
     with server:
-        pipeline.open()
         signals = _stop_on_signals(pipeline.stop)
         with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
             report = pipeline.run(progress=bar.update)

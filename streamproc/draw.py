@@ -96,10 +96,10 @@ def _draw(
 def _label_text(detections: Detections, index: int) -> str:
     """'face 0.93', prefixed with the track's number ('#3 face 0.93') once tracking confirmed it."""
     text = f"face {detections.scores[index]:.2f}"
-    track_ids = detections.extra.get("track_id")
-    if track_ids is not None and track_ids[index]:
+    track_id = detections.track_ids[index] if detections.track_ids else None
+    if track_id:
         # track ids are '<start>-<run>-<n>': the short number is what a viewer can follow
-        text = f"#{str(track_ids[index]).rsplit('-', 1)[-1]} {text}"
+        text = f"#{track_id.rsplit('-', 1)[-1]} {text}"
     return text
 
 

@@ -23,3 +23,9 @@ class ModelError(StreamprocError):
 
 class OutputError(StreamprocError):
     """An output (file, directory, broker) that cannot be written."""
+
+
+def first_line(exc: BaseException) -> str:
+    """Libraries' messages span lines; keep the first so user-facing errors stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

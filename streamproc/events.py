@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from streamproc.inference.classifier import Classification
+from streamproc import rounding
+from streamproc.frames import Classification
 from streamproc.tracking import Moment, Observation, Track
 
 SCHEMA_VERSION = 1
@@ -32,23 +33,19 @@ TrackEventType = Literal["new", "update", "end"]
 EndReason = Literal["lost", "source_ended", "stopped"]
 
 
-def _round_list(array: np.ndarray, ndigits: int = 2) -> list[Any]:
-    return np.round(array.astype(np.float64), ndigits).tolist()
-
-
 def moment_dict(at: Moment) -> dict[str, Any]:
     return {
         "frame": at.frame,
-        "pts": None if at.pts is None else round(at.pts, 6),
-        "wall_time": round(at.wall_time, 6),
+        "pts": rounding.seconds(at.pts),
+        "wall_time": rounding.seconds(at.wall_time),
     }
 
 
 def view_dict(view: Observation) -> dict[str, Any]:
     return {
-        "box": _round_list(view.box),
-        "score": round(view.score, 4),
-        "keypoints": _round_list(view.keypoints),
+        "box": rounding.pixels(view.box),
+        "score": rounding.score(view.score),
+        "keypoints": rounding.pixels(view.keypoints),
         **moment_dict(view.at),
     }
 
@@ -80,13 +77,22 @@ class Snapshot:
 
     path: Path
     frame_path: Path | None = None
-    jpeg: bytes = field(default=b"", repr=False)  # the crop's bytes, for sinks that publish them
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "frame_path": None if self.frame_path is None else str(self.frame_path),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class BestView:
+    """A track's new best view, for the snapshot sink to write: the face crop (BGR, already sized),
+    the whole frame when full-frame snapshots are on, and the face box in that frame."""
+
+    crop: np.ndarray
+    frame: np.ndarray | None
+    box: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class TrackEvent:
     top_score: float
     classification: Classification | None = None
     snapshot: Snapshot | None = None
+    view: BestView | None = field(default=None, repr=False, compare=False)  # pixels: not serialised
     changes: tuple[str, ...] = ()
     end_reason: EndReason | None = None
     label: str = "face"
@@ -117,11 +124,11 @@ class TrackEvent:
             "seq": self.seq,
             "start": moment_dict(self.start),
             "end": moment_dict(self.last.at) if self.type == "end" else None,
-            "duration_s": round(self.last.at.seconds_since(self.start), 6),
-            "box": _round_list(self.last.box),
-            "score": round(self.last.score, 4),
-            "keypoints": _round_list(self.last.keypoints),
-            "top_score": round(self.top_score, 4),
+            "duration_s": rounding.seconds(self.last.at.seconds_since(self.start)),
+            "box": rounding.pixels(self.last.box),
+            "score": rounding.score(self.last.score),
+            "keypoints": rounding.pixels(self.last.keypoints),
+            "top_score": rounding.score(self.top_score),
             "best": view_dict(self.best),
             "classification": None if self.classification is None else self.classification.to_dict(),
             "snapshot": None if self.snapshot is None else self.snapshot.to_dict(),

@@ -1,141 +1,69 @@
-"""The envelopes that travel through the pipeline: Frame, Detections and FrameResult.
+"""The core records that travel through the pipeline: frames, detections, results and status.
 
-A Frame wraps the decoded picture and converts pixels lazily: the detector asks for a small
-RGB picture at its input size, and only sinks that draw or crop ask for full resolution.
+A Frame carries the decoded picture (:mod:`streamproc.pictures`) and the detector's model input,
+made once on the capture thread. Which other pixels a run reads is the pixel plan's business
+(:mod:`streamproc.pixels`); a frame only caches what the plan's readers ask of it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
-from av.video.reformatter import VideoReformatter
+
+from streamproc import rounding
+from streamproc.pictures import Picture, ReleasedPicture
+
+if TYPE_CHECKING:
+    from streamproc.inference.detector import ModelInput
 
 
-class Picture(Protocol):
-    """A decoded picture that converts itself on demand."""
-
-    @property
-    def width(self) -> int: ...
-
-    @property
-    def height(self) -> int: ...
-
-    def rgb(self, width: int, height: int) -> np.ndarray:
-        """RGB uint8 array of shape (height, width, 3), scaled with area averaging."""
-        ...
-
-    def bgr(self) -> np.ndarray:
-        """Full-resolution BGR uint8 array of shape (height, width, 3)."""
-        ...
+class SourceState(StrEnum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"  # ended normally: end of file or asked to stop
+    FAILED = "failed"  # ended with an error
 
 
-_thread_local = threading.local()
+@dataclass(frozen=True)
+class StatusEvent:
+    """A source changed state."""
+
+    source_id: str
+    state: SourceState
+    message: str
+    wall_time: float
 
 
-def reformat(frame: Any, **options: Any) -> Any:
-    """Convert/scale a PyAV VideoFrame with a reusable swscale context of this thread.
+@dataclass(frozen=True)
+class Label:
+    index: int
+    label: str
+    score: float
 
-    A reformatter per call would rebuild the swscale context (and its thread pool) for every
-    frame, which costs more than decoding. Reformatters are not thread-safe, so they belong to a
-    thread, and a thread that makes several conversions (a sink asking for BGR of one size and
-    yuv420p of another) keeps one per conversion: a reformatter rebuilds its context whenever the
-    conversion changes.
-    """
-    reformatters: dict[tuple, VideoReformatter] | None = getattr(_thread_local, "reformatters", None)
-    if reformatters is None:
-        reformatters = _thread_local.reformatters = {}
-    key = (frame.format.name, frame.width, frame.height, *sorted(options.items()))
-    reformatter = reformatters.get(key)
-    if reformatter is None:
-        if len(reformatters) >= 8:  # a camera whose size keeps changing: do not grow without bound
-            reformatters.clear()
-        reformatter = reformatters[key] = VideoReformatter()
-    return reformatter.reformat(frame, threads=1, **options)
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "label": self.label, "score": rounding.score(self.score)}
 
 
-class AvPicture:
-    """A PyAV VideoFrame; colour conversion and scaling happen in one swscale call."""
+@dataclass(frozen=True)
+class Classification:
+    """Top-k labels of one picture, best first; ``frame`` is the frame index it was computed on."""
 
-    __slots__ = ("_frame",)
-
-    def __init__(self, frame: Any) -> None:
-        self._frame = frame
+    model: str
+    labels: tuple[Label, ...]
+    frame: int | None = None
 
     @property
-    def width(self) -> int:
-        return self._frame.width
+    def top(self) -> Label:
+        return self.labels[0]
 
-    @property
-    def height(self) -> int:
-        return self._frame.height
-
-    @property
-    def av_frame(self) -> Any:
-        return self._frame
-
-    def rgb(self, width: int, height: int) -> np.ndarray:
-        # AREA: cheaper than bilinear in swscale and the right filter for a 10-15x downscale
-        return reformat(
-            self._frame, width=width, height=height, format="rgb24", interpolation="AREA"
-        ).to_ndarray()
-
-    def bgr(self) -> np.ndarray:
-        return reformat(self._frame, format="bgr24").to_ndarray()
-
-
-class ArrayPicture:
-    """A BGR numpy array (OpenCV cameras, still images)."""
-
-    __slots__ = ("_bgr",)
-
-    def __init__(self, bgr: np.ndarray) -> None:
-        self._bgr = bgr
-
-    @property
-    def width(self) -> int:
-        return int(self._bgr.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self._bgr.shape[0])
-
-    def rgb(self, width: int, height: int) -> np.ndarray:
-        small = cv2.resize(self._bgr, (width, height), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-
-    def bgr(self) -> np.ndarray:
-        return self._bgr
-
-
-class ReleasedPicture:
-    """What is left of a picture once the detector's input is made and nothing else needs pixels:
-    its size. Letting the decoded frame go at once keeps the decoder's frame pool at its own needs
-    instead of growing with every frame that waits in a buffer (1.4 MB a frame at 720p)."""
-
-    __slots__ = ("height", "width")
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width = width
-        self.height = height
-
-    def rgb(self, width: int, height: int) -> np.ndarray:
-        raise self._released()
-
-    def bgr(self) -> np.ndarray:
-        raise self._released()
-
-    @staticmethod
-    def _released() -> RuntimeError:
-        return RuntimeError(
-            "this frame's pixels were released after detection because no stage declared that it needs"
-            " pictures: set needs_pictures = True on the sink (or stage) that reads them"
-        )
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "frame": self.frame, "top_k": [label.to_dict() for label in self.labels]}
 
 
 @dataclass(frozen=True)
@@ -158,6 +86,7 @@ class Frame:
 
     ``pts`` is the media time in seconds (None when the container has none), ``pts_raw`` the
     timestamp in ``stream.time_base`` units, ``wall_time`` the capture time (``time.time()``).
+    ``model_input`` is the detector's input, made on the capture thread (None until then).
     """
 
     stream: StreamInfo
@@ -167,8 +96,9 @@ class Frame:
     wall_time: float
     picture: Picture
     keyframe: bool = False
-    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # derived values nest
+    model_input: ModelInput | None = None
+    _cache: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def source_id(self) -> str:
@@ -182,25 +112,14 @@ class Frame:
     def height(self) -> int:
         return self.picture.height
 
-    def rgb(self, width: int, height: int) -> np.ndarray:
-        """Scaled RGB picture, converted once per size (the capture thread prepares the detector's)."""
-        return self.derived(f"rgb{width}x{height}", lambda: self.picture.rgb(width, height))
+    def prepared(self, model_input: ModelInput, keep_pixels: bool) -> Frame:
+        """This frame with its model input, and without its pixels unless the run keeps them."""
+        picture = self.picture if keep_pixels else ReleasedPicture(self.width, self.height)
+        return replace(self, model_input=model_input, picture=picture)
 
-    def bgr(self) -> np.ndarray:
-        """Full-resolution BGR picture, converted once and shared by every sink that asks.
-
-        Treat it as read-only: draw on a copy.
-        """
-        return self.derived("bgr", self.picture.bgr)
-
-    def without_pixels(self) -> Frame:
-        """This frame with only its size and what was already derived from it (the detector's
-        input): for runs where no sink or stage draws or crops."""
-        return replace(self, picture=ReleasedPicture(self.width, self.height))
-
-    def derived(self, key: str, convert: Callable[[], np.ndarray]) -> np.ndarray:
-        """An array computed once from this frame under ``key`` and shared, read-only, by every
-        thread that asks: pictures, or the detector's input made ahead in the capture thread."""
+    def cached(self, key: tuple[str, int, int], convert: Any) -> np.ndarray:
+        """An array converted once from this frame and shared, read-only, by every thread that asks
+        (see :class:`streamproc.pixels.PixelPlan`, whose readers are how stages and sinks get pixels)."""
         with self._lock:
             image = self._cache.get(key)
             if image is None:
@@ -210,18 +129,51 @@ class Frame:
             return image
 
 
+def _float_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
+    """``value`` as a float32 array of ``shape`` (None: any length), or a ValueError naming it."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"Detections.{name} must be numeric, got {array.dtype}")
+    array = array.astype(np.float32, copy=False)
+    fits = array.ndim == len(shape) and all(
+        want is None or got == want for got, want in zip(array.shape, shape, strict=False)
+    )
+    if not fits:
+        wanted = "(" + ", ".join("n" if d is None else str(d) for d in shape) + ")"
+        raise ValueError(f"Detections.{name} must have shape {wanted}, got {array.shape}")
+    return array
+
+
 @dataclass(frozen=True)
 class Detections:
     """Faces found in one picture, as parallel arrays in full-frame pixel coordinates.
 
-    boxes: (n, 4) float32 [x1, y1, x2, y2]; scores: (n,) float32; keypoints: (n, k, 2) float32.
-    ``extra`` holds further per-detection columns (each with first dimension n).
+    boxes: (n, 4) float32 [x1, y1, x2, y2]; scores: (n,) float32; keypoints: (n, k, 2) float32;
+    track_ids: (n,) ids of the confirmed tracks the faces belong to (None: not tracked), or empty
+    when nothing tracks. ``extra`` holds further per-detection columns (each with first dimension n).
+    Validated on construction: wrong shapes or lengths raise ValueError.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    track_ids: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        scores = _float_array("scores", self.scores, (None,))
+        count = scores.shape[0]
+        boxes = _float_array("boxes", self.boxes, (count, 4))
+        keypoints = _float_array("keypoints", self.keypoints, (count, None, 2))
+        for name, column in self.extra.items():
+            if len(column) != count:
+                raise ValueError(f"Detections.extra[{name!r}] has {len(column)} rows for {count} faces")
+        if self.track_ids and len(self.track_ids) != count:
+            raise ValueError(f"Detections.track_ids has {len(self.track_ids)} ids for {count} faces")
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "track_ids", tuple(self.track_ids))
 
     @classmethod
     def empty(cls, num_keypoints: int = 6) -> Detections:
@@ -238,25 +190,43 @@ class Detections:
         """Slice or fancy-index like a numpy array; always returns Detections."""
         if isinstance(index, int | np.integer):
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
+        rows = np.arange(len(self))[index]
         return Detections(
             boxes=self.boxes[index],
             scores=self.scores[index],
             keypoints=self.keypoints[index],
             extra={name: column[index] for name, column in self.extra.items()},
+            track_ids=tuple(self.track_ids[i] for i in rows) if self.track_ids else (),
         )
 
-    def to_records(self, ndigits: int = 2) -> list[dict[str, Any]]:
-        """JSON-ready list: one dict per detection with box, score, keypoints and the extra columns
-        (e.g. ``track_id``); values with ``to_dict`` are converted, None values are left out."""
-        boxes = np.round(self.boxes.astype(np.float64), ndigits).tolist()
-        keypoints = np.round(self.keypoints.astype(np.float64), ndigits).tolist()
-        scores = np.round(self.scores.astype(np.float64), 4).tolist()
+    def with_columns(
+        self, track_ids: tuple[str | None, ...] | None = None, **extra: np.ndarray
+    ) -> Detections:
+        """The same faces with track ids and/or more ``extra`` columns."""
+        return Detections(
+            self.boxes,
+            self.scores,
+            self.keypoints,
+            {**self.extra, **extra},
+            self.track_ids if track_ids is None else track_ids,
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """JSON-ready list: one dict per detection with box, score, keypoints, ``track_id`` and the
+        extra columns; values with ``to_dict`` are converted, None values are left out."""
         records = [
             {"box": box, "score": score, "keypoints": points}
-            for box, score, points in zip(boxes, scores, keypoints, strict=True)
+            for box, score, points in zip(
+                rounding.pixels(self.boxes),
+                rounding.scores(self.scores),
+                rounding.pixels(self.keypoints),
+                strict=True,
+            )
         ]
+        columns: dict[str, list[Any]] = {"track_id": list(self.track_ids)} if self.track_ids else {}
         for name, column in self.extra.items():
-            values = list(column) if column.dtype == object else column.tolist()
+            columns[name] = list(column) if column.dtype == object else column.tolist()
+        for name, values in columns.items():
             for record, value in zip(records, values, strict=True):
                 if value is not None:
                     record[name] = value.to_dict() if hasattr(value, "to_dict") else value

@@ -8,14 +8,15 @@ import numpy as np
 
 from streamproc.config import KeyframeSettings
 from streamproc.frames import Frame
+from streamproc.pixels import ScaledRgbReader
 
 THUMBNAIL_WIDTH = 64  # enough to see a scene change, too small to notice noise or a moving face
 
 
-def thumbnail(frame: Frame) -> np.ndarray:
+def thumbnail(frame: Frame, scaled_rgb: ScaledRgbReader) -> np.ndarray:
     """A small grey picture of the frame, values 0..1."""
     height = max(1, round(THUMBNAIL_WIDTH * frame.height / max(frame.width, 1)))
-    rgb = frame.rgb(THUMBNAIL_WIDTH, height)
+    rgb = scaled_rgb(frame, THUMBNAIL_WIDTH, height)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.float32(255.0)
 
 
@@ -27,7 +28,7 @@ class KeyframeTrigger:
         self._last_frame: int | None = None
         self._last_thumbnail: np.ndarray | None = None
 
-    def check(self, frame: Frame) -> str | None:
+    def check(self, frame: Frame, scaled_rgb: ScaledRgbReader) -> str | None:
         """The trigger (``every_n``, ``keyframe``, ``scene_change``) when this frame is due, else None."""
         settings = self.settings
         if settings.policy == "every_n":
@@ -37,7 +38,7 @@ class KeyframeTrigger:
         if settings.policy == "codec_keyframes":
             trigger = "keyframe" if frame.keyframe else None
         else:
-            small = thumbnail(frame)
+            small = thumbnail(frame, scaled_rgb)
             previous = self._last_thumbnail
             changed = previous is None or previous.shape != small.shape
             if not changed:

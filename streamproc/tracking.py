@@ -9,8 +9,8 @@ ByteTrack-style association on IoU against constant-velocity predictions:
 4. strong faces left start tentative tracks. A track is confirmed after ``min_hits`` frames in a row
    and ends once unseen for more than ``max_missed`` frames (or ``max_missed_s`` seconds).
 
-The tracker is pure bookkeeping (no pictures, no I/O); :mod:`streamproc.analysis` turns its steps
-into crops, classifications and events.
+The tracker is pure bookkeeping (no pictures, no I/O); :mod:`streamproc.stages.tracks` turns its
+steps into best views, classifications and events.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from streamproc.config import TrackingSettings
 from streamproc.frames import Detections
+from streamproc.geometry import box_iou, inside_fraction
 
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest motion in the velocity estimate
 
@@ -88,29 +89,6 @@ class TrackStep:
     confirmed: list[Track] = field(default_factory=list)  # confirmed on this frame
     better_view: list[Track] = field(default_factory=list)  # best view improved (not on confirmation)
     ended: list[Track] = field(default_factory=list)  # unseen too long
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between (n, 4) and (m, 4) boxes [x1, y1, x2, y2]."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def inside_fraction(box: np.ndarray, width: int, height: int) -> float:
-    """How much of a box lies inside the frame (a face cut by the edge makes a poor snapshot)."""
-    area = float((box[2] - box[0]) * (box[3] - box[1]))
-    if area <= 0:
-        return 0.0
-    w = min(float(box[2]), width) - max(float(box[0]), 0.0)
-    h = min(float(box[3]), height) - max(float(box[1]), 0.0)
-    return max(w, 0.0) * max(h, 0.0) / area
 
 
 def _greedy_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:

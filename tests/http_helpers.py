@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, Settings, SourceSettings
 from streamproc.pipeline import Pipeline, RunReport
 from streamproc.server import StatusServer
@@ -72,11 +73,10 @@ def serve(videos: Sequence[Path], extra_sinks: Sequence[Sink] = (), start: bool 
         http=HttpSettings(enabled=True, host="127.0.0.1", port=0),
     )
     live = LiveViewSink(settings.http.jpeg_quality)
-    pipeline = Pipeline(settings, extra_sinks=[live, *extra_sinks])
+    pipeline = build_pipeline(settings, extra_sinks=[live, *extra_sinks])
     reports: list[RunReport] = []
     thread = threading.Thread(target=lambda: reports.append(pipeline.run()), name="test-run", daemon=True)
     with StatusServer(settings.http, pipeline, live) as server:
-        pipeline.open()
         if start:
             thread.start()
         try:

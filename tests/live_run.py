@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from streamproc.capture.base import SourceState, StatusEvent
+from streamproc.builder import build_pipeline
 from streamproc.config import Settings
-from streamproc.frames import FrameResult
-from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pipeline import Pipeline, RunReport
+from streamproc.frames import FrameResult, SourceState, StatusEvent
+from streamproc.inference.detector import Detector
+from streamproc.pipeline import RunReport
 from streamproc.sinks.base import Sink
 
 # fast retries so that outages in tests last seconds; rtsp-server-perl sends RTP over UDP only
@@ -77,12 +77,17 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
 class LiveRun:
     """``with LiveRun(settings) as run:`` runs the pipeline until the block ends (or ``finish``)."""
 
-    def __init__(self, settings: Settings, detector: BlazeFaceDetector | None = None) -> None:
+    def __init__(
+        self, settings: Settings, detector: Detector | None = None, extra_sinks: Sequence[Sink] = ()
+    ) -> None:
         self.events: list[tuple[float, StatusEvent]] = []
         self.collector = Collector()
-        self.pipeline = Pipeline(settings, detector=detector, status_listener=self._on_status)
-        self.pipeline.open()
-        self.pipeline._sinks.append(self.collector)
+        self.pipeline = build_pipeline(
+            settings,
+            detector=detector,
+            extra_sinks=[self.collector, *extra_sinks],
+            status_listener=self._on_status,
+        )
         self.report: RunReport | None = None
         self._thread = threading.Thread(target=self._run, name="test-pipeline")
 

@@ -24,10 +24,11 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from streamproc.capture.base import StatusEvent
+from streamproc.builder import build_pipeline, build_sink
 from streamproc.config import MqttSettings, MqttSinkSettings, Settings, SourceSettings, TrackingSettings
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
 from streamproc.pipeline import Pipeline
+from streamproc.pixels import PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -366,7 +367,12 @@ class WithEvents(Sink):
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
-        self.needs_pictures = self.inner.needs_pictures  # MQTT snapshots crop the frame
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return self.inner.pixel_needs()  # MQTT snapshots crop the frame
+
+    def open(self, pixels: PixelPlan) -> None:
+        self.inner.open(pixels)
 
     def handle(self, result: FrameResult) -> None:
         if self.pace_s:
@@ -403,8 +409,9 @@ def pipeline_with_events(settings: Settings, pace_s: float = 0.0) -> tuple[Pipel
     delivery under load, so tracking is off and every frame's faces give derived events instead
     (real tracking events over MQTT: tests/test_events.py).
     """
-    pipeline = Pipeline(settings.model_copy(update={"tracking": TrackingSettings(enabled=False)}))
-    pipeline.open()
-    wrapped = WithEvents(pipeline._sinks[0], pace_s)
-    pipeline._sinks[0] = wrapped
-    return pipeline, wrapped
+    untracked = settings.model_copy(update={"tracking": TrackingSettings(enabled=False), "sinks": []})
+    built: list[Pipeline] = []  # the sink publishes the pipeline's stats, which exists only once built
+    inner = build_sink(settings.sinks[0], settings, lambda: built[0].stats_snapshot())
+    wrapped = WithEvents(inner, pace_s)
+    built.append(build_pipeline(untracked, extra_sinks=[wrapped]))
+    return built[0], wrapped

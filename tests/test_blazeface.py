@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from streamproc.errors import ModelError
+from streamproc.geometry import box_iou
 from streamproc.inference.blazeface import (
     ANCHOR_OPTIONS,
     BlazeFaceDetector,
@@ -21,7 +22,6 @@ from streamproc.inference.blazeface import (
 )
 from streamproc.inference.models import blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
-from streamproc.tracking import box_iou
 
 VARIANTS = ("short", "full")
 
@@ -116,13 +116,13 @@ def test_detect_matches_reference(
     rgb = _load_rgb(shared_dir, name)
     height, width = rgb.shape[:2]
     faces = _reference_faces(reference, name, detector.variant, width, height)
-    detections = detector.detect(rgb)
+    detections = detector.detect_image(rgb)
     # OpenCV's resize differs a little from PIL's, so only counts and boxes are held to the reference.
     _compare(detections, faces, width, height, min_iou=0.85, full=False)
 
 
 def test_detections_have_declared_types(shared_dir: Path) -> None:
-    detections = BlazeFaceDetector("short").detect(_load_rgb(shared_dir, "face.jpg"))
+    detections = BlazeFaceDetector("short").detect_image(_load_rgb(shared_dir, "face.jpg"))
     assert len(detections) > 0
     assert detections.boxes.dtype == np.float32 and detections.boxes.shape == (len(detections), 4)
     assert detections.scores.dtype == np.float32 and detections.scores.shape == (len(detections),)
@@ -135,8 +135,8 @@ def test_detect_enlarges_small_pictures(shared_dir: Path) -> None:
     rgb = _load_rgb(shared_dir, "grace_hopper.bmp")  # 512x600, one face
     small = np.asarray(Image.fromarray(rgb).resize((85, 100), Image.BILINEAR))
     detector = BlazeFaceDetector("short")
-    detections = detector.detect(small)  # 85x100 enlarged to 109x128
-    large = detector.detect(rgb)
+    detections = detector.detect_image(small)  # 85x100 enlarged to 109x128
+    large = detector.detect_image(rgb)
     assert len(detections) == 1 and len(large) == 1
     assert box_iou(detections.boxes * (512 / 85), large.boxes)[0, 0] >= 0.8
 
@@ -206,7 +206,7 @@ def test_input_made_in_another_thread_gives_the_same_faces(shared_dir: Path) -> 
 @pytest.mark.parametrize("value", [0, 128])
 def test_blank_picture_has_no_faces(variant: str, value: int) -> None:
     detector = BlazeFaceDetector(variant)
-    detections = detector.detect(np.full((480, 640, 3), value, np.uint8))
+    detections = detector.detect_image(np.full((480, 640, 3), value, np.uint8))
     assert len(detections) == 0
     assert detections.boxes.shape == (0, 4) and detections.keypoints.shape == (0, 6, 2)
 

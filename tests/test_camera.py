@@ -16,11 +16,10 @@ import pytest
 from conftest import CliRunner
 from live_run import wait_until
 
-from streamproc.capture.base import SourceState, StatusEvent
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.camera import CameraSource
 from streamproc.config import CameraSettings, LiveSettings
-from streamproc.frames import Frame
+from streamproc.frames import Frame, SourceState, StatusEvent
 from streamproc.inference.blazeface import BlazeFaceDetector
 
 FAST_RETRIES = {"stall_timeout": 0.5, "reconnect": {"initial": 0.05, "max": 0.2}}
@@ -144,5 +143,5 @@ def test_camera_frames_reach_the_detector_and_an_unplug_reconnects(
     assert all(b > a for a, b in itertools.pairwise(pts)), "time goes on across the reconnect"
     assert frames[0].stream.live and (frames[0].width, frames[0].height) == (640, 360)
     # the pictures are the sample's: the detector finds its faces in them
-    faces = [len(blazeface.detect(np.ascontiguousarray(f.bgr()[..., ::-1]))) for f in frames[::10]]
+    faces = [len(blazeface.detect(blazeface.prepare(f.picture))) for f in frames[::10]]
     assert all(count >= 1 for count in faces), faces

@@ -22,17 +22,17 @@ from live_run import LiveRun, live_settings, wait_until
 from mqtt_support import Broker, Recorder, mqtt_settings
 from rtsp_server import RtspServer
 
-from streamproc.capture.base import SourceState
+from streamproc.builder import build_pipeline
 from streamproc.config import ClassifierSettings, JsonlSinkSettings, Settings, SourceSettings
 from streamproc.events import SCHEMA_PATH
-from streamproc.frames import ArrayPicture, Detections, Frame, FrameResult, StreamInfo
+from streamproc.frames import Detections, Frame, FrameResult, SourceState, StreamInfo
+from streamproc.geometry import box_iou
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.classifier import open_classifier
 from streamproc.inference.models import ModelRegistry
-from streamproc.pipeline import Pipeline
+from streamproc.pictures import ArrayPicture
 from streamproc.sinks.base import Sink, SinkRunner
 from streamproc.snapshots import square_crop
-from streamproc.tracking import box_iou
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 25, 4.0
 TRACK_TYPES = ("new", "update", "end")
@@ -150,7 +150,7 @@ def test_snapshots_are_crops_of_the_tracked_face(enter_exit: EnterExitRun) -> No
         assert snapshot is not None
         crop = cv2.imread(snapshot["path"])
         assert crop is not None and crop.shape == (256, 256, 3), track_id
-        found = detector.detect(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+        found = detector.detect_image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
         assert len(found) == 1, f"{snapshot['path']}: {len(found)} faces in the snapshot"
         centre = (found.boxes[0, :2] + found.boxes[0, 2:]) / 2
         assert np.all(np.abs(centre - 128) < 40), "the face sits in the middle of its crop"
@@ -221,14 +221,13 @@ class RecordingSink(Sink):
 
 
 def _run_sample(sample_video: Path, out: Path, stop_at: int | None = None) -> RecordingSink:
-    pipeline = Pipeline(
+    recorder = RecordingSink()
+    pipeline = build_pipeline(
         Settings(
             sources=[SourceSettings(url=str(sample_video))], sinks=[JsonlSinkSettings(type="jsonl", path=out)]
-        )
+        ),
+        extra_sinks=[recorder],
     )
-    pipeline.open()
-    recorder = RecordingSink()
-    pipeline._sinks.append(recorder)
 
     def progress(result: FrameResult) -> None:
         if result.frame.index == stop_at:
@@ -305,9 +304,8 @@ def test_camera_outage_ends_its_tracks(
     rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector
 ) -> None:
     rtsp_server.publish("cam", sample_video)
-    run = LiveRun(live_settings(rtsp_server.url("cam")), blazeface)
     recorder = RecordingSink()
-    run.pipeline._sinks.append(recorder)
+    run = LiveRun(live_settings(rtsp_server.url("cam")), blazeface, extra_sinks=[recorder])
 
     def of_type(kind: str) -> list[dict[str, Any]]:
         return [event for event in list(recorder.events) if event["type"] == kind]
@@ -328,9 +326,7 @@ def test_mqtt_publishes_exactly_the_events_the_jsonl_file_holds(
     settings = mqtt_settings(sample_video, broker.port)
     out = tmp_path / "events.jsonl"
     settings.sinks.append(JsonlSinkSettings(type="jsonl", path=out))
-    pipeline = Pipeline(settings)
-    pipeline.open()
-    assert pipeline.run().ok
+    assert build_pipeline(settings).run().ok
     written = read_records(out, *TRACK_TYPES)
     ends = [event for event in written if event["type"] == "end"]
     assert [event["end_reason"] for event in ends] == ["source_ended"] * 2  # sent after the last frame

@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
+from streamproc.builder import build_pipeline
 from streamproc.config import PICTURE_QUEUE_LIMIT, JsonlSinkSettings, Settings, SourceSettings
-from streamproc.frames import AvPicture, Detections, FrameResult
+from streamproc.frames import Detections, FrameResult
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.pictures import AvPicture, ReleasedPicture
 from streamproc.pipeline import Pipeline
+from streamproc.pixels import BgrReader, PixelFormat, PixelPlan, PixelPlanError
 from streamproc.sinks.base import Sink
 
 
@@ -75,9 +78,7 @@ def test_pipeline_detections_match_detector_on_decoded_frames(sample_video: Path
 
     events = tmp_path / "e.jsonl"
     settings = file_to_jsonl(sample_video, events)
-    pipeline = Pipeline(settings)
-    pipeline.open()
-    report = pipeline.run()
+    report = build_pipeline(settings).run()
     assert report.ok and report.frames_processed == count_frames(sample_video)[0]
 
     detector = BlazeFaceDetector("short")
@@ -86,9 +87,7 @@ def test_pipeline_detections_match_detector_on_decoded_frames(sample_video: Path
         for index, frame in enumerate(container.decode(video=0)):
             if index % 10:
                 continue
-            box = detector.letterbox(frame.width, frame.height)
-            scaled = AvPicture(frame).rgb(box.scaled_width, box.scaled_height)
-            expected = detector.detect_scaled(scaled, box)
+            expected = detector.detect(detector.prepare(AvPicture(frame)))
             got = records[index]["faces"]
             assert len(got) == len(expected)
             for face, exp_box in zip(got, expected.boxes, strict=True):
@@ -112,31 +111,54 @@ class ExplodingSink(Sink):
 def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     settings = file_to_jsonl(sample_video, events)
-    pipeline = Pipeline(settings)
-    pipeline.open()
-    pipeline._sinks.append(ExplodingSink())
-    report = pipeline.run()
+    report = build_pipeline(settings, extra_sinks=[ExplodingSink()]).run()
     assert report.sink_errors == {"exploding": "disk on fire"}
     assert not report.ok
     assert len(read_records(events)) == count_frames(sample_video)[0]
 
 
 class PictureProbe(Sink):
-    """Reads each frame's full-resolution pixels, as a drawing or cropping sink would."""
+    """Reads each frame's full-resolution pixels when it declared them, as a drawing or cropping sink
+    would; otherwise records whether the frame still holds its decoded picture."""
 
     name = "probe"
 
-    def __init__(self, needs_pictures: bool) -> None:
-        self.needs_pictures = needs_pictures
+    def __init__(self, declares: bool) -> None:
+        self.declares = declares
         self.shapes: list[tuple[int, ...]] = []
-        self.errors: list[str] = []
+        self.released = 0
+        self._bgr: BgrReader | None = None
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.BGR}) if self.declares else frozenset()
+
+    def open(self, pixels: PixelPlan) -> None:
+        if self.declares:
+            self._bgr = pixels.bgr(self)
 
     def handle(self, result: FrameResult) -> None:
         time.sleep(0.005)  # slower than detection: its queue fills up
-        try:
-            self.shapes.append(result.frame.bgr().shape)
-        except RuntimeError as exc:
-            self.errors.append(str(exc))
+        if self._bgr is not None:
+            self.shapes.append(self._bgr(result.frame).shape)
+        self.released += isinstance(result.frame.picture, ReleasedPicture)
+
+
+class UndeclaredReader(Sink):
+    """A plugin with a bug: reads pixels it never declared."""
+
+    name = "undeclared-reader"
+
+    def handle(self, result: FrameResult) -> None:
+        pass
+
+    def open(self, pixels: PixelPlan) -> None:
+        pixels.bgr(self)
+
+
+def test_a_sink_reading_undeclared_pixels_fails_at_start_up(sample_video: Path, tmp_path: Path) -> None:
+    settings = file_to_jsonl(sample_video, tmp_path / "e.jsonl")
+    with pytest.raises(PixelPlanError, match=r"undeclared-reader reads bgr pixels.*pixel_needs"):
+        build_pipeline(settings, extra_sinks=[UndeclaredReader()])
 
 
 def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Path, tmp_path: Path) -> None:
@@ -150,8 +172,7 @@ def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Pat
         events = tmp_path / f"needs-{needs}.jsonl"
         settings = file_to_jsonl(sample_video, events)
         probe = PictureProbe(needs)
-        pipeline = Pipeline(settings, extra_sinks=[probe])
-        pipeline.open()
+        pipeline = build_pipeline(settings, extra_sinks=[probe])
         depths = [0]
 
         def record_depth(_: FrameResult, pipeline: Pipeline = pipeline, depths: list[int] = depths) -> None:
@@ -160,10 +181,9 @@ def test_frames_keep_their_pixels_only_while_a_sink_needs_them(sample_video: Pat
         assert pipeline.run(progress=record_depth).ok
         deepest[needs] = max(depths)
         if needs:
-            assert probe.shapes == [(360, 640, 3)] * frames and not probe.errors
+            assert probe.shapes == [(360, 640, 3)] * frames and not probe.released
         else:
-            assert not probe.shapes and len(probe.errors) == frames
-            assert "needs_pictures" in probe.errors[0]
+            assert not probe.shapes and probe.released == frames
         boxes[needs] = [[face["box"] for face in record["faces"]] for record in read_records(events, "frame")]
     assert len(boxes[False]) == frames and boxes[False] == boxes[True]
     # (the queue also carries the odd status change, hence the small margin)
@@ -214,7 +234,7 @@ def test_labels_carry_the_track_number() -> None:
         boxes,
         np.array([0.93, 0.61], np.float32),
         np.zeros((2, 6, 2), np.float32),
-        {"track_id": np.array(["20261125T125859Z-352b-3", None], dtype=object)},
+        track_ids=("20261125T125859Z-352b-3", None),
     )
     assert _label_text(detections, 0) == "#3 face 0.93"
     assert _label_text(detections, 1) == "face 0.61"  # not confirmed yet: no number

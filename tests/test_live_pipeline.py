@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from live_run import LiveRun, live_settings, wait_until
 from rtsp_server import RtspServer
 
-from streamproc.capture.base import SourceState
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.frames import Detections
-from streamproc.inference.blazeface import BlazeFaceDetector, Letterbox
+from streamproc.frames import Detections, SourceState
+from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.inference.detector import Detector, ModelInput
+from streamproc.pictures import Picture
 
 
 def test_two_streams_and_a_file_in_one_process(
@@ -48,12 +48,20 @@ def test_two_streams_and_a_file_in_one_process(
     assert report.ok
 
 
-class SlowDetector(BlazeFaceDetector):
-    """BlazeFace that takes an extra 100 ms per frame: 10 fps against a 25 fps camera."""
+class SlowDetector:
+    """A detector (the protocol, not a subclass) that takes an extra 100 ms per frame: 10 fps
+    against a 25 fps camera."""
 
-    def detect_tensor(self, tensor: np.ndarray, box: Letterbox) -> Detections:
+    def __init__(self, inner: Detector) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def prepare(self, picture: Picture) -> ModelInput:
+        return self.inner.prepare(picture)
+
+    def detect(self, model_input: ModelInput) -> Detections:
         time.sleep(0.1)
-        return super().detect_tensor(tensor, box)
+        return self.inner.detect(model_input)
 
 
 def test_slow_consumer_drops_oldest_and_keeps_latency_low(
@@ -62,8 +70,8 @@ def test_slow_consumer_drops_oldest_and_keeps_latency_low(
     rtsp_server.publish("cam", sample_video)
     capacity = 4
     settings = live_settings(rtsp_server.url("cam"), s0={"buffer_size": capacity})
-    run = LiveRun(settings, SlowDetector("short"))
-    buffer = run.pipeline._scheduler.buffers[0]
+    run = LiveRun(settings, SlowDetector(BlazeFaceDetector("short")))
+    buffer = run.pipeline.buffer("s0")
     assert buffer.policy is BufferPolicy.DROP_OLDEST
     high_water = 0
     watching = threading.Event()

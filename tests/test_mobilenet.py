@@ -154,7 +154,7 @@ def test_tflite_only_run_never_imports_tensorflow(sample_video: Path, tmp_path: 
     script = f"""
 import sys
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.pipeline import run_pipeline
+from streamproc.builder import run_pipeline
 settings = Settings(
     sources=[SourceSettings(url={str(sample_video)!r})],
     sinks=[JsonlSinkSettings(type="jsonl", path={str(tmp_path / "out.jsonl")!r})],

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import count_frames, read_records
 
+from streamproc.builder import build_pipeline
 from streamproc.capture.buffer import BufferPolicy
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
 from streamproc.errors import ConfigError
@@ -21,8 +22,7 @@ def _run(source: SourceSettings, events: Path, duration: float | None) -> tuple[
     settings = Settings(
         sources=[source], sinks=[JsonlSinkSettings(type="jsonl", path=events)], duration=duration
     )
-    pipeline = Pipeline(settings)
-    pipeline.open()
+    pipeline = build_pipeline(settings)
     started = time.monotonic()
     report = pipeline.run()
     assert report.ok, report.problems()
@@ -36,7 +36,7 @@ def test_realtime_loop_delivers_at_the_file_rate_with_rising_timestamps(
     source = SourceSettings(url=str(sample_video), realtime=True, loop=True)
     pipeline, seconds = _run(source, events, duration=5.0)  # the sample lasts 4 s: one replay
 
-    assert pipeline._scheduler.buffers[0].policy is BufferPolicy.DROP_OLDEST
+    assert pipeline.buffer(pipeline.streams[0].source_id).policy is BufferPolicy.DROP_OLDEST
     records = read_records(events)
     frames = [record["frame"] for record in records]
     assert frames == list(range(len(frames))), "no frame dropped at 25 fps"
@@ -59,4 +59,4 @@ def test_loop_without_realtime_runs_flat_out_until_the_duration(sample_video: Pa
 def test_realtime_and_loop_are_for_files_only(tmp_path: Path) -> None:
     settings = Settings(sources=[SourceSettings(url="rtsp://127.0.0.1:1/cam", realtime=True)])
     with pytest.raises(ConfigError, match="video files"):
-        Pipeline(settings).open()
+        build_pipeline(settings)

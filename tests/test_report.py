@@ -75,16 +75,14 @@ def enter_exit(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleTyp
     """A real run on the enter/exit sample: face A at 0.5-2.5 s, face B at 1.5-3.5 s, each once."""
     folder = tmp_path_factory.mktemp("report")
     video = sample_maker.make_sample(folder / "ee.mp4", scenario="enter_exit")
+    from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-    from streamproc.pipeline import Pipeline
 
     events = folder / "ee.jsonl"
     settings = Settings(
         sources=[SourceSettings(url=str(video))], sinks=[JsonlSinkSettings(type="jsonl", path=events)]
     )
-    pipeline = Pipeline(settings)
-    pipeline.open()
-    assert pipeline.run().ok
+    assert build_pipeline(settings).run().ok
     return video, events
 
 
@@ -112,7 +110,7 @@ def test_report_from_frame_records_has_a_row_per_face_a_plot_and_thumbnails(
         thumb = decode_data_uri(uri)
         assert max(thumb.shape[:2]) <= 128
         rgb = cv2.cvtColor(thumb, cv2.COLOR_BGR2RGB)
-        assert len(detector.detect(rgb)) == 1, "a thumbnail shows the track's face"
+        assert len(detector.detect_image(rgb)) == 1, "a thumbnail shows the track's face"
 
     assert len(page.svgs) == 1
     svg = ET.fromstring(page.svgs[0])
@@ -121,6 +119,29 @@ def test_report_from_frame_records_has_a_row_per_face_a_plot_and_thumbnails(
     faces = next(p for p in svg.iter(f"{SVG}polygon") if p.get("class") == "faces")
     frames = len(read_records(events))  # frame records; event lines are not steps
     assert len(faces.get("points", "").split()) == 2 * frames + 2  # a step per frame
+
+
+def test_report_tracks_untracked_results_with_the_live_tracker(
+    enter_exit: tuple[Path, Path], tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """Results written without tracking (no events, no track ids) still give one row per face."""
+    _video, events = enter_exit
+    untracked = tmp_path / "untracked.jsonl"
+    frames = read_records(events, "frame")
+    for record in frames:
+        for face in record["faces"]:
+            face.pop("track_id", None)
+    untracked.write_text("".join(json.dumps(record) + "\n" for record in frames))
+    output = tmp_path / "report.html"
+    result = run_cli("report", untracked, "-o", output)
+    assert result.returncode == 0, result.stderr
+    page = Page(output.read_text())
+    assert "chained across frames" in output.read_text()
+    assert len(page.rows) == 2, "each face enters and leaves once: two tracks"
+    starts = [float(row[2].split()[0]) for row in page.rows]
+    ends = [float(row[3]) for row in page.rows]
+    assert 0.4 <= starts[0] <= 1.1 and 2.0 <= ends[0] <= 2.6  # face A
+    assert 1.4 <= starts[1] <= 2.1 and 3.0 <= ends[1] <= 3.6  # face B
 
 
 def test_report_uses_track_events_with_snapshots_and_classes(

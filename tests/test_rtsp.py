@@ -13,10 +13,10 @@ import pytest
 from live_run import LIVE, LiveRun, assert_no_thread_leak, live_settings, wait_until
 from rtsp_server import RtspServer
 
-from streamproc.capture.base import SourceState
 from streamproc.config import Settings
-from streamproc.frames import AvPicture
+from streamproc.frames import SourceState
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.pictures import AvPicture
 
 FPS = 25  # the sample's frame rate
 BACKOFF_BOUND = LIVE["reconnect"]["max"] * (1 + LIVE["reconnect"]["jitter"])  # longest single wait
@@ -28,9 +28,7 @@ def file_boxes(video: Path, detector: BlazeFaceDetector) -> list[np.ndarray]:
     boxes = []
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
-            box = detector.letterbox(frame.width, frame.height)
-            scaled = AvPicture(frame).rgb(box.scaled_width, box.scaled_height)
-            boxes.append(detector.detect_scaled(scaled, box).boxes)
+            boxes.append(detector.detect(detector.prepare(AvPicture(frame))).boxes)
     return boxes
 
 

@@ -19,9 +19,10 @@ import pytest
 from conftest import REPO, CliRunner, read_records
 from media_gen import constant_rate, damage, variable_rate, write_video
 
+from streamproc.builder import build_pipeline
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pipeline import Pipeline, RunReport
+from streamproc.pipeline import RunReport
 from streamproc.sinks.timestamps import Timeline
 
 
@@ -30,9 +31,7 @@ def _run(video: Path, out: Path, blazeface: BlazeFaceDetector, video_out: bool =
     if video_out:
         sinks.append(VideoSinkSettings(type="video", path=out / "a.mp4"))
     settings = Settings(sources=[SourceSettings(url=str(video))], sinks=sinks, progress=False)
-    pipeline = Pipeline(settings, detector=blazeface)
-    pipeline.open()
-    return pipeline.run()
+    return build_pipeline(settings, detector=blazeface).run()
 
 
 def _times(path: Path) -> list[float]:

@@ -19,10 +19,10 @@ from conftest import REPO, count_frames
 from http_helpers import get, serve, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, Settings, SourceSettings
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult
-from streamproc.pipeline import Pipeline
 from streamproc.server import StatusServer
 from streamproc.sinks.base import Sink
 from streamproc.sinks.live import LiveViewSink
@@ -177,7 +177,7 @@ def test_busy_port_is_a_one_line_error(sample_video: Path) -> None:
         )
         live = LiveViewSink()
         with pytest.raises(OutputError, match=rf"cannot listen on 127\.0\.0\.1:{port}.*http\.port"):
-            StatusServer(settings.http, Pipeline(settings, extra_sinks=[live]), live)
+            StatusServer(settings.http, build_pipeline(settings, extra_sinks=[live]), live)
 
 
 def test_cli_http_switch_serves_while_running(long_video: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from streamproc.config import TrackingSettings
 from streamproc.frames import Detections
-from streamproc.tracking import Moment, Tracker, box_iou, inside_fraction
+from streamproc.geometry import box_iou, inside_fraction
+from streamproc.tracking import Moment, Tracker
 
 WIDTH, HEIGHT = 640, 360
 

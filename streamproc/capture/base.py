@@ -6,31 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 
 from streamproc.capture.buffer import FrameBuffer
-from streamproc.frames import Frame, StreamInfo
+from streamproc.frames import Frame, SourceState, StatusEvent, StreamInfo
 
 log = logging.getLogger(__name__)
-
-
-class SourceState(StrEnum):
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"  # ended normally: end of file or asked to stop
-    FAILED = "failed"  # ended with an error
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    """A source changed state."""
-
-    source_id: str
-    state: SourceState
-    message: str
-    wall_time: float
 
 
 StatusListener = Callable[[StatusEvent], None]

@@ -8,7 +8,8 @@ import weakref
 from collections import deque
 from enum import StrEnum
 
-from streamproc.frames import ArrayPicture, Frame, ReleasedPicture
+from streamproc.frames import Frame
+from streamproc.pictures import ArrayPicture, ReleasedPicture
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,3 @@ class FrameScheduler:
                     return None
                 if not self.condition.wait(timeout):
                     return None
-
-    def close_all(self) -> None:
-        for buffer in self.buffers:
-            buffer.close()

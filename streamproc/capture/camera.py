@@ -15,7 +15,8 @@ from streamproc.capture.base import StatusListener
 from streamproc.capture.live import Capture, LiveSource, LiveSourceError
 from streamproc.config import CameraSettings, LiveSettings
 from streamproc.errors import InputError
-from streamproc.frames import ArrayPicture, StreamInfo
+from streamproc.frames import StreamInfo
+from streamproc.pictures import ArrayPicture
 
 DEFAULT_FPS = 30.0  # what we assume when the driver does not say
 

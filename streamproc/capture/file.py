@@ -23,7 +23,8 @@ from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.inputs import STDIN, Damage, check_input
 from streamproc.errors import InputError
-from streamproc.frames import ArrayPicture, AvPicture, Frame, Picture, StreamInfo, reformat
+from streamproc.frames import Frame, StreamInfo
+from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ import av
 
 from streamproc.capture.live import Capture, LiveSource, LiveSourceError
 from streamproc.errors import InputError
-from streamproc.frames import AvPicture, StreamInfo
+from streamproc.frames import StreamInfo
+from streamproc.pictures import AvPicture
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streamproc.errors import ModelError
 from streamproc.frames import Detections
+from streamproc.inference.detector import ModelInput, check_input, detect_image
 from streamproc.inference.models import BLAZEFACE_FILES, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
+from streamproc.pictures import Picture
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class BlazeFaceDetector:
         if not 0.0 < min_score < 1.0:
             raise ValueError(f"min_score must be between 0 and 1, got {min_score}")
         self.variant = variant
+        self.name = f"blazeface-{variant}"
         self.min_score = float(min_score)
         self.nms_iou = float(nms_iou)
         options = ANCHOR_OPTIONS[variant]
@@ -182,6 +184,7 @@ class BlazeFaceDetector:
         self._decode_scale, self._decode_offset = _decode_tables(self.anchors, self.input_size)
         self._buffer = np.empty((1, self.input_size, self.input_size, 3), np.float32)
         self._buffer_box: tuple[int, int, int, int] | None = None
+        self._letterbox = functools.lru_cache(maxsize=64)(self.letterbox)  # by size: cameras may change
         log.debug("BlazeFace %s: %s, %d anchors", variant, path, len(self.anchors))
 
     def _check_model(self, path: Path) -> None:
@@ -253,19 +256,21 @@ class BlazeFaceDetector:
         outputs = self.model.invoke(tensor)
         return self._decode(outputs[self._regressors_at][0], outputs[self._scores_at][0, :, 0], box)
 
-    def detect(self, rgb: np.ndarray) -> Detections:
-        """Detect faces in an RGB uint8 picture of any size."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
-        height, width = rgb.shape[:2]
-        box = self.letterbox(width, height)
-        if (box.scaled_width, box.scaled_height) == (width, height):
-            scaled = rgb
-        else:
-            shrinking = box.scaled_width < width
-            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            scaled = cv2.resize(rgb, (box.scaled_width, box.scaled_height), interpolation=interpolation)
-        return self.detect_scaled(np.ascontiguousarray(scaled), box)
+    def prepare(self, picture: Picture) -> ModelInput:
+        """The model input for a picture: thread-safe, so capture threads can make it."""
+        box = self._letterbox(picture.width, picture.height)
+        tensor = self.input_tensor(picture.rgb(box.scaled_width, box.scaled_height), box)
+        tensor.flags.writeable = False
+        return ModelInput(self.name, tensor, picture.width, picture.height)
+
+    def detect(self, model_input: ModelInput) -> Detections:
+        """Faces in the picture a model input was prepared from, in its pixels."""
+        check_input(self, model_input)
+        return self.detect_tensor(model_input.tensor, self._letterbox(model_input.width, model_input.height))
+
+    def detect_image(self, rgb: np.ndarray) -> Detections:
+        """Detect faces in an RGB uint8 picture of any size (the same path as video frames)."""
+        return detect_image(self, rgb)
 
     def _decode(self, regressors: np.ndarray, raw_scores: np.ndarray, box: Letterbox) -> Detections:
         # Clipping to +-100 cannot change which raw scores pass a threshold inside (0, 1).

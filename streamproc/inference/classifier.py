@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 
 from streamproc.config import ClassifierSettings
 from streamproc.errors import ConfigError, ModelError
+from streamproc.frames import Classification, Label
+from streamproc.imaging import resize_to
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import Model, load_model
 
@@ -20,40 +19,6 @@ log = logging.getLogger(__name__)
 
 # What a path-given model must declare itself; manifest models declare it in the manifest.
 _PATH_ONLY_FIELDS = ("preprocessing", "mean", "std", "output", "labels", "label_offset")
-
-
-@dataclass(frozen=True)
-class Label:
-    index: int
-    label: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "score": round(self.score, 4)}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Top-k labels of one picture, best first; ``frame`` is the frame index it was computed on."""
-
-    model: str
-    labels: tuple[Label, ...]
-    frame: int | None = None
-
-    @property
-    def top(self) -> Label:
-        return self.labels[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "frame": self.frame, "top_k": [label.to_dict() for label in self.labels]}
-
-
-def resize_area(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with area interpolation when shrinking (no aliasing), bilinear when enlarging."""
-    if rgb.shape[1] == width and rgb.shape[0] == height:
-        return rgb
-    shrinking = rgb.shape[1] > width or rgb.shape[0] > height
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 class Classifier:
@@ -144,7 +109,7 @@ class Classifier:
     def _tensor(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
-        pixels = resize_area(rgb, self.input_width, self.input_height)
+        pixels = resize_to(rgb, self.input_width, self.input_height)
         dtype = self.model.input_dtype
         if self._preprocessing == "raw" and (dtype == np.uint8 or not self._integer_input):
             return pixels.astype(dtype, copy=False)

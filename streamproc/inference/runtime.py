@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from streamproc.errors import ModelError
+from streamproc.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ def load_model(path: Path, num_threads: int = 1) -> Model:
         f"{path} is not a model streamproc can run: use a .tflite file, a .keras/.h5 file or a "
         "SavedModel folder (with saved_model.pb)"
     )
-
-
-def first_line(exc: BaseException) -> str:
-    """Runtimes' messages span lines; keep the first so user-facing errors stay one line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class TfliteModel:

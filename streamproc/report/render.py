@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from html import escape
 
 from streamproc import __version__
@@ -127,7 +128,24 @@ def timeline_svg(source: SourceTracks) -> str:
     for value in sorted({0, peak}):
         parts.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value}</text>')
     parts.append('<text x="4" y="14">faces</text>')
-    for index, track in enumerate(source.tracks):
+    parts += _track_bars(source.tracks, lanes, x)
+    if lane_count:
+        parts.append(f'<text x="4" y="{COUNT_HEIGHT + 12}">tracks</text>')
+    axis_y = height - AXIS_HEIGHT
+    parts.append(f'<line x1="{LEFT}" y1="{axis_y}" x2="{LEFT + width}" y2="{axis_y}" stroke="#888"/>')
+    for tick in _ticks(span):
+        parts.append(
+            f'<line x1="{x(tick):.1f}" y1="{axis_y}" x2="{x(tick):.1f}" y2="{axis_y + 4}" stroke="#888"/>'
+            f'<text x="{x(tick):.1f}" y="{axis_y + 16}" text-anchor="middle">{tick:g}</text>'
+        )
+    parts.append(f'<text x="{LEFT + width}" y="{height - 2}" text-anchor="end">seconds</text></svg>')
+    return "\n".join(parts)
+
+
+def _track_bars(tracks: list[Track], lanes: dict[str, int], x: Callable[[float], float]) -> list[str]:
+    """One bar per track in its lane, labelled when there is room."""
+    parts = []
+    for index, track in enumerate(tracks):
         if track.start is None:
             continue
         end = track.end if track.end is not None else track.start
@@ -143,17 +161,7 @@ def timeline_svg(source: SourceTracks) -> str:
             parts.append(
                 f'<text x="{left + 3:.1f}" y="{baseline}" class="label">{escape(track.track_id)}</text>'
             )
-    if lane_count:
-        parts.append(f'<text x="4" y="{COUNT_HEIGHT + 12}">tracks</text>')
-    axis_y = height - AXIS_HEIGHT
-    parts.append(f'<line x1="{LEFT}" y1="{axis_y}" x2="{LEFT + width}" y2="{axis_y}" stroke="#888"/>')
-    for tick in _ticks(span):
-        parts.append(
-            f'<line x1="{x(tick):.1f}" y1="{axis_y}" x2="{x(tick):.1f}" y2="{axis_y + 4}" stroke="#888"/>'
-            f'<text x="{x(tick):.1f}" y="{axis_y + 16}" text-anchor="middle">{tick:g}</text>'
-        )
-    parts.append(f'<text x="{LEFT + width}" y="{height - 2}" text-anchor="end">seconds</text></svg>')
-    return "\n".join(parts)
+    return parts
 
 
 def _lanes(tracks: list[Track]) -> dict[str, int]:

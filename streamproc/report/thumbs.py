@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from streamproc.errors import InputError
+from streamproc.imaging import context_crop, encode_jpeg
 from streamproc.report.tracks import SourceTracks, Track
 
 log = logging.getLogger(__name__)
@@ -57,19 +58,13 @@ def attach_thumbnails(sources: list[SourceTracks], base_dirs: list[Path], videos
 def thumbnail_uri(image: np.ndarray, box: list[float] | None = None) -> str:
     """A small JPEG data: URI of ``image`` (BGR), cropped to ``box`` plus a margin when given."""
     if box is not None:
-        x1, y1, x2, y2 = box
-        mx, my = (x2 - x1) * MARGIN, (y2 - y1) * MARGIN
-        height, width = image.shape[:2]
-        left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
-        right, bottom = min(width, int(x2 + mx) + 1), min(height, int(y2 + my) + 1)
-        image = image[top:bottom, left:right]
+        image = context_crop(image, box, MARGIN)
+        if image is None:
+            raise ValueError(f"the box {box} lies outside the picture")
     scale = THUMB_SIZE / max(image.shape[:2])
     if scale < 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise ValueError("cannot encode thumbnail")
-    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, 85)).decode("ascii")
 
 
 def _from_file(name: str, base_dirs: list[Path]) -> str | None:

@@ -2,8 +2,8 @@
 
 1. track events (``new``/``update``/``end``) when tracking ran;
 2. else ``track_id`` on the faces of per-frame records;
-3. else (the documented fallback for results written without tracking) :func:`chain_faces`: faces in
-   consecutive frames whose boxes overlap (IoU) are chained into one track.
+3. else (the documented fallback for results written without tracking) :func:`chain_faces`: the
+   tracker of live runs (:mod:`streamproc.tracking`) chains faces across frames by box overlap.
 
 Times are seconds from the source's first frame: media time (pts) when the records have it, else
 wall-clock time.
@@ -17,7 +17,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from streamproc.config import TrackingSettings
+from streamproc.frames import Detections
 from streamproc.report.data import FrameRow, SourceRecords, is_number, number
+from streamproc.tracking import Moment, Tracker
 
 CHAIN_MIN_IOU = 0.3  # boxes of the same face in consecutive frames overlap well above this
 CHAIN_MAX_GAP_S = 0.5  # a face missed for longer than this starts a new track
@@ -98,53 +103,30 @@ def source_tracks(records: SourceRecords) -> SourceTracks:
     return SourceTracks(records.source_id, clock, timeline, interval, tracks, method)
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    """Intersection over union of two [x1, y1, x2, y2] boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def chain_faces(frames: list[tuple[FrameRow, float]]) -> list[list[str | None]]:
-    """Fallback tracker for results without tracking: a track id for every face of every frame.
-
-    Greedy: in each frame, the face/track pairs with the highest box IoU (at least CHAIN_MIN_IOU)
-    are matched first; a face left over starts a new track; a track unseen for CHAIN_MAX_GAP_S ends.
-    """
-    active: dict[str, tuple[list[float], float]] = {}  # track id -> (last box, last seen)
-    next_id = 1
+    """Fallback for results written without tracking: a track id for every face of every frame,
+    from the tracker live runs use, set so that every face starts a track at once (one sighting
+    confirms, any score may start one) and a face missed for CHAIN_MAX_GAP_S ends its track."""
+    settings = TrackingSettings(
+        min_hits=1,
+        max_missed=100_000,
+        max_missed_s=CHAIN_MAX_GAP_S,
+        iou_threshold=CHAIN_MIN_IOU,
+        high_score=0.0,
+    )
+    numbers = itertools.count(1)
+    tracker = Tracker(settings, lambda: str(next(numbers)))
     labels: list[list[str | None]] = []
-    for row, t in frames:
-        active = {tid: seen for tid, seen in active.items() if t - seen[1] <= CHAIN_MAX_GAP_S}
-        boxes = [face.get("box") if _is_box(face.get("box")) else None for face in row.faces]
-        pairs = sorted(
-            (
-                (iou(box, last), index, tid)
-                for index, box in enumerate(boxes)
-                if box is not None
-                for tid, (last, _) in active.items()
-            ),
-            reverse=True,
-        )
-        frame_labels: list[str | None] = [None] * len(boxes)
-        taken: set[str] = set()
-        for overlap, index, tid in pairs:
-            if overlap < CHAIN_MIN_IOU:
-                break
-            if frame_labels[index] is None and tid not in taken:
-                frame_labels[index] = tid
-                taken.add(tid)
-        for index, box in enumerate(boxes):
-            if box is None:
-                continue
-            if frame_labels[index] is None:
-                frame_labels[index] = str(next_id)
-                next_id += 1
-            active[frame_labels[index]] = (box, t)  # type: ignore[index]
+    for index, (row, t) in enumerate(frames):
+        usable = [i for i, face in enumerate(row.faces) if _is_box(face.get("box"))]
+        boxes = np.array([row.faces[i]["box"] for i in usable], np.float32).reshape(-1, 4)
+        scores = np.array([number(row.faces[i], "score") or 1.0 for i in usable], np.float32)
+        faces = Detections(boxes, scores, np.zeros((len(usable), 0, 2), np.float32))
+        # the picture's size is not in the records: an unbounded frame keeps every face whole
+        step = tracker.update(Moment(index, t, row.wall_time or t), faces, 1 << 30, 1 << 30)
+        frame_labels: list[str | None] = [None] * len(row.faces)
+        for position, track in zip(usable, step.assigned, strict=True):
+            frame_labels[position] = track.track_id if track is not None else None
         labels.append(frame_labels)
     return labels
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from streamproc.capture.base import SourceState
+from streamproc.frames import SourceState
 
 READY_STATES = (SourceState.STREAMING.value, SourceState.STOPPED.value)
 

@@ -20,7 +20,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from streamproc import __version__
-from streamproc.capture.base import SourceState
+from streamproc.frames import SourceState
 from streamproc.server.health import readiness
 from streamproc.sinks.live import LiveViewSink
 from streamproc.stats import Histogram

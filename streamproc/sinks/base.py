@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamproc.capture.base import StatusEvent
 from streamproc.errors import OutputError
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
+from streamproc.pixels import PixelFormat, PixelPlan
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
@@ -24,12 +24,21 @@ class Sink(ABC):
     the sink's own thread for every result, ``close`` once at the end to flush."""
 
     name: str = "sink"
-    # True for sinks that read pixels (draw, crop, encode); when no sink or stage does, frames
-    # drop their pixels as soon as the detector's input is made (see Frame.without_pixels).
-    needs_pictures: bool = False
 
-    def open(self) -> None:  # noqa: B027 - optional hook
-        """Check and create outputs; raise OutputError naming the problem."""
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        """The pixel formats ``handle`` reads (see :mod:`streamproc.pixels`); none by default, and
+        when no sink or stage reads any, frames drop their pixels once the detector's input is made."""
+        return frozenset()
+
+    @property
+    def backlog(self) -> int | None:
+        """Messages this sink holds of its own beyond its queue (e.g. unacknowledged MQTT publishes);
+        None for sinks that hold none."""
+        return None
+
+    def open(self, pixels: PixelPlan) -> None:  # noqa: B027 - optional hook
+        """Check and create outputs (raise OutputError naming the problem); take the pixel readers
+        this sink declared from ``pixels``."""
 
     @abstractmethod
     def handle(self, result: FrameResult) -> None: ...

@@ -18,6 +18,8 @@ from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult
 from streamproc.outputs import commit, partial_path
+from streamproc.pixels import PixelPlan
+from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.linefile import LineFile
 
@@ -26,25 +28,6 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 RETRY_FOR_S = 600.0  # live runs give up (the sink fails) after this long without a successful write
-
-
-def frame_record(result: FrameResult) -> dict[str, Any]:
-    """The per-frame record: where and when the frame was, and the faces in it (pixels)."""
-    frame = result.frame
-    record = {
-        "type": "frame",
-        "source": frame.source_id,
-        "frame": frame.index,
-        "pts": None if frame.pts is None else round(frame.pts, 6),
-        "wall_time": round(frame.wall_time, 6),
-        "width": frame.width,
-        "height": frame.height,
-        "faces": result.detections.to_records(),
-    }
-    for event in result.events:
-        if event.type == "scene":  # the frame was classified whole
-            record["scene"] = event.classification.to_dict()
-    return record
 
 
 class JsonlSink(Sink):
@@ -58,7 +41,7 @@ class JsonlSink(Sink):
         self._live = False
         self._failed = False
 
-    def open(self) -> None:
+    def open(self, pixels: PixelPlan) -> None:
         if "{source}" not in str(self.settings.path):
             ensure_writable_file(self._written_path(self.settings.path), "events file")
 

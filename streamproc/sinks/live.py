@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import cv2
-
 from streamproc.draw import draw_detections
 from streamproc.frames import FrameResult
+from streamproc.imaging import encode_jpeg
+from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink
 
 
@@ -33,7 +33,6 @@ class LiveViewSink(Sink):
     """The latest annotated frame per source, encoded on demand."""
 
     name = "live-view"
-    needs_pictures = True
 
     def __init__(self, jpeg_quality: int = 80) -> None:
         self.jpeg_quality = jpeg_quality
@@ -44,6 +43,13 @@ class LiveViewSink(Sink):
         self._lock = threading.Lock()  # guards the counters and the lock table
         self._source_locks: dict[str, threading.Lock] = {}
         self._viewers: dict[str, int] = {}
+        self._bgr: BgrReader | None = None
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.BGR})
+
+    def open(self, pixels: PixelPlan) -> None:
+        self._bgr = pixels.bgr(self)
 
     def handle(self, result: FrameResult) -> None:
         with self._changed:
@@ -70,11 +76,10 @@ class LiveViewSink(Sink):
             cached = self._encoded.get(source_id)
             if cached is not None and cached[0] is result:
                 return cached[1]
-            image = draw_detections(result.frame.bgr().copy(), result.detections)
-            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            if not ok:  # cv2 fails only on impossible images; keep the contract explicit
-                raise ValueError(f"cannot encode frame {result.frame.index} of {source_id} as JPEG")
-            frame = LiveFrame(source_id, result.frame.index, result.frame.pts, data.tobytes())
+            assert self._bgr is not None, "open() first"
+            image = draw_detections(self._bgr(result.frame).copy(), result.detections)
+            jpeg = encode_jpeg(image, self.jpeg_quality)
+            frame = LiveFrame(source_id, result.frame.index, result.frame.pts, jpeg)
             self._encoded[source_id] = (result, frame)
             with self._lock:
                 self.frames_encoded += 1

@@ -13,19 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 
-from streamproc.capture.base import StatusEvent
 from streamproc.config import MqttSettings, MqttSinkSettings
 from streamproc.errors import OutputError
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
+from streamproc.imaging import context_crop, encode_jpeg
 from streamproc.mqtt.discovery import discovery_configs
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.publisher import Publisher
 from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
+from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
+from streamproc.records import frame_record
 from streamproc.sinks.base import Sink
-from streamproc.sinks.jsonl import frame_record
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ class MqttSink(Sink):
         self.settings = settings
         self.broker = broker
         self.name = f"mqtt:{broker.host}:{broker.port}"
-        self.needs_pictures = settings.snapshot  # JPEG of the best face
         self.topics = Topics(broker.topic_prefix)
         self.publisher: Publisher | None = None
         self._stats = stats
@@ -70,8 +69,22 @@ class MqttSink(Sink):
         self._detections = Throttle(settings.detections_interval)
         self._stop_stats = threading.Event()
         self._stats_thread: threading.Thread | None = None
+        self._bgr: BgrReader | None = None
 
-    def open(self) -> None:
+    @property
+    def backlog(self) -> int | None:
+        """Messages waiting for the broker: queued in the outbox or sent and not yet acknowledged."""
+        if self.publisher is None:
+            return None
+        counters = self.publisher.counters()
+        return int(counters["queued"]) + int(counters["inflight"])
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.BGR}) if self.settings.snapshot else frozenset()  # best-face JPEG
+
+    def open(self, pixels: PixelPlan) -> None:
+        if self.settings.snapshot:
+            self._bgr = pixels.bgr(self)
         self.publisher = Publisher(self.broker, self.settings, self.topics)
         self.publisher.start()
         if self._stats is not None and self.settings.stats_interval > 0:
@@ -162,20 +175,10 @@ class MqttSink(Sink):
     def _best_face_jpeg(self, result: FrameResult) -> bytes | None:
         """The highest-scoring face with some margin, cut from the full-resolution frame (None when
         the box lies outside the picture)."""
-        image = result.frame.bgr()
-        x1, y1, x2, y2 = result.detections.boxes[int(np.argmax(result.detections.scores))]
-        mx, my = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
-        height, width = image.shape[:2]
-        left, top = max(int(x1 - mx), 0), max(int(y1 - my), 0)
-        right, bottom = min(int(x2 + mx) + 1, width), min(int(y2 + my) + 1, height)
-        if right <= left or bottom <= top:
-            return None
-        ok, jpeg = cv2.imencode(
-            ".jpg", image[top:bottom, left:right], [cv2.IMWRITE_JPEG_QUALITY, self.settings.snapshot_quality]
-        )
-        if not ok:
-            raise OutputError("could not encode a face snapshot as JPEG")
-        return jpeg.tobytes()
+        assert self._bgr is not None, "open() first"
+        box = result.detections.boxes[int(np.argmax(result.detections.scores))]
+        crop = context_crop(self._bgr(result.frame), box, SNAPSHOT_MARGIN)
+        return None if crop is None else encode_jpeg(crop, self.settings.snapshot_quality)
 
     def _stats_loop(self) -> None:
         while not self._stop_stats.wait(self.settings.stats_interval):

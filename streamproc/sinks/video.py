@@ -14,8 +14,10 @@ import numpy as np
 from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
-from streamproc.frames import AvPicture, FrameResult, Picture, StreamInfo, reformat
+from streamproc.frames import FrameResult, StreamInfo
 from streamproc.outputs import partial_path
+from streamproc.pictures import plane_array
+from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.mp4 import CrashSafeMp4
 from streamproc.sinks.timestamps import Timeline
@@ -36,12 +38,11 @@ class VideoSink(Sink):
     their timestamps, repaired only where they would not increase (counted in ``repairs``).
     """
 
-    needs_pictures = True
-
     def __init__(self, settings: VideoSinkSettings) -> None:
         self.settings = settings
         self.name = f"video:{settings.path}"
         self._writers: dict[str, _Writer] = {}
+        self._encoder_frame: EncoderFrameReader | None = None
         self._failed = False
 
     @property
@@ -49,7 +50,11 @@ class VideoSink(Sink):
         """Frames whose timestamp was missing, repeated, out of order or jumping."""
         return sum(writer.timeline.repairs for writer in self._writers.values())
 
-    def open(self) -> None:
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.YUV420P})
+
+    def open(self, pixels: PixelPlan) -> None:
+        self._encoder_frame = pixels.yuv420p(self)
         if "{source}" not in str(self.settings.path):
             ensure_writable_file(partial_path(self.settings.path), "output video")
 
@@ -63,9 +68,10 @@ class VideoSink(Sink):
     def _encode(self, result: FrameResult) -> None:
         frame = result.frame
         writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
-        stream = writer.file.stream
-        out = _encoder_frame(frame.picture, stream.width, stream.height)
-        planes = [_plane_array(plane) for plane in out.planes]
+        assert self._encoder_frame is not None, "open() first"
+        # at the picture's own size: an odd-sized one is padded below, never scaled
+        out = _padded(self._encoder_frame(frame, frame.width, frame.height), writer.file.stream)
+        planes = [plane_array(plane) for plane in out.planes]
         draw_detections_yuv420(
             planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
         )
@@ -128,26 +134,14 @@ def encoder_options(settings: VideoSinkSettings, pixels: int = 0) -> dict[str, s
     return {"crf": str(settings.crf), "preset": settings.preset, "threads": threads}
 
 
-def _encoder_frame(picture: Picture, width: int, height: int) -> av.VideoFrame:
-    """A yuv420p frame of the encoder's size that this sink may draw on.
-
-    A decoded picture goes straight to yuv420p (usually no conversion at all, then one copy of the
-    planes); only pictures that exist as BGR arrays (OpenCV cameras, rotated files) are converted
-    from BGR. An odd-sized picture is copied into the (one larger) even frame, its last row and
-    column repeated: never scaled.
-    """
-    source = (
-        picture.av_frame
-        if isinstance(picture, AvPicture)
-        else av.VideoFrame.from_ndarray(picture.bgr(), format="bgr24")
-    )
-    # with the thread's reused swscale context; the original stays untouched for other sinks
-    converted = reformat(source, format="yuv420p")
-    if converted is not source and (converted.width, converted.height) == (width, height):
-        return converted
-    copy = av.VideoFrame(width, height, "yuv420p")
-    for target, plane in zip(copy.planes, converted.planes, strict=True):
-        _copy_padded(_plane_array(target), _plane_array(plane))
+def _padded(picture: av.VideoFrame, stream: Any) -> av.VideoFrame:
+    """``picture`` (ours to draw on) at the encoder's size: an odd-sized one is copied into the one
+    pixel larger even frame, its last row and column repeated; an even-sized one is returned as is."""
+    if (picture.width, picture.height) == (stream.width, stream.height):
+        return picture
+    copy = av.VideoFrame(stream.width, stream.height, "yuv420p")
+    for target, plane in zip(copy.planes, picture.planes, strict=True):
+        _copy_padded(plane_array(target), plane_array(plane))
     return copy
 
 
@@ -157,12 +151,6 @@ def _copy_padded(target: np.ndarray, plane: np.ndarray) -> None:
     target[:rows, :columns] = plane
     target[rows:, :columns] = plane[-1:, :]
     target[:, columns:] = target[:, columns - 1 : columns]
-
-
-def _plane_array(plane: Any) -> np.ndarray:
-    """A writable (height, width) view of one plane of a VideoFrame, without its row padding."""
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, : plane.width]
 
 
 def _even(value: int) -> int:

@@ -1,0 +1,27 @@
+"""JSON records of results, shared by the sinks that write them (JSON Lines, MQTT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamproc import rounding
+from streamproc.frames import FrameResult
+
+
+def frame_record(result: FrameResult) -> dict[str, Any]:
+    """The per-frame record: where and when the frame was, and the faces in it (pixels)."""
+    frame = result.frame
+    record = {
+        "type": "frame",
+        "source": frame.source_id,
+        "frame": frame.index,
+        "pts": rounding.seconds(frame.pts),
+        "wall_time": rounding.seconds(frame.wall_time),
+        "width": frame.width,
+        "height": frame.height,
+        "faces": result.detections.to_records(),
+    }
+    for event in result.events:
+        if event.type == "scene":  # the frame was classified whole
+            record["scene"] = event.classification.to_dict()
+    return record

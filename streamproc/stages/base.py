@@ -1,0 +1,33 @@
+"""The stage interface: what runs after detection, on the inference thread, frame by frame."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from streamproc.events import EndReason, Event
+from streamproc.frames import Detections, Frame
+from streamproc.pixels import PixelFormat, PixelPlan
+
+StageOutput = tuple[Detections, tuple[Event, ...]]
+
+
+class Stage(ABC):
+    """One step of analysis. ``process`` gets each frame's detections (as earlier stages left them)
+    and returns them, maybe with more columns, plus the events the frame raised; ``finish`` ends
+    whatever a source left open when it stops."""
+
+    name: str = "stage"
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        """The pixel formats this stage reads (see :mod:`streamproc.pixels`)."""
+        return frozenset()
+
+    def open(self, pixels: PixelPlan) -> None:  # noqa: B027 - optional hook
+        """Take the pixel readers this stage declared."""
+
+    @abstractmethod
+    def process(self, frame: Frame, detections: Detections) -> StageOutput: ...
+
+    def finish(self, source_id: str, reason: EndReason) -> list[Event]:
+        """The source is over: events that close what it left open (none by default)."""
+        return []
