@@ -58,16 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="video file, rtsp:// url, /dev/videoN or camera:N; replaces the config's sources",
     )
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
-    run.add_argument(
-        "--events", type=Path, metavar="PATH", help="append per-frame detections and events as JSON Lines"
-    )
-    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
-    run.add_argument(
-        "--overwrite",
-        choices=["append", "replace", "refuse"],
-        help="an existing --events/--out-video file: append (events; the default), replace it when the"
-        " run succeeds (videos always are), or refuse to start",
-    )
+    _add_outputs(run)
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
     run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
     run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
@@ -96,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(commands)
     add_events_command(commands, _add_common)
     return parser
+
+
+def _add_outputs(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--events", type=Path, metavar="PATH", help="append per-frame detections and events as JSON Lines"
+    )
+    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument(
+        "--overwrite",
+        choices=["append", "replace", "refuse"],
+        help="an existing --events/--out-video file: append (events; the default), replace it when the"
+        " run succeeds (videos always are), or refuse to start",
+    )
 
 
 def _add_models(commands: Any) -> None:

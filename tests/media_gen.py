@@ -7,6 +7,7 @@ square over a grey ramp, so that any frame can be told from its neighbours by ey
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -90,3 +91,10 @@ def damage(source: Path, target: Path, at: float, length: int, flip: bool = Fals
     data[start : start + length] = bytes(255 - byte for byte in chunk) if flip else bytes(len(chunk))
     target.write_bytes(bytes(data))
     return target
+
+
+def ffprobe_frames(path: Path) -> int:
+    """How many frames FFmpeg's own tool decodes from ``path`` (it skips what it cannot decode)."""
+    command = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0"]
+    command += ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)]
+    return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 from conftest import REPO, CliRunner, read_records
-from media_gen import constant_rate, damage, variable_rate, write_video
+from media_gen import constant_rate, damage, ffprobe_frames, variable_rate, write_video
 
 from streamproc.builder import build_pipeline
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
@@ -38,13 +38,6 @@ def _times(path: Path) -> list[float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return [float(frame.pts * stream.time_base) for frame in container.decode(stream)]
-
-
-def _ffprobe_frames(path: Path) -> int:
-    """How many frames FFmpeg's own tool decodes from ``path``."""
-    command = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0"]
-    command += ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)]
-    return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
 
 
 def test_variable_frame_rate_stays_variable(tmp_path: Path, blazeface: BlazeFaceDetector) -> None:
@@ -80,7 +73,7 @@ def test_decoding_goes_on_past_damage(
         with caplog.at_level(logging.WARNING, logger="streamproc"):
             report = _run(video, out, blazeface, video_out=False)
         (source,) = report.sources
-        reference = _ffprobe_frames(video)
+        reference = ffprobe_frames(video)
         print(f"{video.name}: decoded {source.frames_decoded} of 1000, ffprobe {reference}")
         assert report.ok, report.problems()
         assert source.frames_decoded >= reference - 2, "as much as FFmpeg itself decodes"
