@@ -34,16 +34,20 @@ ENV_NESTED_DELIMITER = "__"
 PICTURE_QUEUE_LIMIT = 16
 
 
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, and so are infinities and booleans
-    given for numbers."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class NumbersAreNumbers(BaseModel):
+    """YAML's true/false given for a number setting are errors (pydantic would take them as 1/0)."""
 
     @model_validator(mode="before")
     @classmethod
     def _no_bool_numbers(cls, data: Any) -> Any:
         return refuse_bool_for_number(data, cls.model_fields)
+
+
+class StrictModel(NumbersAreNumbers):
+    """Base for every config section: unknown keys are errors, and so are infinities and booleans
+    given for numbers."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DetectorSettings(StrictModel):
@@ -369,7 +373,7 @@ class ClassifierSettings(StrictModel):
     keyframes: KeyframeSettings = Field(default_factory=KeyframeSettings)
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, NumbersAreNumbers):
     """Everything a run needs. See config/example.yaml for a documented example."""
 
     model_config = SettingsConfigDict(
@@ -379,8 +383,6 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         nested_model_default_partial_update=True,
     )
-
-    _no_bool_numbers = StrictModel._no_bool_numbers
 
     live: LiveSettings = Field(default_factory=LiveSettings, description="defaults for every live source")
     sources: list[SourceSettings] = Field(default_factory=list, description="inputs to process")
