@@ -110,3 +110,9 @@ def commit(partial: Path, path: Path) -> None:
     with open(partial, "rb") as stream:
         os.fsync(stream.fileno())
     os.replace(partial, path)
+
+
+def discard_if_empty(path: Path) -> None:
+    """Remove a file that start-up checks created and nothing was written to."""
+    if path.exists() and not path.stat().st_size:
+        path.unlink()

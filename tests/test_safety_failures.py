@@ -114,6 +114,17 @@ def test_full_disk_on_a_live_run_is_reported_retried_and_resumed(
         assert len(set(frames)) == len(frames) and frames == sorted(frames), "no duplicate, in order"
 
 
+def test_snapshots_on_a_full_disk_fail_the_run(
+    tmp_path: Path, sample_video: Path, run_cli: CliRunner
+) -> None:
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        (disk / "snaps").mkdir()
+        fill(disk)
+        result = run_cli("run", sample_video, "--snapshots", disk / "snaps", "--no-progress")
+    assert result.returncode == 1, result.stderr
+    assert "cannot write snapshot" in result.stderr and "No space left" in result.stderr
+
+
 def _acl_broker(broker_factory: BrokerFactory, denied: str) -> Broker:
     """Mosquitto whose ACL lets anonymous clients publish everything but the events topic."""
     broker = broker_factory()

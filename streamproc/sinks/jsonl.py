@@ -17,7 +17,7 @@ from typing import Any
 from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult
-from streamproc.outputs import commit, partial_path
+from streamproc.outputs import commit, discard_if_empty, partial_path
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
@@ -107,4 +107,6 @@ class JsonlSink(Sink):
             stream.close()
             if self.settings.existing == "replace" and not self._failed:
                 commit(stream.path, path)
+        if not self._files and "{source}" not in str(self.settings.path):
+            discard_if_empty(self._written_path(self.settings.path))  # made by open(); nothing came
         self._files.clear()

@@ -15,7 +15,7 @@ from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult, StreamInfo
-from streamproc.outputs import partial_path
+from streamproc.outputs import discard_if_empty, partial_path
 from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
@@ -112,6 +112,8 @@ class VideoSink(Sink):
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
                 writer.file.abandon()
+        if not self._writers and "{source}" not in str(self.settings.path):
+            discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
         if errors:
             raise OutputError("could not finish output video " + "; ".join(errors))
