@@ -43,7 +43,7 @@ class CrashSafeMp4:
     ) -> None:
         self.path = path
         self.partial = partial_path(path)
-        self.container: Any = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
+        self.container: Any | None = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
         stream = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -76,7 +76,8 @@ class CrashSafeMp4:
     def abandon(self) -> None:
         """Close without finishing: the partial file keeps what was written, the target is untouched."""
         try:
-            self.container.close()
+            if self.container is not None:  # None: closed by finish(), which failed afterwards
+                self.container.close()
         except (av.error.FFmpegError, OSError) as exc:
             log.debug("closing %s after a failure: %s", self.partial, exc)
         log.warning(
