@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,14 +160,15 @@ def test_events_refused_by_the_broker(
 def test_stop_reason_names_the_signal_or_duration(
     tmp_path: Path, long_video: Path, run_cli: CliRunner
 ) -> None:
-    result = run_cli("run", long_video, "--duration", "1", "--no-progress")
+    config = tmp_path / "paced.yaml"  # 40 s at its own pace: it never ends before the stop
+    config.write_text(f"sources:\n  - url: {long_video}\n    realtime: true\n")
+    result = run_cli("run", "-c", config, "--duration", "1", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "--duration reached" in result.stderr and "by SIG" not in result.stderr
     assert "end of file" not in result.stderr, "the file did not end"
-    command = [sys.executable, "-m", "streamproc", "run", long_video, "--events", tmp_path / "e.jsonl"]
+    command = [sys.executable, "-m", "streamproc", "run", "-c", config, "--events", tmp_path / "e.jsonl"]
     process = subprocess.Popen([*command, "--no-progress"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (tmp_path / "e.jsonl").exists() and (tmp_path / "e.jsonl").stat().st_size > 0, 30)
-    time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
