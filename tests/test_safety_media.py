@@ -18,7 +18,9 @@ import av
 import numpy as np
 import pytest
 from conftest import REPO, CliRunner, read_records
+from live_run import LiveRun, live_settings, wait_until
 from media_gen import constant_rate, damage, ffprobe_frames, variable_rate, write_video
+from rtsp_server import RtspServer
 
 from streamproc.builder import build_pipeline
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
@@ -173,3 +175,25 @@ def test_unknown_url_schemes_are_named(url: str, run_cli: CliRunner) -> None:
     assert f"url scheme '{scheme}://' is not supported" in result.stderr
     assert "rtsp://" in result.stderr and "hunter2" not in result.stderr
     assert "does not exist" not in result.stderr
+
+
+def test_a_real_rtsp_stream_makes_a_playable_video(
+    tmp_path: Path, rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector
+) -> None:
+    """GStreamer-style streams may start without a timestamp: the sink repairs, never fails."""
+    rtsp_server.publish("cam", sample_video)
+    sinks = [
+        JsonlSinkSettings(type="jsonl", path=tmp_path / "e.jsonl"),
+        VideoSinkSettings(type="video", path=tmp_path / "a.mp4"),
+    ]
+    with LiveRun(live_settings(rtsp_server.url("cam"), sinks=sinks), blazeface) as run:
+        wait_until(lambda: len(run.collector.of("s0")) >= 50, 30, "50 frames from the stream")
+    report = run.finish()
+    assert report.ok, report.problems()
+    records = read_records(tmp_path / "e.jsonl")
+    times = _times(tmp_path / "a.mp4")
+    # a live run's sink queue drops what the encoder cannot keep up with, and counts it
+    dropped = run.pipeline.sinks_snapshot()[f"video:{tmp_path / 'a.mp4'}"]["dropped"]
+    print(f"RTSP: {len(records)} frames processed, {len(times)} in the video, {dropped} dropped by its queue")
+    assert len(times) + dropped == len(records) >= 50, "every frame the sink took is in the video"
+    assert all(later > earlier for earlier, later in itertools.pairwise(times))
