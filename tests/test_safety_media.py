@@ -23,8 +23,11 @@ from media_gen import constant_rate, damage, ffprobe_frames, variable_rate, writ
 from rtsp_server import RtspServer
 
 from streamproc.builder import build_pipeline
+from streamproc.capture.buffer import PictureBudget
 from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.frames import Frame, StreamInfo
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.pictures import AvPicture
 from streamproc.pipeline import RunReport
 from streamproc.sinks.timestamps import Timeline
 
@@ -197,3 +200,24 @@ def test_a_real_rtsp_stream_makes_a_playable_video(
     print(f"RTSP: {len(records)} frames processed, {len(times)} in the video, {dropped} dropped by its queue")
     assert len(times) + dropped == len(records) >= 50, "every frame the sink took is in the video"
     assert all(later > earlier for earlier, later in itertools.pairwise(times))
+
+
+def test_picture_budget_holds_the_decoder_until_pictures_are_released() -> None:
+    """Two 1 MB pictures per source are always allowed; beyond that, only within the budget."""
+    budget = PictureBudget(limit=2_500_000)
+    info = StreamInfo("a", "a.mp4", 1000, 1000, 25.0, Fraction(1, 25))
+
+    def frame(index: int) -> Frame:
+        picture = AvPicture(av.VideoFrame(1000, 1000, "yuv420p"))  # 1.5 MB
+        return Frame(info, index, None, None, 0.0, picture)
+
+    kept = [frame(0), frame(1)]
+    budget.take(kept[0])
+    budget.take(kept[1])
+    third = frame(2)
+    taken = threading.Event()
+    threading.Thread(target=lambda: (budget.take(third), taken.set()), daemon=True).start()
+    assert not taken.wait(0.3), "3 x 1.5 MB is over the budget: the decoder waits"
+    kept.pop()  # a sink is done with a frame: its bytes come back
+    assert taken.wait(1.0)
+    assert budget.used == 3_000_000

@@ -37,29 +37,39 @@ class PictureBudget:
 
     A decoder waits before handing over a frame while the pictures still in the pipeline (buffered,
     in inference, queued for or in a sink) would exceed the budget; a frame's bytes return when
-    the last reference to it goes. One frame may always be in flight, and no wait lasts longer
-    than BUDGET_WAIT_S (a stage that keeps frames, e.g. for a best view, must not stall the run).
+    the last reference to it goes. Each source may always have FREE_PER_SOURCE frames alive (a sink
+    such as the live view keeps its latest one), and no wait lasts longer than BUDGET_WAIT_S (a
+    part that keeps frames longer must slow a run down, not stall it).
     """
+
+    FREE_PER_SOURCE = 2
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self._alive: dict[str, int] = {}  # source id -> its frames that hold pictures
         self._room = threading.Condition()
 
     def take(self, frame: Frame) -> None:
-        size = picture_bytes(frame)
+        """Wait until ``frame``'s picture fits (see the class docstring), then count it."""
+        size, source = picture_bytes(frame), frame.source_id
         if not size:
             return
+
+        def fits() -> bool:
+            return self._alive.get(source, 0) < self.FREE_PER_SOURCE or self.used + size <= self.limit
+
         with self._room:
-            fits = self._room.wait_for(lambda: not self.used or self.used + size <= self.limit, BUDGET_WAIT_S)
-            if not fits:
+            if not self._room.wait_for(fits, BUDGET_WAIT_S):
                 log.debug("picture budget: %d bytes in flight after %g s; going on", self.used, BUDGET_WAIT_S)
             self.used += size
-        weakref.finalize(frame, self._give_back, size)
+            self._alive[source] = self._alive.get(source, 0) + 1
+        weakref.finalize(frame, self._give_back, size, source)
 
-    def _give_back(self, size: int) -> None:
+    def _give_back(self, size: int, source: str) -> None:
         with self._room:
             self.used -= size
+            self._alive[source] -= 1
             self._room.notify_all()
 
 
