@@ -129,7 +129,8 @@ def encoder_options(settings: VideoSinkSettings, pixels: int = 0) -> dict[str, s
     """libx264 options of the sink. One frame thread per core: x264's default (1.5 per core) made
     ~12 % more CPU per frame on 2 cores, where decoding and inference need the same cores.
     Pictures of more than HUGE_PIXELS are encoded with one thread, at a constant QP of the crf value
-    and without the analyses that need extra pictures (peak RSS at 8192x8192 with the rest of the run: 3.0 -> 1.3 GB)."""
+    and without the analyses that need extra pictures (peak RSS of a whole 8192x8192 run: 3.0 ->
+    1.3 GB)."""
     threads = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     if pixels > HUGE_PIXELS:
         return {"preset": settings.preset, "threads": "1", "x264-params": f"qp={settings.crf}:{_HUGE_X264}"}
