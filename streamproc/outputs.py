@@ -7,17 +7,15 @@ target only when they are complete (:func:`commit`).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from streamproc.capture.inputs import STDIN
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.errors import OutputError
 from streamproc.sinks.base import source_path
-
-log = logging.getLogger(__name__)
 
 Existing = Literal["append", "replace", "refuse"]
 
@@ -32,7 +30,7 @@ def input_files(sources: Sequence[Any], source_ids: Sequence[str]) -> dict[str, 
     """Source id -> the file it reads (None for cameras, streams and stdin)."""
     files = {}
     for source, source_id in zip(sources, source_ids, strict=True):
-        is_file = source_kind(source.url) is SourceKind.FILE and source.url != "-"
+        is_file = source_kind(source.url) is SourceKind.FILE and source.url != STDIN
         files[source_id] = Path(source.url) if is_file else None
     return files
 
@@ -94,8 +92,8 @@ def _check_leftover(partial: Path) -> None:
     """A partial file is all that is left of an earlier run that did not finish: never overwrite it."""
     if partial.exists() and partial.stat().st_size:  # empty: a run that failed at start-up
         raise OutputConflictError(
-            f"{partial} exists: it holds what an earlier run that did not finish wrote (it plays);"
-            " rename or delete it to run again"
+            f"{partial} exists: it holds what an earlier run that did not finish wrote; rename or"
+            " delete it to run again"
         )
 
 

@@ -24,6 +24,7 @@ from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.inputs import STDIN, Damage, check_input
 from streamproc.errors import InputError
 from streamproc.frames import Frame, StreamInfo
+from streamproc.memory import HUGE_PIXELS
 from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
 from streamproc.priority import lower_thread_priority
 
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 def _ffmpeg_reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
-
-
-# beyond twice 4K, frame threads would each hold a picture of 100 MB and more: slice threads only
-HUGE_PIXELS = 3840 * 2160 * 2
 
 
 class FileSource(Source):

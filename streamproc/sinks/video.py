@@ -15,6 +15,7 @@ from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult, StreamInfo
+from streamproc.memory import HUGE_PIXELS
 from streamproc.outputs import discard_if_empty, partial_path
 from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
@@ -119,7 +120,6 @@ class VideoSink(Sink):
             raise OutputError("could not finish output video " + "; ".join(errors))
 
 
-HUGE_PIXELS = 3840 * 2160 * 2  # beyond twice 4K, x264's look-ahead and threads hold gigabytes
 # no look-ahead, no lowres planes (constant QP, no scene-cut or weighted-prediction analysis), no
 # half-pixel planes: each picture x264 keeps costs over 100 MB at 8192x8192
 _HUGE_X264 = "scenecut=0:weightp=0:rc-lookahead=0:sync-lookahead=0:mbtree=0:subme=0"
