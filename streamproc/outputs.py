@@ -1,8 +1,8 @@
 """Output safety: no output may overwrite an input or another output, and existing files are handled
 as the user chose (``existing: append | replace | refuse``, ``--overwrite`` on the command line).
 
-Files a failing run must not destroy are written aside (:func:`partial_path`) and moved over the
-target only when they are complete (:func:`commit`).
+Files a failing run must not destroy are written aside (:func:`streamproc.files.partial_path`) and
+moved over the target only when they are complete (:func:`streamproc.files.commit`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Literal
 from streamproc.capture.inputs import STDIN
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.errors import OutputError
+from streamproc.files import partial_path
 from streamproc.sinks.base import source_path
 
 Existing = Literal["append", "replace", "refuse"]
@@ -95,22 +96,3 @@ def _check_leftover(partial: Path) -> None:
             f"{partial} exists: it holds what an earlier run that did not finish wrote; rename or"
             " delete it to run again"
         )
-
-
-def partial_path(path: Path) -> Path:
-    """Where a file is written until it is complete: beside it, with the same extension so that
-    players and readers open it after a crash (out.mp4 -> out.partial.mp4)."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
-
-
-def commit(partial: Path, path: Path) -> None:
-    """Move a finished file over its target in one step (readers see the old or the new file)."""
-    with open(partial, "rb") as stream:
-        os.fsync(stream.fileno())
-    os.replace(partial, path)
-
-
-def discard_if_empty(path: Path) -> None:
-    """Remove a file that start-up checks created and nothing was written to."""
-    if path.exists() and not path.stat().st_size:
-        path.unlink()

@@ -15,7 +15,8 @@ import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
 from streamproc.config import JsonlSinkSettings, SourceSettings, VideoSinkSettings
-from streamproc.outputs import OutputConflictError, check_outputs, input_files, partial_path
+from streamproc.files import partial_path
+from streamproc.outputs import OutputConflictError, check_outputs, input_files
 
 
 def test_output_over_the_input_is_refused_before_anything_is_written(

@@ -16,8 +16,8 @@ from typing import Any
 
 from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
+from streamproc.files import commit, discard_if_empty, partial_path
 from streamproc.frames import FrameResult
-from streamproc.outputs import commit, discard_if_empty, partial_path
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path

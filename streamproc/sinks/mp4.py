@@ -17,7 +17,7 @@ from typing import Any
 
 import av
 
-from streamproc.outputs import commit, partial_path
+from streamproc.files import commit, partial_path
 
 log = logging.getLogger(__name__)
 

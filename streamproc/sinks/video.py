@@ -14,9 +14,9 @@ import numpy as np
 from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
+from streamproc.files import discard_if_empty, partial_path
 from streamproc.frames import FrameResult, StreamInfo
 from streamproc.memory import HUGE_PIXELS
-from streamproc.outputs import discard_if_empty, partial_path
 from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
