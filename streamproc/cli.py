@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help="video file, rtsp:// url, /dev/videoN or camera:N; replaces the config's sources",
+        help="video file, - (a stream on stdin), rtsp:// url, /dev/videoN or camera:N; replaces the"
+        " config's sources",
     )
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
     _add_outputs(run)
