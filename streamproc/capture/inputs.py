@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ def check_input(url: str, loop: bool) -> None:
     if url == STDIN:
         if loop:
             raise InputError("input '-' (stdin) is a stream that can be read once: it cannot loop")
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError("input '-' reads a video from stdin, but stdin is a terminal: pipe one in")
         return
     path = Path(url)
     try:
