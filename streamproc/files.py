@@ -42,3 +42,11 @@ def discard_if_empty(path: Path) -> None:
     """Remove a file that start-up checks created and nothing was written to."""
     if path.exists() and not path.stat().st_size:
         path.unlink()
+
+
+def free_name(path: Path) -> Path:
+    """``path`` with the first number that makes it a new file: a.partial.mp4 -> a.partial-1.mp4."""
+    number = 1
+    while (candidate := path.with_name(f"{path.stem}-{number}{path.suffix}")).exists():
+        number += 1
+    return candidate

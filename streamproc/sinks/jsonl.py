@@ -22,13 +22,9 @@ from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.linefile import LineFile
+from streamproc.sinks.retry import Retry
 
 log = logging.getLogger(__name__)
-
-RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 30.0
-RETRY_FOR_S = 600.0  # live runs give up (the sink fails) after this long without a successful write
-
 
 class JsonlSink(Sink):
     """Appends records to one file (or one per source with '{source}' in the path)."""
@@ -36,10 +32,15 @@ class JsonlSink(Sink):
     def __init__(self, settings: JsonlSinkSettings) -> None:
         self.settings = settings
         self.name = f"jsonl:{settings.path}"
-        self.problem: str | None = None  # why records are not being written right now
+        self._retry = Retry()
         self._files: dict[Path, LineFile] = {}
         self._live = False
         self._failed = False
+
+    @property
+    def problem(self) -> str | None:
+        """Why records are not being written right now (a live run retrying after a write error)."""
+        return self._retry.problem
 
     def open(self, pixels: PixelPlan) -> None:
         if "{source}" not in str(self.settings.path):
@@ -64,13 +65,22 @@ class JsonlSink(Sink):
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        try:
-            self._write_line(path, line)
-        except OSError as exc:
-            if not self._live:
-                self._failed = True
-                raise OutputError(f"cannot write events file {path}: {exc.strerror or exc}") from None
-            self._retry(path, line, exc)
+        while True:
+            try:
+                self._write_line(path, line)
+            except OSError as exc:
+                problem = f"cannot write events file {path}: {exc.strerror or exc}"
+                if not self._live or self._retry.exhausted:
+                    self._failed = True
+                    raise OutputError(problem) from None
+                # live runs wait and try again (the sink's queue drops frames meanwhile, counted)
+                delay = self._retry.failed(problem)
+                log.warning("%s; trying again in %g s (live run)", problem, delay)
+                time.sleep(delay)
+                continue
+            if self._retry.succeeded():
+                log.warning("events file %s: writing again", path)
+            return
 
     def _write_line(self, path: Path, line: bytes) -> None:
         stream = self._files.get(path)
@@ -79,28 +89,6 @@ class JsonlSink(Sink):
             ensure_writable_file(written, "events file")
             stream = self._files[path] = LineFile(written)
         stream.write(line)
-
-    def _retry(self, path: Path, line: bytes, error: OSError) -> None:
-        """Live runs: try again with growing delays until the line is written (the sink's queue drops
-        frames meanwhile: counted as dropped) or RETRY_FOR_S has passed."""
-        delay, deadline = RETRY_FIRST_S, time.monotonic() + RETRY_FOR_S
-        self.problem = f"cannot write {path}: {error.strerror or error}; retrying"
-        log.warning("events file %s: %s; retrying with backoff (live run)", path, error.strerror or error)
-        while True:
-            time.sleep(delay)
-            try:
-                self._write_line(path, line)
-            except OSError as exc:
-                if time.monotonic() >= deadline:
-                    self._failed = True
-                    raise OutputError(
-                        f"cannot write events file {path}: {exc.strerror or exc} (retried {RETRY_FOR_S:g} s)"
-                    ) from None
-                delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            log.warning("events file %s: writing again", path)
-            self.problem = None
-            return
 
     def close(self) -> None:
         for path, stream in self._files.items():

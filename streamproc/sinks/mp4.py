@@ -11,13 +11,14 @@ therefore never replaces a good file that was there before.
 from __future__ import annotations
 
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 
-from streamproc.files import commit, partial_path
+from streamproc.files import commit, free_name, partial_path
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +74,21 @@ class CrashSafeMp4:
             finished.unlink(missing_ok=True)
         self.partial.unlink()
 
-    def abandon(self) -> None:
-        """Close without finishing: the partial file keeps what was written, the target is untouched."""
+    def abandon(self, aside: bool = False) -> Path:
+        """Close without finishing: the partial file keeps what was written (it plays up to the
+        failure), the target is untouched. ``aside``: move the partial to a free numbered name, so a
+        new one can start. Returns where the partial is."""
         try:
             if self.container is not None:  # None: closed by finish(), which failed afterwards
                 self.container.close()
         except (av.error.FFmpegError, OSError) as exc:
             log.debug("closing %s after a failure: %s", self.partial, exc)
-        log.warning(
-            "annotated video kept as %s (it plays up to the failure); %s untouched", self.partial, self.path
-        )
+        kept = self.partial
+        if aside:
+            kept = free_name(self.partial)
+            os.rename(self.partial, kept)
+        log.warning("annotated video kept as %s (it plays up to the failure); %s untouched", kept, self.path)
+        return kept
 
 
 def _remux_faststart(source: Path, target: Path) -> None:

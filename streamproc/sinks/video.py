@@ -21,6 +21,7 @@ from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.mp4 import CrashSafeMp4
+from streamproc.sinks.retry import Retry
 from streamproc.sinks.timestamps import Timeline
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class VideoSink(Sink):
 
     Each file is crash-safe (see streamproc.sinks.mp4) and keeps the input's timing: frames keep
     their timestamps, repaired only where they would not increase (counted in ``repairs``).
+    On a live run, a write error (disk full) sets the file aside as NAME.partial-N.mp4 (it plays up
+    to the error); frames are skipped (``skipped``) until a new file can be started, with backoff.
     """
 
     def __init__(self, settings: VideoSinkSettings) -> None:
@@ -45,6 +48,13 @@ class VideoSink(Sink):
         self._writers: dict[str, _Writer] = {}
         self._encoder_frame: EncoderFrameReader | None = None
         self._failed = False
+        self._retry = Retry()
+        self.skipped = 0  # frames not encoded while waiting to retry after a write error
+
+    @property
+    def problem(self) -> str | None:
+        """Why frames are not being written right now (a live run retrying after a write error)."""
+        return self._retry.problem
 
     @property
     def repairs(self) -> int:
@@ -62,13 +72,23 @@ class VideoSink(Sink):
     def handle(self, result: FrameResult) -> None:
         try:
             self._encode(result)
+        except OSError as exc:
+            if not result.frame.stream.live or self._retry.exhausted:
+                self._failed = True  # close() keeps the partial files and leaves the targets alone
+                raise
+            self._set_aside(result.frame.source_id, exc)
         except Exception:
-            self._failed = True  # close() keeps the partial files and leaves the targets alone
+            self._failed = True
             raise
 
     def _encode(self, result: FrameResult) -> None:
         frame = result.frame
-        writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
+        writer = self._writers.get(frame.source_id)
+        if writer is None:
+            if not self._retry.due:
+                self.skipped += 1
+                return
+            writer = self._open_writer(frame.stream)
         assert self._encoder_frame is not None, "open() first"
         # at the picture's own size: an odd-sized one is padded below, never scaled
         out = _padded(self._encoder_frame(frame, frame.width, frame.height), writer.file.stream)
@@ -79,6 +99,17 @@ class VideoSink(Sink):
         out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
         writer.file.write(out)
+        if self._retry.succeeded():
+            log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
+
+    def _set_aside(self, source_id: str, error: OSError) -> None:
+        """Live runs: keep what this source's file holds under a new name and try again later."""
+        writer = self._writers.pop(source_id, None)
+        if writer is not None:
+            writer.file.abandon(aside=True)
+        problem = f"cannot write the annotated video of {source_id}: {error.strerror or error}"
+        delay = self._retry.failed(problem)
+        log.warning("%s; frames skipped, trying again in %g s (live run)", problem, delay)
 
     def _open_writer(self, info: StreamInfo) -> _Writer:
         path = source_path(self.settings.path, info.source_id)
@@ -88,10 +119,8 @@ class VideoSink(Sink):
         options = encoder_options(self.settings, width * height)
         file = CrashSafeMp4(path, width, height, info.time_base, rate, options)
         writer = self._writers[info.source_id] = _Writer(file, Timeline(info.time_base, info.fps))
-        padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if (width, height) != (
-            info.width,
-            info.height,
-        ) else ""
+        odd = (width, height) != (info.width, info.height)
+        padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if odd else ""
         log.info("writing annotated video for %s to %s%s", info.source_id, writer.file.partial, padded)
         return writer
 
