@@ -22,9 +22,9 @@ from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError
 from streamproc.events import RunIds
 from streamproc.frames import SourceState, StatusEvent, StreamInfo
-from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.classifier import open_classifier
+from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
+from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.outputs import check_outputs, input_files
 from streamproc.pipeline import (
@@ -101,13 +101,8 @@ def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -
 
 
 def build_detector(settings: Settings) -> Detector:
-    detector = settings.detector
-    return BlazeFaceDetector(
-        variant=detector.model,
-        min_score=detector.min_score,
-        nms_iou=detector.nms_iou,
-        num_threads=detector.threads,
-    )
+    """The detector the settings name: a bundled BlazeFace, or a TF.js BlazeFace ``model.json``."""
+    return open_detector(settings.detector)
 
 
 def build_stages(settings: Settings, on_inference: InferenceTimer | None = None) -> list[Stage]:

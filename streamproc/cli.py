@@ -61,13 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
     _add_outputs(run)
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
-    run.add_argument("--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5)")
+    run.add_argument(
+        "--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5 short, 0.6 full)"
+    )
     run.add_argument("--threads", type=int, metavar="N", help="detector CPU threads (default 1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds (live sources run until stopped)"
     )
-    run.add_argument("--rtsp-transport", choices=["tcp", "udp"], help="RTSP media transport (default tcp)")
+    run.add_argument("--rtsp-transport", choices=["auto", "tcp", "udp"], help="RTSP transport (default auto)")
     run.add_argument("--snapshots", type=Path, metavar="DIR", help="save each track's best face as JPEG here")
     run.add_argument(
         "--classify", choices=["faces", "keyframes", "both"], help="classify face crops and/or key frames"
@@ -258,8 +260,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _stop_reason(signals, report.interrupted),
     )
     problems = report.problems()
-    if not report.ok:
-        raise StreamprocError("; ".join(problems))
+    if not report.ok:  # one line per failed source (see main)
+        raise StreamprocError("\n".join(problems))
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
     return EXIT_OK
@@ -340,10 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamprocError as exc:
         if getattr(args, "debug", False):
             log.exception("failed")
-        if json_logs:  # log shippers get every line as JSON
-            log.error("error: %s", exc)
-        else:
-            print(f"streamproc: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several problems: one line each
+            if json_logs:  # log shippers get every line as JSON
+                log.error("error: %s", line)
+            else:
+                print(f"streamproc: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("streamproc: interrupted", file=sys.stderr)

@@ -53,10 +53,15 @@ class StrictModel(NumbersAreNumbers):
 class DetectorSettings(StrictModel):
     """BlazeFace face detection, run on every frame."""
 
-    model: Literal["short", "full"] = Field(
-        "short", description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192)"
+    model: str = Field(
+        "short",
+        pattern=r"^(short|full|.+\.json)$",
+        description="short: faces within ~2 m (128x128 input); full: up to ~5 m (192x192, sparse model); "
+        "or the path of a TF.js BlazeFace model.json (256x256, e.g. Human's blazeface.json)",
     )
-    min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop detections scoring below this")
+    min_score: float | None = Field(
+        None, ge=0.0, le=1.0, description="drop faces scoring below this (default 0.5 short, 0.6 full)"
+    )
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU above which overlapping boxes merge")
     threads: int = Field(1, ge=1, le=64, description="LiteRT CPU threads for the detector")
 
@@ -70,7 +75,10 @@ class BackoffSettings(StrictModel):
     max: float = Field(30.0, gt=0, le=86_400, description="cap on the delay, seconds")
     jitter: float = Field(0.2, ge=0, le=1, description="delays vary randomly by +- this fraction")
     reset_after: float = Field(
-        30.0, ge=0, description="seconds of healthy streaming after which the delay starts over"
+        30.0,
+        ge=0,
+        description="seconds of healthy streaming after which a break is retried at once and the delay"
+        " starts over",
     )
     max_attempts: int = Field(
         0, ge=0, description="failed attempts in a row before the source is failed; 0: retry forever"
@@ -80,7 +88,11 @@ class BackoffSettings(StrictModel):
 class LiveSettings(StrictModel):
     """Live sources (RTSP and local cameras): transport, timeouts and reconnection."""
 
-    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media (RTP)")
+    transport: Literal["auto", "tcp", "udp"] = Field(
+        "auto",
+        description="RTSP transport for the media (RTP): auto tries TCP, falls back to UDP when the server"
+        " refuses TCP and keeps what worked; tcp or udp force one",
+    )
     connect_timeout: float = Field(
         5.0, gt=0, le=600, description="seconds allowed for each step of connecting (handshake, probing)"
     )
@@ -90,6 +102,16 @@ class LiveSettings(StrictModel):
     )
     reconnect: BackoffSettings = Field(
         default_factory=BackoffSettings, description="exponential backoff between connection attempts"
+    )
+    misconfig_attempts: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="attempts in a row that fail for a reason retrying cannot fix (wrong password, path or"
+        " transport; not a video stream) before the source is failed",
+    )
+    retry_forever_on_misconfig: bool = Field(
+        False, description="keep retrying a misconfigured source at the longest backoff delay instead"
     )
 
 

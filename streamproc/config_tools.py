@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from streamproc.capture.urls import display_url
 from streamproc.config import Settings, load_settings
 from streamproc.errors import ConfigError
 
@@ -43,22 +43,8 @@ def masked(value: Any, key: str = "") -> Any:
     if SECRET_KEY.search(key) and value not in (None, ""):
         return MASK
     if isinstance(value, str) and "://" in value:
-        return _mask_url(value)
+        return display_url(value)
     return value
-
-
-def _mask_url(url: str) -> str:
-    """rtsp://user:secret@camera/stream -> rtsp://user:********@camera/stream"""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not a URL after all (e.g. a bad port): leave it as written
-        return url
-    if not password:
-        return url
-    user = parts.username or ""
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{netloc}"))
 
 
 def effective_config_yaml(settings: Settings, origin: str) -> str:

@@ -1,10 +1,16 @@
 """User-facing errors: each message is one line naming the problem and what to do."""
 
+from streamproc.redaction import redact
+
 
 class StreamprocError(Exception):
-    """An expected failure; the CLI prints its message without a traceback."""
+    """An expected failure; the CLI prints its message without a traceback (and without logins:
+    a message that quotes a url with a password is cleaned here, once for every caller)."""
 
     exit_code = 1
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 class ConfigError(StreamprocError):

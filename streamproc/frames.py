@@ -38,6 +38,8 @@ class StatusEvent:
     state: SourceState
     message: str
     wall_time: float
+    width: int | None = None  # the picture size when the event was sent (live sources: current)
+    height: int | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 
+from streamproc.redaction import RedactingFilter
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 OWN_LOGGER = "streamproc"
 
@@ -46,6 +48,7 @@ def setup_logging(verbosity: int = 0, json_format: bool = False) -> None:
     """Configure the root logger once, on stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(TEXT_FORMAT, "%H:%M:%S"))
+    handler.addFilter(RedactingFilter())  # no password in any log line, whoever wrote it
     own, others = levels_for(verbosity)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -336,8 +336,9 @@ def stats_snapshot(stats: PipelineStats, sources: Sequence[Source]) -> dict[str,
     for source in sources:
         buffer = source.buffer
         dropped = buffer.dropped if buffer is not None else 0
+        damage = (source.packets_lost, source.decode_errors)
         stats.set_counts(
-            source.source_id, source.frames_decoded, dropped, source.state.value, source.failures
+            source.source_id, source.frames_decoded, dropped, source.state.value, source.failures, damage
         )
     return stats.snapshot()
 

@@ -70,6 +70,8 @@ class SourceStats:
     faces: int = 0  # faces in the latest processed frame
     state: str = ""  # the source's state: connecting, streaming, reconnecting, stopped, failed
     failures: int = 0  # live sources: connection attempts that failed or broke
+    packets_lost: int = 0  # network sources: RTP packets that never arrived
+    decode_errors: int = 0  # packets that could not be decoded or gave a patched-up picture
     reconnects: int = 0
     last_error: str | None = None  # message of the latest failed/reconnecting status
     latency_ms: _Recent = field(default_factory=_Recent)  # capture -> results handed to sinks
@@ -128,13 +130,21 @@ class PipelineStats:
             }
 
     def set_counts(
-        self, source_id: str, decoded: int, dropped: int, state: str = "", failures: int = 0
+        self,
+        source_id: str,
+        decoded: int,
+        dropped: int,
+        state: str = "",
+        failures: int = 0,
+        damage: tuple[int, int] = (0, 0),
     ) -> None:
-        """Counts owned by the source and its buffer, copied in when a snapshot is taken."""
+        """Counts owned by the source and its buffer, copied in when a snapshot is taken;
+        ``damage``: (packets lost, decode errors)."""
         with self._lock:
             stats = self._sources.setdefault(source_id, SourceStats())
             stats.frames_decoded, stats.frames_dropped = decoded, dropped
             stats.state, stats.failures = state, failures
+            stats.packets_lost, stats.decode_errors = damage
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
@@ -148,6 +158,8 @@ class PipelineStats:
                         "frames_dropped": stats.frames_dropped,
                         "state": stats.state,
                         "failures": stats.failures,
+                        "packets_lost": stats.packets_lost,
+                        "decode_errors": stats.decode_errors,
                         "faces": stats.faces,
                         "reconnects": stats.reconnects,
                         "last_error": stats.last_error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -151,3 +152,12 @@ def make_rtsp_server(tmp_path: Path) -> Iterator[Callable[[], RtspServer]]:
 def rtsp_server(make_rtsp_server: Callable[[], RtspServer]) -> RtspServer:
     """A running RTSP server; ``publish(name, video)`` adds a stream, ``url(name)`` is where to read it."""
     return make_rtsp_server()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers: a camera that hangs."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]

@@ -55,6 +55,11 @@ def wait_until(condition: object, timeout: float, what: str, interval: float = 0
         time.sleep(interval)
 
 
+def looped_input(video: Path) -> list[str]:
+    """FFmpeg reading ``video`` in real time, over and over: a camera's stream."""
+    return ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video)]
+
+
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
@@ -111,15 +116,7 @@ class RtspServer:
         """Loop ``video`` into the server at /name in real time and wait until readers can play it."""
         publisher = _spawn(
             [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-re",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(video),
+                *looped_input(video),
                 "-c",
                 "copy",
                 "-f",

@@ -24,11 +24,12 @@ def test_jitter_stays_within_its_fraction_and_varies() -> None:
     assert backoff.bound == pytest.approx(10.0)
 
 
-def test_healthy_period_resets_the_series_and_a_short_one_does_not() -> None:
+def test_healthy_period_retries_at_once_and_resets_the_series_and_a_short_one_does_not() -> None:
     backoff = Backoff(BackoffSettings(initial=1, factor=2, max=60, jitter=0, reset_after=30))
     assert [backoff.failed() for _ in range(3)] == [1, 2, 4]
     assert backoff.failed(healthy_for=5) == 8  # flapping: keeps backing off
-    assert backoff.failed(healthy_for=31) == 1  # was fine for a while: starts over
+    assert backoff.failed(healthy_for=31) == 0  # was fine for a while: at once, then starts over
+    assert backoff.failed() == 1
 
 
 def test_attempt_limit() -> None:

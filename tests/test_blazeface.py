@@ -1,49 +1,27 @@
-"""BlazeFace against reference detections on real photos (../shared), plus the pieces around it."""
+"""BlazeFace around the MediaPipe-exact core (tests/test_mediapipe_exact.py): inputs, anchors,
+suppression, thresholds, model files and the errors a user sees."""
 
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 import re
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
+import streamproc
 from streamproc.errors import ModelError
 from streamproc.geometry import box_iou
-from streamproc.inference.blazeface import (
-    ANCHOR_OPTIONS,
-    BlazeFaceDetector,
-    Letterbox,
-    ssd_anchors,
-    weighted_nms,
-)
-from streamproc.inference.models import blazeface_model_path
+from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.inference.blazeface_decode import SPECS, RawFaces, ssd_anchors, weighted_nms
+from streamproc.inference.models import ModelRegistry, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
+from streamproc.pictures import ArrayPicture, AvPicture
 
 VARIANTS = ("short", "full")
-
-
-def _reference_images() -> list[str]:
-    """Images the reference covers, read at collection time to parametrize the tests."""
-    override = os.environ.get("STREAMPROC_SHARED_DIR")
-    shared = Path(override) if override else Path(__file__).resolve().parents[1].parent / "shared"
-    path = shared / "reference" / "blazeface_reference.json"
-    if not path.is_file():
-        return ["<missing blazeface_reference.json>"]  # one case that fails loudly instead of an empty set
-    return sorted(name for name in json.loads(path.read_text()) if not name.startswith("_"))
-
-
-@pytest.fixture(scope="session")
-def reference(shared_dir: Path) -> dict:
-    return json.loads((shared_dir / "reference" / "blazeface_reference.json").read_text())
-
-
-@pytest.fixture(scope="session", params=VARIANTS)
-def detector(request: pytest.FixtureRequest) -> BlazeFaceDetector:
-    return BlazeFaceDetector(request.param)
 
 
 def _load_rgb(shared_dir: Path, name: str) -> np.ndarray:
@@ -51,74 +29,6 @@ def _load_rgb(shared_dir: Path, name: str) -> np.ndarray:
     assert path.is_file(), f"{path} missing"
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def _reference_faces(reference: dict, name: str, variant: str, width: int, height: int) -> list[dict]:
-    entry = reference[name]
-    assert entry["size"] == [width, height], f"{name}: reference size {entry['size']}"
-    return entry[variant]
-
-
-def _greedy_match(iou: np.ndarray) -> list[tuple[int, int]]:
-    """Pairs (reference, detection), best IoU first, each used once."""
-    iou = iou.copy()
-    pairs = []
-    for _ in range(min(iou.shape)):
-        i, j = np.unravel_index(np.argmax(iou), iou.shape)
-        if iou[i, j] <= 0:
-            break
-        pairs.append((int(i), int(j)))
-        iou[i, :] = -1
-        iou[:, j] = -1
-    return pairs
-
-
-def _compare(detections, faces: list[dict], width: int, height: int, *, min_iou: float, full: bool) -> None:
-    assert len(detections) == len(faces), f"{len(detections)} faces found, reference has {len(faces)}"
-    if not faces:
-        return
-    size = np.array([width, height], np.float64)
-    ref_boxes = np.array(
-        [[x, y, x + w, y + h] for x, y, w, h in (f["bbox_xywh_norm"] for f in faces)]
-    ) * np.tile(size, 2)
-    iou = box_iou(ref_boxes, detections.boxes.astype(np.float64))
-    pairs = _greedy_match(iou)
-    assert len(pairs) == len(faces), f"only {len(pairs)} of {len(faces)} reference faces overlap a detection"
-    for i, j in pairs:
-        assert iou[i, j] >= min_iou, f"reference face {i}: IoU {iou[i, j]:.3f} < {min_iou}"
-        if not full:
-            continue
-        ref_points = np.array(faces[i]["keypoints_norm"])
-        distance = np.linalg.norm(detections.keypoints[j] / size - ref_points, axis=1)
-        assert distance.max() <= 0.02, f"reference face {i}: keypoint off by {distance.max():.4f}"
-        score_diff = abs(float(detections.scores[j]) - faces[i]["score"])
-        assert score_diff <= 0.05, f"reference face {i}: score off by {score_diff:.4f}"
-
-
-@pytest.mark.parametrize("name", _reference_images())
-def test_detect_scaled_matches_reference(
-    detector: BlazeFaceDetector, shared_dir: Path, reference: dict, name: str
-) -> None:
-    rgb = _load_rgb(shared_dir, name)
-    height, width = rgb.shape[:2]
-    faces = _reference_faces(reference, name, detector.variant, width, height)
-    box = detector.letterbox(width, height)
-    # The reference resized with PIL's bilinear filter; do the same so only the decoder differs.
-    scaled = np.asarray(Image.fromarray(rgb).resize((box.scaled_width, box.scaled_height), Image.BILINEAR))
-    detections = detector.detect_scaled(scaled, box)
-    _compare(detections, faces, width, height, min_iou=0.9, full=True)
-
-
-@pytest.mark.parametrize("name", _reference_images())
-def test_detect_matches_reference(
-    detector: BlazeFaceDetector, shared_dir: Path, reference: dict, name: str
-) -> None:
-    rgb = _load_rgb(shared_dir, name)
-    height, width = rgb.shape[:2]
-    faces = _reference_faces(reference, name, detector.variant, width, height)
-    detections = detector.detect_image(rgb)
-    # OpenCV's resize differs a little from PIL's, so only counts and boxes are held to the reference.
-    _compare(detections, faces, width, height, min_iou=0.85, full=False)
 
 
 def test_detections_have_declared_types(shared_dir: Path) -> None:
@@ -135,7 +45,7 @@ def test_detect_enlarges_small_pictures(shared_dir: Path) -> None:
     rgb = _load_rgb(shared_dir, "grace_hopper.bmp")  # 512x600, one face
     small = np.asarray(Image.fromarray(rgb).resize((85, 100), Image.BILINEAR))
     detector = BlazeFaceDetector("short")
-    detections = detector.detect_image(small)  # 85x100 enlarged to 109x128
+    detections = detector.detect_image(small)  # 85x100 enlarged: a 100x100 square into 128x128
     large = detector.detect_image(rgb)
     assert len(detections) == 1 and len(large) == 1
     assert box_iou(detections.boxes * (512 / 85), large.boxes)[0, 0] >= 0.8
@@ -143,63 +53,60 @@ def test_detect_enlarges_small_pictures(shared_dir: Path) -> None:
 
 @pytest.mark.parametrize(("variant", "count"), [("short", 896), ("full", 2304)])
 def test_anchor_counts(variant: str, count: int) -> None:
-    anchors = ssd_anchors(ANCHOR_OPTIONS[variant])
-    assert anchors.shape == (count, 4)
-    assert np.all((anchors[:, :2] > 0) & (anchors[:, :2] < 1))
-    assert np.all(anchors[:, 2:] == 1.0)  # fixed anchor size
+    anchors = ssd_anchors(SPECS[variant])
+    assert anchors.shape == (count, 2) and anchors.dtype == np.float32
+    assert np.all((anchors > 0) & (anchors < 1))
 
 
 def test_short_range_anchor_layout() -> None:
-    anchors = ssd_anchors(ANCHOR_OPTIONS["short"])
+    anchors = ssd_anchors(SPECS["short"])
     # Stride 8: 16x16 cells with 2 anchors each, then stride 16: 8x8 cells with 6 anchors each.
-    np.testing.assert_allclose(anchors[0, :2], [0.5 / 16, 0.5 / 16])
-    np.testing.assert_allclose(anchors[1, :2], [0.5 / 16, 0.5 / 16])
-    np.testing.assert_allclose(anchors[2, :2], [1.5 / 16, 0.5 / 16])
-    np.testing.assert_allclose(anchors[512:518, :2], np.tile([0.5 / 8, 0.5 / 8], (6, 1)))
-    np.testing.assert_allclose(anchors[518, :2], [1.5 / 8, 0.5 / 8])
-    np.testing.assert_allclose(anchors[-1, :2], [7.5 / 8, 7.5 / 8])
+    np.testing.assert_allclose(anchors[0], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(anchors[1], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(anchors[2], [1.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(anchors[512:518], np.tile([0.5 / 8, 0.5 / 8], (6, 1)))
+    np.testing.assert_allclose(anchors[518], [1.5 / 8, 0.5 / 8])
+    np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
 
 
-def test_letterbox_fit() -> None:
-    assert Letterbox.fit(1280, 720, 128) == Letterbox(1280, 720, 128, 72, 0, 28)
-    assert Letterbox.fit(720, 1280, 192) == Letterbox(720, 1280, 108, 192, 42, 0)
-    assert Letterbox.fit(128, 128, 128) == Letterbox(128, 128, 128, 128, 0, 0)
-    with pytest.raises(ValueError):
-        Letterbox.fit(0, 720, 128)
-
-
-def test_tensor_from_scaled_pads_black_and_normalises() -> None:
-    detector = BlazeFaceDetector("short")
-    wide = detector.letterbox(1280, 720)
-    picture = np.full((72, 128, 3), 255, np.uint8)
-    picture[0, 0] = (0, 51, 255)
-    tensor = detector.tensor_from_scaled(picture, wide)
-    assert tensor.shape == (1, 128, 128, 3) and tensor.dtype == np.float32
-    assert np.all(tensor[0, :28] == -1.0) and np.all(tensor[0, 100:] == -1.0)
-    np.testing.assert_allclose(tensor[0, 28, 0], [-1.0, -0.6, 1.0], atol=1e-6)
-    assert np.all(tensor[0, 29:100] == 1.0)
-    # A different layout must not leave the previous picture behind in the padding.
-    tall = detector.letterbox(720, 1280)
-    tensor = detector.tensor_from_scaled(np.full((128, 72, 3), 255, np.uint8), tall)
-    assert np.all(tensor[0, :, :28] == -1.0) and np.all(tensor[0, :, 100:] == -1.0)
-    assert np.all(tensor[0, :, 28:100] == 1.0)
-    with pytest.raises(ValueError):
-        detector.tensor_from_scaled(picture, tall)
-
-
-def test_input_made_in_another_thread_gives_the_same_faces(shared_dir: Path) -> None:
-    """The pipeline's split (input_tensor in the capture thread, detect_tensor in inference) must
-    equal detect_scaled, and a new input must not share the detector's buffer."""
+def test_prepare_from_bgr_picture_equals_rgb(shared_dir: Path) -> None:
+    """Cameras and stills hand in BGR arrays: the same input as the RGB photo, made in a new array
+    (the capture thread prepares it while the detector runs the previous frame)."""
     detector = BlazeFaceDetector("short")
     rgb = _load_rgb(shared_dir, "grace_hopper.bmp")
-    box = detector.letterbox(rgb.shape[1], rgb.shape[0])
-    scaled = np.asarray(Image.fromarray(rgb).resize((box.scaled_width, box.scaled_height), Image.BILINEAR))
-    tensor = detector.input_tensor(scaled, box)
-    assert np.array_equal(tensor, detector.tensor_from_scaled(scaled, box))
-    assert not np.shares_memory(tensor, detector.tensor_from_scaled(scaled, box))
-    expected, got = detector.detect_scaled(scaled, box), detector.detect_tensor(tensor, box)
+    from_bgr = detector.prepare(ArrayPicture(np.ascontiguousarray(rgb[..., ::-1])))
+    from_rgb = detector.prepare(ArrayPicture.from_rgb(rgb))
+    assert from_bgr.tensor.shape == (1, 128, 128, 3) and from_bgr.tensor.dtype == np.float32
+    assert np.array_equal(from_bgr.tensor, from_rgb.tensor)
+    assert not np.shares_memory(from_bgr.tensor, detector.prepare(ArrayPicture.from_rgb(rgb)).tensor)
+    got, expected = detector.detect(from_bgr), detector.detect_image(rgb)
     assert len(got) == len(expected) == 1
     assert np.array_equal(got.boxes, expected.boxes) and np.array_equal(got.keypoints, expected.keypoints)
+
+
+def test_black_border_and_value_range() -> None:
+    """A white 1280x720 picture: tensor row v samples picture row 10 v - 280, so rows 28..99 are
+    white (255 -> 1.0000001 in MediaPipe's float32 arithmetic) and the square's padding is black."""
+    white = ArrayPicture(np.full((720, 1280, 3), 255, np.uint8))
+    tensor = BlazeFaceDetector("short").prepare(white).tensor[0]
+    assert np.all(tensor[:28] == -1.0) and np.all(tensor[100:] == -1.0)
+    assert np.all(tensor[28:100] == np.float32(1.0000001))
+
+
+@pytest.mark.parametrize(("variant", "default"), [("short", 0.5), ("full", 0.6)])
+def test_thresholds_default_to_mediapipes(variant: str, default: float) -> None:
+    assert BlazeFaceDetector(variant).min_score == default
+    assert BlazeFaceDetector(variant, min_score=0.3).min_score == 0.3
+    with pytest.raises(ValueError, match="min_score"):
+        BlazeFaceDetector(variant, min_score=1.0)
+
+
+def test_lower_threshold_finds_more(shared_dir: Path) -> None:
+    rgb = _load_rgb(shared_dir, "face.jpg")
+    default = BlazeFaceDetector("short").detect_image(rgb)
+    lower = BlazeFaceDetector("short", min_score=0.2).detect_image(rgb)
+    assert len(lower) > len(default) > 0
+    assert lower.scores.min() >= 0.2 and default.scores.min() >= 0.5
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -216,17 +123,57 @@ def test_weighted_nms_merges_overlaps() -> None:
     keypoints = np.zeros((3, 6, 2), np.float32)
     keypoints[1] += 3.0
     scores = np.array([0.6, 0.9, 0.7], np.float32)
-    out_boxes, out_keypoints, out_scores = weighted_nms(boxes, keypoints, scores, 0.3)
-    np.testing.assert_allclose(out_scores, [0.9, 0.7])
-    np.testing.assert_allclose(out_boxes[0], [0.6, 0, 10.6, 10], rtol=1e-6)  # (0.6*0 + 0.9*1) / 1.5
-    np.testing.assert_allclose(out_keypoints[0], np.full((6, 2), 1.8), rtol=1e-6)
-    np.testing.assert_allclose(out_boxes[1], boxes[2])
+    out = weighted_nms(RawFaces(boxes, keypoints, scores), 0.3)
+    np.testing.assert_allclose(out.scores, [0.9, 0.7])
+    np.testing.assert_allclose(out.boxes[0], [0.6, 0, 10.6, 10], rtol=1e-6)  # (0.6*0 + 0.9*1) / 1.5
+    np.testing.assert_allclose(out.keypoints[0], np.full((6, 2), 1.8), rtol=1e-6)
+    np.testing.assert_allclose(out.boxes[1], boxes[2])
+
+
+def test_weighted_nms_stops_at_an_empty_box() -> None:
+    """An empty best box overlaps nothing, not even itself: MediaPipe keeps it and stops there."""
+    boxes = np.array([[5, 5, 5, 9], [0, 0, 10, 10]], np.float32)
+    scores = np.array([0.9, 0.8], np.float32)
+    out = weighted_nms(RawFaces(boxes, np.zeros((2, 6, 2), np.float32), scores), 0.3)
+    assert len(out) == 1 and np.array_equal(out.boxes[0], boxes[0])
 
 
 def test_model_path_variants() -> None:
     assert blazeface_model_path("short").name == "face_detection_short_range.tflite"
-    assert blazeface_model_path("full").name == "face_detection_full_range.tflite"
+    assert blazeface_model_path("full").name == "face_detection_full_range_sparse.tflite"
     assert blazeface_model_path("short").is_file()
+
+
+def test_shipped_models_are_mediapipes_with_notice() -> None:
+    """The two files ship inside streamproc, match the manifest's sha256 and carry MediaPipe's notice."""
+    registry = ModelRegistry.load()
+    notice = (blazeface_model_path("short").parent / "NOTICE").read_text()
+    assert "MediaPipe" in notice and "Apache License, Version 2.0" in notice
+    for variant in VARIANTS:
+        spec = registry.get(f"blazeface_{variant}")
+        path = blazeface_model_path(variant)
+        assert spec.package_data == "streamproc/models/blazeface"
+        assert path.parent == Path(streamproc.__file__).parent / "models" / "blazeface"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == spec.sha256
+        assert spec.sha256 in notice
+
+
+def test_corrupt_model_is_one_line_error_naming_it(tmp_path: Path) -> None:
+    """The sha256 is checked when the detector loads its model: a damaged copy is refused."""
+    shipped = blazeface_model_path("short")
+    damaged = bytearray(shipped.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / shipped.name).write_bytes(bytes(damaged))
+    spec = ModelRegistry.load().get("blazeface_short")
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text(
+        f'[models.blazeface_short]\nkind = "detector"\nfile = "{shipped.name}"\nsha256 = "{spec.sha256}"\n'
+    )
+    registry = ModelRegistry.load(tmp_path, manifest)
+    with pytest.raises(ModelError) as info:
+        blazeface_model_path("short", registry)
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / shipped.name) in message and "sha256" in message
 
 
 def test_runtime_exposes_model_details() -> None:
@@ -269,7 +216,19 @@ def test_wrong_model_is_model_error(shared_dir: Path) -> None:
         BlazeFaceDetector("short", model_path=mobilenet)
 
 
-def test_reference_covers_the_shared_photos(shared_dir: Path) -> None:
-    covered = set(_reference_images())
-    assert {"face.jpg", "grace_hopper.bmp", "cat.bmp"} <= covered
-    assert all((shared_dir / "images" / name).is_file() for name in covered)
+@pytest.mark.parametrize(
+    ("pixel_format", "width", "height"),
+    [("yuv420p", 1280, 720), ("yuvj420p", 720, 1280), ("yuv420p", 642, 362), ("yuv422p", 640, 360)],
+)
+def test_video_frames_give_the_tensor_of_their_whole_rgb(pixel_format: str, width: int, height: int) -> None:
+    """Frames are converted to RGB only where the warp reads (4:2:0), or whole (other layouts): the
+    input must equal the one made from ``to_ndarray(format="rgb24")``, what MediaPipe is fed."""
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(noise, format="rgb24").reformat(format=pixel_format)
+    for variant in VARIANTS:
+        detector = BlazeFaceDetector(variant)
+        for _ in range(2):  # the first frame of a layout is also checked against the whole conversion
+            got = detector.prepare(AvPicture(frame)).tensor
+            expected = detector.prepare(ArrayPicture.from_rgb(frame.to_ndarray(format="rgb24"))).tensor
+            assert np.array_equal(got, expected)

@@ -53,12 +53,16 @@ def test_config_check_unreadable_files(tmp_path: Path, run_cli: CliRunner, text:
 
 def test_config_check_prints_effective_config_with_secrets_masked(tmp_path: Path, run_cli: CliRunner) -> None:
     config = tmp_path / "cam.yaml"
-    config.write_text("sources:\n  - url: rtsp://admin:hunter2@10.0.0.5/stream1\n    id: door\n")
+    config.write_text(
+        "sources:\n  - url: rtsp://admin:hunter2@10.0.0.5/stream1\n    id: door\n"
+        "  - url: \"http://admin:Pa/ss#7?x@10.0.0.6/cam\"\n    id: side\n"
+    )
     result = run_cli("config", "check", config, env={"STREAMPROC_HTTP__PORT": "9100"})
     assert result.returncode == 0, result.stderr
-    assert "hunter2" not in result.stdout
+    assert "hunter2" not in result.stdout and "Pa/ss" not in result.stdout and "admin" not in result.stdout
     effective = yaml.safe_load(result.stdout)
-    assert effective["sources"][0]["url"] == "rtsp://admin:********@10.0.0.5/stream1"
+    assert effective["sources"][0]["url"] == "rtsp://***@10.0.0.5/stream1"
+    assert effective["sources"][1]["url"] == "http://***@10.0.0.6/cam"
     assert effective["http"]["port"] == 9100, "the environment is part of the effective config"
     assert effective["detector"]["model"] == "short", "defaults are shown"
 

@@ -28,7 +28,7 @@ from streamproc.events import SCHEMA_PATH
 from streamproc.frames import Detections, Frame, FrameResult, SourceState, StreamInfo
 from streamproc.geometry import box_iou
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.classifier import open_classifier
+from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.models import ModelRegistry
 from streamproc.pictures import ArrayPicture
 from streamproc.sinks.base import Sink, SinkRunner

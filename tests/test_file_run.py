@@ -214,7 +214,10 @@ def test_signal_gives_clean_shutdown(tmp_path: Path, long_video: Path, signum: i
         env={**os.environ},
     )
     deadline = time.monotonic() + 60
-    while (not events.exists() or len(events.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+    # 20 frame records (event lines are written between them)
+    while (
+        not events.exists() or events.read_text().count('"type":"frame"') < 20
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)

@@ -14,7 +14,8 @@ from conftest import REPO
 from PIL import Image
 
 from streamproc.config import ClassifierSettings
-from streamproc.inference.classifier import Classifier, open_classifier
+from streamproc.inference.classifier import Classifier
+from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import load_model
 

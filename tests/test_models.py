@@ -17,7 +17,7 @@ from test_bad_input import assert_one_line_error
 
 from streamproc.config import ClassifierSettings, load_settings
 from streamproc.errors import ConfigError, ModelError
-from streamproc.inference.classifier import open_classifier
+from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.models import MANIFEST_PATH, FileState, ModelRegistry, blazeface_model_path
 
 V2 = "mobilenet_v2_1.0_224_quant.tflite"

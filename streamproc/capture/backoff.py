@@ -11,8 +11,9 @@ class Backoff:
     """Delays between reconnect attempts.
 
     The n-th failure in a row waits ``min(max, initial * factor**(n-1))``, varied by +-``jitter``.
-    A connection that stayed healthy for ``reset_after`` seconds before it broke starts the series
-    over, so a camera that drops once a day reconnects fast, while one that flaps backs off.
+    A connection that stayed healthy for ``reset_after`` seconds before it broke is retried at once
+    and starts the series over, so a camera that drops once a day is back within a connect time
+    (most breaks are a blip: a session timeout, a stream restarted), while one that flaps backs off.
     """
 
     def __init__(self, settings: BackoffSettings, rng: random.Random | None = None) -> None:
@@ -29,7 +30,8 @@ class Backoff:
     def failed(self, healthy_for: float = 0.0) -> float:
         """Record a failure after ``healthy_for`` seconds of streaming; return the delay to wait."""
         if healthy_for > 0 and healthy_for >= self.settings.reset_after:
-            self.failures = 0
+            self.failures = 0  # the break itself is not a failed attempt
+            return 0.0
         self.failures += 1
         return self.delay(self.failures)
 

@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from streamproc.capture.buffer import FrameBuffer
+from streamproc.capture.urls import display_url
 from streamproc.frames import Frame, SourceState, StatusEvent, StreamInfo
+from streamproc.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +31,14 @@ class Source:
 
     def __init__(self, source_id: str, url: str, listener: StatusListener | None = None) -> None:
         self.source_id = source_id
-        self.url = url
+        self.url = display_url(url)  # what messages, events and the API show: no login
         self.state = SourceState.CONNECTING
         self.error: str | None = None
         self.frames_decoded = 0
         self.failures = 0  # live sources: connection attempts that failed or broke
+        self.packets_lost = 0  # network sources: RTP packets that never arrived
+        self.decode_errors = 0  # packets that could not be decoded or gave a patched-up picture
+        self.size: tuple[int, int] | None = None  # latest picture size (width, height), once known
         self._listener = listener
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,23 +80,26 @@ class Source:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def emit(self, frame: Frame) -> bool:
-        """Prepare a decoded frame and hand it to the buffer; False once the buffer is closed."""
+    def emit(self, frame: Frame, wait: bool = False) -> bool:
+        """Prepare a decoded frame and hand it to the buffer; False once the buffer is closed.
+        ``wait``: wait for room even in a drop-oldest buffer."""
         if self._prepare is not None:
             frame = self._prepare(frame)
         assert self._buffer is not None
-        return self._buffer.put(frame)
+        return self._buffer.put(frame, wait)
 
     def set_state(self, state: SourceState, message: str = "") -> None:
         if state is self.state and not message:
             return
+        message = redact(message)
         self.state = state
         if state is SourceState.FAILED:
             self.error = message
         level = logging.WARNING if state in (SourceState.FAILED, SourceState.RECONNECTING) else logging.INFO
         log.log(level, "source %s: %s%s", self.source_id, state.value, f" ({message})" if message else "")
         if self._listener is not None:
-            self._listener(StatusEvent(self.source_id, state, message, time.time()))
+            width, height = self.size or (None, None)
+            self._listener(StatusEvent(self.source_id, state, message, time.time(), width, height))
 
     def _run(self) -> None:
         assert self._buffer is not None

@@ -106,12 +106,13 @@ class FrameBuffer:
         self._budget = budget if policy is BufferPolicy.BLOCK else None  # live sources drop instead
         self._closed = False
 
-    def put(self, frame: Frame) -> bool:
-        """Add a frame; returns False when the buffer was closed and the frame was not taken."""
+    def put(self, frame: Frame, wait: bool = False) -> bool:
+        """Add a frame; returns False when the buffer was closed and the frame was not taken.
+        ``wait``: wait for room whatever the policy (a live source's start-up burst)."""
         if self._budget is not None and not self._closed:
             self._budget.take(frame)
         with self._condition:
-            if self.policy is BufferPolicy.BLOCK:
+            if self.policy is BufferPolicy.BLOCK or wait:
                 if len(self._frames) >= self.capacity:
                     # wait until half empty, not for one slot: decoder and inference then work in
                     # runs of frames instead of taking turns frame by frame (warmer caches)

@@ -62,11 +62,6 @@ class FileSource(Source):
         self._turns = 0  # quarter turns counter-clockwise that make a frame upright
         self.info: StreamInfo | None = None
 
-    @property
-    def decode_errors(self) -> int:
-        """Packets that could not be decoded (skipped) and frames decoded with errors."""
-        return self._damage.count
-
     def open(self) -> StreamInfo:
         """Open the file and read its stream parameters; raises InputError naming the problem."""
         stream = self._open_stream()
@@ -124,12 +119,16 @@ class FileSource(Source):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                self._damage.add(packet, self._stream.time_base)
+                self._damaged(packet)
                 continue
             for frame in frames:
                 if frame.is_corrupt:
-                    self._damage.add(packet, self._stream.time_base)
+                    self._damaged(packet)
                 yield frame
+
+    def _damaged(self, packet: Any) -> None:
+        self._damage.add(packet, self._stream.time_base)
+        self.decode_errors = self._damage.count  # the source's count in stats and metrics
 
     def _capture(self, buffer: FrameBuffer) -> None:
         assert self.info is not None, "open() first"

@@ -1,66 +1,119 @@
-"""RTSP cameras through PyAV (FFmpeg), over TCP or UDP, with timeouts on every blocking call."""
+"""RTSP cameras through PyAV (FFmpeg), over TCP or UDP, with timeouts on every blocking call.
+
+``transport: auto`` asks for RTP over the RTSP connection (TCP) first, as most cameras and NVRs
+serve it and it passes firewalls; a server that refuses it (400, 461 "Unsupported transport") is
+asked for UDP at once, and the transport that worked is asked for first on every reconnect.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
-from urllib.parse import urlsplit
 
 import av
 
-from streamproc.capture.live import Capture, LiveSource, LiveSourceError
+from streamproc.capture.ffmpeg_log import FfmpegLog
+from streamproc.capture.live import Capture, Connection, LiveSource, LiveSourceError
+from streamproc.capture.mediaclock import MediaClock
+from streamproc.capture.urls import parse_url
 from streamproc.errors import InputError
 from streamproc.frames import StreamInfo
 from streamproc.pictures import AvPicture
 
 log = logging.getLogger(__name__)
 
-# what to check, by FFmpeg error class (the classes exist in every PyAV we support)
-_HINTS: tuple[tuple[type[Exception], str], ...] = (
+TIMED_OUT = 0.95  # a failure after this share of a timeout is that timeout
+
+# errors that retrying cannot fix, by FFmpeg error class, with what to check
+_MISCONFIGURED: tuple[tuple[type[Exception], str], ...] = (
     (av.error.HTTPNotFoundError, "check the stream path"),
     (av.error.HTTPUnauthorizedError, "check the user name and password"),
-    (av.error.HTTPForbiddenError, "check the user name and password"),
-    (av.error.HTTPBadRequestError, "check the stream path and the transport (live.transport: tcp or udp)"),
+    (av.error.HTTPForbiddenError, "check the user name and password (and the user's rights)"),
+)
+_UNREACHABLE_HINTS: tuple[tuple[type[Exception], str], ...] = (
     (ConnectionRefusedError, "nothing listens there: is the camera on, is the port right?"),
 )
 
 
-def _reason(exc: Exception, timeout: float, waiting_for: str) -> str:
-    """FFmpeg's complaint in words, without the url (which may hold a password)."""
-    if isinstance(exc, av.error.ExitError):  # PyAV's timeout interrupted FFmpeg
-        return f"no {waiting_for} within {timeout:g} s"
+class TransportRefused(LiveSourceError):
+    """The server will not send RTP over the transport asked for."""
+
+
+def _refuses_transport(exc: Exception) -> bool:
+    """400 Bad Request to a SETUP (e.g. rtsp-server-perl to TCP) or 461 Unsupported transport,
+    which FFmpeg reports as 'Protocol not supported'."""
+    if isinstance(exc, av.error.HTTPBadRequestError):
+        return True
+    return getattr(exc, "errno", None) == errno.EPROTONOSUPPORT or "461" in str(exc)
+
+
+def _classify(
+    exc: Exception, timeout: float, waiting_for: str, transport: str, waited: float = 0.0
+) -> LiveSourceError:
+    """FFmpeg's complaint in words a user can act on, without the url (which may hold a password).
+
+    PyAV's timeout interrupts FFmpeg (ExitError), but FFmpeg's RTSP code often reports the
+    interrupted read as "Invalid data" or an I/O error: a failure after the whole timeout is a timeout.
+    """
+    if isinstance(exc, av.error.ExitError) or waited >= TIMED_OUT * timeout:
+        return LiveSourceError(f"no {waiting_for} within {timeout:g} s")
     reason = getattr(exc, "strerror", None) or type(exc).__name__
-    hint = next((text for cls, text in _HINTS if isinstance(exc, cls)), None)
-    return f"{reason}: {hint}" if hint else reason
+    if _refuses_transport(exc):
+        return TransportRefused(
+            f"{reason}: the server refuses RTP over {transport.upper()}", misconfigured=True
+        )
+    for cls, hint in _MISCONFIGURED:
+        if isinstance(exc, cls):
+            return LiveSourceError(f"{reason}: {hint}", misconfigured=True)
+    hint = next((text for cls, text in _UNREACHABLE_HINTS if isinstance(exc, cls)), None)
+    return LiveSourceError(f"{reason}: {hint}" if hint else reason)
 
 
 class _RtspConnection:
     """One RTSP session: an open PyAV container and its video stream."""
 
-    def __init__(self, container: Any, info: StreamInfo, read_timeout: float) -> None:
+    def __init__(
+        self, container: Any, info: StreamInfo, read_timeout: float, transport: str, ffmpeg_log: FfmpegLog
+    ) -> None:
         self._container = container
         self._stream = container.streams.video[0]
         self._read_timeout = read_timeout
         self.info = info
+        self.transport = transport
+        self._log = ffmpeg_log
+        self.packets_lost = 0
+        self.decode_errors = 0
 
     def captures(self) -> Iterator[Capture | None]:
-        time_base = self._stream.time_base
+        clock: MediaClock[Any] = MediaClock(self.info.time_base, self.info.fps)
+        with self._log:
+            try:
+                for packet in self._container.demux(self._stream):
+                    frames = self._decode(packet)
+                    if not frames:
+                        yield None
+                    for frame in frames:
+                        for timed, seconds in clock.place(frame, frame.pts, frame.duration):
+                            yield Capture(AvPicture(timed), seconds, bool(timed.key_frame))
+            except av.error.FFmpegError as exc:
+                raise _classify(exc, self._read_timeout, "data", self.transport) from None
+
+    def _decode(self, packet: Any) -> list[Any]:
+        """The packet's frames; a damaged packet (UDP loss) is concealed and counted."""
         try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError:
-                    yield None  # a damaged packet (UDP loss): conceal it, stall detection watches
-                    continue
-                if not frames:
-                    yield None
-                for frame in frames:
-                    media_time = float(frame.pts * time_base) if frame.pts is not None else None
-                    yield Capture(AvPicture(frame), media_time, bool(frame.key_frame))
-        except av.error.FFmpegError as exc:
-            raise LiveSourceError(_reason(exc, self._read_timeout, "data")) from None
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            frames = []
+            self.decode_errors += 1
+        damage = self._log.take()
+        self.packets_lost += damage.packets_lost
+        if damage.errors and frames:  # a picture came out, patched over: one error per packet
+            self.decode_errors += 1
+        return frames
 
     def close(self) -> None:
         self._container.close()
@@ -69,35 +122,81 @@ class _RtspConnection:
 class RtspSource(LiveSource):
     """An IP camera or NVR stream: ``rtsp://[user:password@]host[:port]/path``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ffmpeg_url = ""  # the url with its login percent-encoded, set by _check
+        self._worked: str | None = None  # the transport that last streamed (auto)
+
     def _check(self) -> None:
-        parts = urlsplit(self._url)
-        if not parts.hostname:
+        parsed = parse_url(self._url)  # InputError, without the url, when the login is ambiguous
+        if not parsed.host:
             raise InputError(f"RTSP url {self.url} has no host: write rtsp://host[:port]/path")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port number
-        except ValueError:
-            raise InputError(f"RTSP url {self.url} has an invalid port") from None
+        self._ffmpeg_url = parsed.encoded
+
+    def _connection_damage(self, connection: Connection) -> tuple[int, int]:
+        assert isinstance(connection, _RtspConnection)
+        return connection.packets_lost, connection.decode_errors
+
+    def _transport_of(self, connection: Connection) -> str:
+        assert isinstance(connection, _RtspConnection)
+        return f" over {connection.transport.upper()}"
+
+    def _transports(self) -> list[str]:
+        wanted = self.settings.transport
+        if wanted != "auto":
+            return [wanted]
+        first = self._worked or "tcp"
+        return [first, *(other for other in ("tcp", "udp") if other != first)]
 
     def _connect(self) -> _RtspConnection:
+        refused: list[str] = []
+        for transport in self._transports():
+            try:
+                connection = self._open(transport)
+            except TransportRefused as exc:
+                refused.append(transport.upper())
+                last = exc
+                log.debug("source %s: %s", self.source_id, exc)
+                continue
+            if self.settings.transport == "auto":
+                self._worked = transport
+            return connection
+        if len(refused) > 1:
+            raise LiveSourceError(
+                f"the server refuses RTP over {' and '.join(refused)}: check the url", misconfigured=True
+            )
+        hint = "" if self.settings.transport == "auto" else " (set live.transport: auto)"
+        raise TransportRefused(f"{last}{hint}", misconfigured=True)
+
+    def _open(self, transport: str) -> _RtspConnection:
         live = self.settings
         options = {
-            "rtsp_transport": live.transport,
+            "rtsp_transport": transport,
             "allowed_media_types": "video",  # do not set up audio we would throw away
+            # the frame rate comes from the stream's own timing, not from a second of probing:
+            # connecting (and reconnecting) is a keyframe away, not a keyframe plus ~20 frames
+            "fpsprobesize": "0",
         }
+        ffmpeg_log = FfmpegLog()  # loss while FFmpeg probes the stream counts too
+        began = time.monotonic()
         try:
-            container = av.open(self._url, options=options, timeout=(live.connect_timeout, live.read_timeout))
+            with ffmpeg_log:
+                container = av.open(
+                    self._ffmpeg_url, options=options, timeout=(live.connect_timeout, live.read_timeout)
+                )
         except av.error.FFmpegError as exc:
-            raise LiveSourceError(_reason(exc, live.connect_timeout, "answer")) from None
+            waited = time.monotonic() - began
+            raise _classify(exc, live.connect_timeout, "answer", transport, waited) from None
         try:
             info = self._stream_info(container)
         except LiveSourceError:
             container.close()
             raise
-        return _RtspConnection(container, info, live.read_timeout)
+        return _RtspConnection(container, info, live.read_timeout, transport, ffmpeg_log)
 
     def _stream_info(self, container: Any) -> StreamInfo:
         if not container.streams.video:
-            raise LiveSourceError("the stream has no video")
+            raise LiveSourceError("the stream has no video (audio only?): check the url", misconfigured=True)
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"  # frame threads would hold frames back: latency
         width, height = stream.codec_context.width, stream.codec_context.height

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ class Classifier:
     ``preprocessing`` maps a pixel p (0..255) to what the model was trained on: ``raw`` (p itself;
     a uint8 input gets the bytes unchanged), ``minus1_1`` (p/127.5 - 1), ``zero_1`` (p/255) or
     ``mean_std`` ((p - mean)/std). An integer input is then quantised with the model's own scale
-    and zero point; integer outputs are dequantised the same way.
+    and zero point; integer outputs are dequantised the same way. ``prepare`` (a picture -> one input
+    row, e.g. a TF.js model's declared preprocessing) replaces all of that and allows 1-channel inputs.
     """
 
     def __init__(
@@ -44,8 +45,10 @@ class Classifier:
         top_k: int = 5,
         expected_size: tuple[int, int] | None = None,
         fix: str = "check the model path",
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.model = model
+        self._prepare = prepare
         self.name = name
         self.top_k = top_k
         self._preprocessing = preprocessing
@@ -53,7 +56,8 @@ class Classifier:
         self._labels = list(labels) if labels is not None else None
         self._label_offset = label_offset
         shape = model.input_shape
-        if len(shape) != 4 or shape[3] != 3 or shape[1] < 1 or shape[2] < 1:
+        channels = (1, 3) if prepare is not None else (3,)
+        if len(shape) != 4 or shape[3] not in channels or shape[1] < 1 or shape[2] < 1:
             raise ModelError(
                 f"{model.path} takes input of shape {shape}, not RGB images (1, height, width, 3): {fix}"
             )
@@ -90,6 +94,12 @@ class Classifier:
         """(width, height) pictures are resized to."""
         return self.input_width, self.input_height
 
+    @property
+    def resizes_itself(self) -> bool:
+        """Whether the model declares its own resize (TF.js sidecars): callers then pass pictures
+        at any size, since resizing them first would change what the model sees."""
+        return self._prepare is not None
+
     def classify(self, pictures: Sequence[np.ndarray], frame: int | None = None) -> list[Classification]:
         """Top-k labels for each RGB uint8 picture (any size; resized to the model input).
 
@@ -109,6 +119,8 @@ class Classifier:
     def _tensor(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
+        if self._prepare is not None:
+            return self._prepare(rgb).astype(self.model.input_dtype, copy=False)
         pixels = resize_to(rgb, self.input_width, self.input_height)
         dtype = self.model.input_dtype
         if self._preprocessing == "raw" and (dtype == np.uint8 or not self._integer_input):
@@ -162,8 +174,9 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in lines]
 
 
-def open_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Classifier:
-    """The classifier the settings name: a manifest model (checked against its sha256) or a path."""
+def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Classifier:
+    """A classifier from a manifest model (checked against its sha256) or a model file
+    (``.tflite``, Keras, SavedModel); TF.js models go through :mod:`streamproc.inference.classifiers`."""
     if settings.model in registry.specs:
         spec = registry.get(settings.model)
         defaults = ClassifierSettings.model_fields

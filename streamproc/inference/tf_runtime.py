@@ -78,7 +78,7 @@ class TfModel:
 
 def load_tf_model(path: Path, num_threads: int = 1) -> TfModel:
     """Load a ``.keras``/``.h5`` file or a SavedModel folder."""
-    _limit_threads(num_threads)
+    limit_threads(num_threads)
     if not path.exists():
         raise ModelError(f"model {path} does not exist: check the path")
     if path.is_dir():
@@ -114,7 +114,7 @@ def _load_saved_model(path: Path) -> TfModel:
     return TfModel(path, lambda x: function(**{name: x}), tuple(spec.shape), spec.dtype)
 
 
-def _limit_threads(num_threads: int) -> None:
+def limit_threads(num_threads: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(num_threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -61,6 +61,8 @@ SOURCE_COLUMNS: tuple[Column, ...] = (
     (CounterMetricFamily, "frames_processed", "frames through inference", "frames_processed"),
     (CounterMetricFamily, "frames_dropped", "frames dropped by a full buffer", "frames_dropped"),
     (CounterMetricFamily, "source_reconnects", "reconnection attempts", "reconnects"),
+    (CounterMetricFamily, "packets_lost", "RTP packets that never arrived (UDP loss)", "packets_lost"),
+    (CounterMetricFamily, "decode_errors", "packets undecodable or decoded patched-up", "decode_errors"),
     (GaugeMetricFamily, "source_fps", "processed frames per second, last 5 s", "fps"),
     (GaugeMetricFamily, "source_faces", "faces in the latest frame", "faces"),
 )

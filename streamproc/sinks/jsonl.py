@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streamproc import rounding
 from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.files import commit, discard_if_empty, partial_path
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
@@ -25,6 +26,20 @@ from streamproc.sinks.linefile import LineFile
 from streamproc.sinks.retry import Retry
 
 log = logging.getLogger(__name__)
+
+
+def status_record(event: StatusEvent) -> dict[str, Any]:
+    """``{"type": "status", "source", "state", "message", "wall_time", "width", "height"}``."""
+    return {
+        "type": "status",
+        "source": event.source_id,
+        "state": event.state.value,
+        "message": event.message,
+        "wall_time": rounding.seconds(event.wall_time),
+        "width": event.width,
+        "height": event.height,
+    }
+
 
 class JsonlSink(Sink):
     """Appends records to one file (or one per source with '{source}' in the path)."""
@@ -57,6 +72,11 @@ class JsonlSink(Sink):
         if self.settings.events:
             for event in events:
                 self._write(event.source_id, event.to_dict())
+
+    def handle_status(self, event: StatusEvent) -> None:
+        """A source's state change (a StatusEvent) as one line, with its picture size once known."""
+        if self.settings.events:
+            self._write(event.source_id, status_record(event))
 
     def _written_path(self, path: Path) -> Path:
         """Replaced files are written aside until the run ends well."""

@@ -25,8 +25,10 @@ class ClassifierRunner:
     def classify(self, pictures: Sequence[np.ndarray], frame_index: int) -> list[Classification]:
         if not pictures:
             return []
-        width, height = self.classifier.input_size
-        rgb = [cv2.cvtColor(resize_to(picture, width, height), cv2.COLOR_BGR2RGB) for picture in pictures]
+        if not self.classifier.resizes_itself:  # smaller first: the colour swap then costs less
+            width, height = self.classifier.input_size
+            pictures = [resize_to(picture, width, height) for picture in pictures]
+        rgb = [cv2.cvtColor(picture, cv2.COLOR_BGR2RGB) for picture in pictures]
         started = time.perf_counter()
         results = self.classifier.classify(rgb, frame_index)
         if self._on_inference is not None:
