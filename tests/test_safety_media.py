@@ -32,12 +32,19 @@ from streamproc.pipeline import RunReport
 from streamproc.sinks.timestamps import Timeline
 
 
-def _run(video: Path, out: Path, blazeface: BlazeFaceDetector, video_out: bool = True) -> RunReport:
+def _run(
+    video: Path, out: Path, blazeface: BlazeFaceDetector, video_out: bool = True, stats: list | None = None
+) -> RunReport:
+    """Run ``video`` into out/e.jsonl (and out/a.mp4); the final stats snapshot goes into ``stats``."""
     sinks: list = [JsonlSinkSettings(type="jsonl", path=out / "e.jsonl")]
     if video_out:
         sinks.append(VideoSinkSettings(type="video", path=out / "a.mp4"))
     settings = Settings(sources=[SourceSettings(url=str(video))], sinks=sinks, progress=False)
-    return build_pipeline(settings, detector=blazeface).run()
+    pipeline = build_pipeline(settings, detector=blazeface)
+    report = pipeline.run()
+    if stats is not None:
+        stats.append(pipeline.stats_snapshot())
+    return report
 
 
 def _times(path: Path) -> list[float]:
@@ -76,8 +83,9 @@ def test_decoding_goes_on_past_damage(
     for video in (zeroed, flipped):
         out = tmp_path / video.stem
         out.mkdir()
+        stats: list[dict] = []
         with caplog.at_level(logging.WARNING, logger="streamproc"):
-            report = _run(video, out, blazeface, video_out=False)
+            report = _run(video, out, blazeface, video_out=False, stats=stats)
         (source,) = report.sources
         reference = ffprobe_frames(video)
         print(f"{video.name}: decoded {source.frames_decoded} of 1000, ffprobe {reference}")
@@ -86,6 +94,8 @@ def test_decoding_goes_on_past_damage(
         warnings = [r.message for r in caplog.records if video.stem in r.message and "damaged" in r.message]
         warning = warnings[0]
         assert "skipped (" in warning and " s to " in warning, warning
+        count = stats[0]["sources"][video.stem]["decode_errors"]  # also /api/stats and /metrics
+        assert count > 0 and f"{count} damaged packet" in warning
         caplog.clear()
 
 
