@@ -78,8 +78,10 @@ def build_pipeline(
     if settings.snapshots.enabled:
         sinks.append(SnapshotSink(settings.snapshots))
     pixels = PixelPlan.for_consumers([*stages, *sinks])
-    for part in [*stages, *sinks]:
-        part.open(pixels)
+    for stage in stages:
+        stage.open(pixels)
+    for sink in sinks:
+        sink.open(pixels)
     return Pipeline(
         opened,
         detector,
@@ -120,7 +122,10 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
     ids = RunIds()
     stages: list[Stage] = []
     if tracking.enabled:
-        classification = FaceClassification(classify.faces, classify.faces.margin, runner) if faces else None
+        classification = None
+        if faces:
+            assert runner is not None
+            classification = FaceClassification(classify.faces, classify.faces.margin, runner)
         snapshots = settings.snapshots if settings.snapshots.enabled else None
         stages.append(TrackStage(tracking, ids, classification, snapshots))
     if keyframes:

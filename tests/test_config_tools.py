@@ -55,7 +55,7 @@ def test_config_check_prints_effective_config_with_secrets_masked(tmp_path: Path
     config = tmp_path / "cam.yaml"
     config.write_text(
         "sources:\n  - url: rtsp://admin:hunter2@10.0.0.5/stream1\n    id: door\n"
-        "  - url: \"http://admin:Pa/ss#7?x@10.0.0.6/cam\"\n    id: side\n"
+        '  - url: "http://admin:Pa/ss#7?x@10.0.0.6/cam"\n    id: side\n'
     )
     result = run_cli("config", "check", config, env={"STREAMPROC_HTTP__PORT": "9100"})
     assert result.returncode == 0, result.stderr

@@ -92,15 +92,18 @@ def test_file_run_publishes_what_the_jsonl_sink_writes(
     wait_until(lambda: recorder.texts("streamproc/available")[-1:] == ["offline"], 10, "offline at exit")
 
     lines = read_jsonl(jsonl)
-    # the events (new/update/end/scene) are exactly the JSONL's non-frame lines, in the same order
-    assert json_payloads(recorder, "streamproc/events") == [line for line in lines if line["type"] != "frame"]
+    # the events (new/update/end/scene) are exactly the JSONL's event lines, in the same order
+    events = [line for line in lines if line["type"] not in ("frame", "status")]
+    assert json_payloads(recorder, "streamproc/events") == events
+    # status changes go to their own topic and to the JSONL's status lines alike
+    written_states = [line["state"] for line in lines if line["type"] == "status"]
     # one retained face count per change of the count, as the frames had it
     frames = [line for line in lines if line["type"] == "frame"]
     counts = [int(text) for text in recorder.texts("streamproc/enter/faces")]
     assert counts == changes([len(frame["faces"]) for frame in frames])
     assert max(counts) == 2 and counts[0] == counts[-1] == 0
     states = [status["state"] for status in json_payloads(recorder, "streamproc/enter/status")]
-    assert states == ["streaming", "stopped"]
+    assert states == written_states == ["streaming", "stopped"]
     assert recorder.texts("streamproc/available") == ["online", "offline"]
     final = json_payloads(recorder, "streamproc/stats")[-1]
     assert final["sources"]["enter"]["frames_processed"] == len(frames) == 100

@@ -31,7 +31,8 @@ def _enable() -> None:
         logging.getLogger("libav").setLevel(logging.CRITICAL + 1)
         # PyAV folds repeated lines across threads, which would move counts to another source
         av.logging.set_skip_repeated(False)
-        if av.logging.get_level() is None or av.logging.get_level() < av.logging.WARNING:
+        level = av.logging.get_level()
+        if level is None or level < av.logging.WARNING:
             av.logging.set_level(av.logging.WARNING)
         _enabled = True
 
@@ -59,7 +60,7 @@ class FfmpegLog:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._capture.__exit__(exc_type, exc, tb)
+        self._capture.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]  # PyAV's stub is narrower
 
     def take(self) -> StreamDamage:
         """Count and forget the lines caught so far."""

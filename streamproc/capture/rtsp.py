@@ -69,8 +69,8 @@ def _classify(
     for cls, hint in _MISCONFIGURED:
         if isinstance(exc, cls):
             return LiveSourceError(f"{reason}: {hint}", misconfigured=True)
-    hint = next((text for cls, text in _UNREACHABLE_HINTS if isinstance(exc, cls)), None)
-    return LiveSourceError(f"{reason}: {hint}" if hint else reason)
+    unreachable = next((text for cls, text in _UNREACHABLE_HINTS if isinstance(exc, cls)), None)
+    return LiveSourceError(f"{reason}: {unreachable}" if unreachable else reason)
 
 
 class _RtspConnection:

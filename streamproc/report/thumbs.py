@@ -58,9 +58,10 @@ def attach_thumbnails(sources: list[SourceTracks], base_dirs: list[Path], videos
 def thumbnail_uri(image: np.ndarray, box: list[float] | None = None) -> str:
     """A small JPEG data: URI of ``image`` (BGR), cropped to ``box`` plus a margin when given."""
     if box is not None:
-        image = context_crop(image, box, MARGIN)
-        if image is None:
+        crop = context_crop(image, box, MARGIN)
+        if crop is None:
             raise ValueError(f"the box {box} lies outside the picture")
+        image = crop
     scale = THUMB_SIZE / max(image.shape[:2])
     if scale < 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
