@@ -221,11 +221,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
         set_own_level(settings.log_level)
     if args.events:
-        events_existing = {"existing": args.overwrite} if args.overwrite else {}
-        settings.sinks.append(JsonlSinkSettings(type="jsonl", path=args.events, **events_existing))
+        events = {"type": "jsonl", "path": args.events, "existing": args.overwrite or "append"}
+        settings.sinks.append(JsonlSinkSettings.model_validate(events))
     if args.out_video:
-        video_existing = {"existing": "refuse"} if args.overwrite == "refuse" else {}
-        settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video, **video_existing))
+        existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
+        video = {"type": "video", "path": args.out_video, "existing": existing}
+        settings.sinks.append(VideoSinkSettings.model_validate(video))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
 

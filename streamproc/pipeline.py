@@ -224,7 +224,7 @@ class Pipeline:
             processed += 1
             if progress is not None:
                 progress(result)
-            frame = result = None  # let the picture go while waiting (capture.buffer.PictureBudget)
+            del frame, result  # let the picture go while waiting (capture.buffer.PictureBudget)
             self._end_finished_sources()
 
     def _process(self, frame: Frame) -> FrameResult:

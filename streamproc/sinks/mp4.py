@@ -44,8 +44,8 @@ class CrashSafeMp4:
     ) -> None:
         self.path = path
         self.partial = partial_path(path)
-        self.container: Any | None = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
-        stream = self.container.add_stream("libx264", rate=rate)
+        self.container: Any = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
+        stream: Any = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         # the encoder counts in the input's time base: its timestamps reach the file unchanged
@@ -94,7 +94,7 @@ class CrashSafeMp4:
 def _remux_faststart(source: Path, target: Path) -> None:
     """Copy every packet of ``source`` into a non-fragmented MP4 with the index in front."""
     with (
-        av.open(str(source), stream_options=[{"threads": "1"}]) as reader,
+        av.open(str(source), options={"threads": "1"}) as reader,
         av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as writer,
     ):
         incoming = reader.streams.video[0]
