@@ -87,6 +87,21 @@ def _check_one(
             f"{what}: {path} exists and existing outputs are refused (--overwrite refuse): move it, or"
             " use --overwrite replace / append"
         )
+    if existing == "append" and not _holds_json_lines(path):
+        raise OutputConflictError(
+            f"{what}: {path} exists and is not a JSON Lines file: appending would damage it; choose"
+            " another path"
+        )
+
+
+def _holds_json_lines(path: Path) -> bool:
+    """Whether a file can be appended to with records: missing, empty, or starting with one."""
+    try:
+        with open(path, "rb") as stream:
+            start = stream.read(64).lstrip()
+    except OSError:  # missing (fine), a folder or unreadable (the sink's own checks say so)
+        return True
+    return not start or start.startswith(b"{")
 
 
 def _check_leftover(partial: Path) -> None:

@@ -71,6 +71,10 @@ def test_existing_outputs_follow_the_overwrite_choice(tmp_path: Path, sample_vid
     check_outputs([JsonlSinkSettings(type="jsonl", path=events)], inputs)  # append: fine
     with pytest.raises(OutputConflictError, match="--overwrite refuse"):
         check_outputs([JsonlSinkSettings(type="jsonl", path=events, existing="refuse")], inputs)
+    other = tmp_path / "other.mp4"  # someone's video, not an input of this run
+    other.write_bytes(sample_video.read_bytes())
+    with pytest.raises(OutputConflictError, match="not a JSON Lines file"):
+        check_outputs([JsonlSinkSettings(type="jsonl", path=other)], inputs)
     video = tmp_path / "a.mp4"
     partial_path(video).write_bytes(b"what a killed run left")
     with pytest.raises(OutputConflictError, match="earlier run that did not finish"):

@@ -74,10 +74,15 @@ class FileSource(Source):
         # frame interval, where slice threads alone hold no frames back (latency); huge pictures too
         stream.thread_type = "SLICE" if self.realtime or width * height > HUGE_PIXELS else "AUTO"
         self._frames = self._decoded()
-        first = next(self._frames, None)
+        try:  # the first frame now: its display matrix says which way is up
+            first = next(self._frames, None)
+        except av.error.FFmpegError as exc:
+            first, problem = None, _ffmpeg_reason(exc)
+        else:
+            problem = "it is damaged or not a video"
         if first is None:
             self._container.close()
-            raise InputError(f"input {self.url}: no frame could be decoded: it is damaged or not a video")
+            raise InputError(f"input {self.url}: no frame could be decoded: {problem}")
         self._frames = itertools.chain([first], self._frames)
         self._turns = round((first.rotation or 0) / 90) % 4
         if self._turns % 2:
