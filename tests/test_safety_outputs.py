@@ -114,8 +114,9 @@ def test_sigkill_leaves_a_playable_video_and_whole_json_lines(
     lost = len(reported) - decoded
     print(f"SIGKILL after {len(reported)} frames in the JSONL: {decoded} frames decoded from the MP4")
     assert 0 <= lost <= 2 * 25, f"{lost} frames lost of {len(reported)}: more than 2 s ({stderr[-500:]})"
-    with av.open(str(partial_path(annotated))) as container:  # the first frames are the input's first
-        assert next(container.decode(video=0)).pts == 0
+    with av.open(str(partial_path(annotated))) as container:  # it starts with the input's first frame
+        first = next(container.decode(video=0))
+        assert float(first.pts * first.time_base) < 0.2, "(fragments start late by B-frames' delay only)"
 
     # a later run appends to the events file after a torn line, and refuses to overwrite the partial video
     with open(events, "ab") as stream:

@@ -52,13 +52,16 @@ class CrashSafeMp4:
         stream.codec_context.time_base = time_base
         stream.time_base = time_base
         stream.options = options
-        # no B-frames: fragments carry no edit list, and B-frames' decode delay would shift every
-        # timestamp; it also lowers what the encoder holds back (lost on a crash)
-        stream.codec_context.max_b_frames = 0
         self.stream = stream
+        # Fragments carry no edit list: the muxer moves the whole timeline so that it starts at 0
+        # (by the first packet's decode time: B-frames make it earlier than the first picture's).
+        # The remux at the end moves it back, so the finished file has the input's timestamps.
+        self._first_dts: int | None = None
 
     def write(self, frame: Any) -> None:
         for packet in self.stream.encode(frame):
+            if self._first_dts is None:
+                self._first_dts = packet.dts or 0
             self.container.mux(packet)
 
     def finish(self) -> None:
@@ -68,7 +71,7 @@ class CrashSafeMp4:
         self.container = self.stream = None  # the encoder's memory goes before the remux reads
         finished = self.partial.with_name(f".{self.path.name}.finishing")
         try:
-            _remux_faststart(self.partial, finished)
+            _remux_faststart(self.partial, finished, self._first_dts or 0)
             commit(finished, self.path)
         finally:
             finished.unlink(missing_ok=True)
@@ -91,8 +94,9 @@ class CrashSafeMp4:
         return kept
 
 
-def _remux_faststart(source: Path, target: Path) -> None:
-    """Copy every packet of ``source`` into a non-fragmented MP4 with the index in front."""
+def _remux_faststart(source: Path, target: Path, shift: int) -> None:
+    """Copy every packet of ``source``, ``shift`` ticks later, into a non-fragmented MP4 with the
+    index in front (and an edit list where B-frames decode before the first picture shows)."""
     with (
         av.open(str(source), options={"threads": "1"}) as reader,
         av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as writer,
@@ -102,5 +106,7 @@ def _remux_faststart(source: Path, target: Path) -> None:
         for packet in reader.demux(incoming):
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
+            packet.pts += shift
+            packet.dts += shift
             packet.stream = outgoing
             writer.mux(packet)

@@ -149,9 +149,9 @@ class VideoSink(Sink):
             raise OutputError("could not finish output video " + "; ".join(errors))
 
 
-# no look-ahead, no lowres planes (constant QP, no scene-cut or weighted-prediction analysis), no
-# half-pixel planes: each picture x264 keeps costs over 100 MB at 8192x8192
-_HUGE_X264 = "scenecut=0:weightp=0:rc-lookahead=0:sync-lookahead=0:mbtree=0:subme=0"
+# no B-frames, no look-ahead, no lowres planes (constant QP, no scene-cut or weighted-prediction
+# analysis), no half-pixel planes: each picture x264 keeps costs over 100 MB at 8192x8192
+_HUGE_X264 = "bframes=0:scenecut=0:weightp=0:rc-lookahead=0:sync-lookahead=0:mbtree=0:subme=0"
 
 
 def encoder_options(settings: VideoSinkSettings, pixels: int = 0) -> dict[str, str]:
