@@ -86,6 +86,19 @@ def run_seed(
     )
 
 
+def stage_emotion(folder: Path, shared: Path | None = None) -> Path:
+    """Human's emotion model with streamproc's sidecar and labels, copied into ``folder``; its
+    model.json path."""
+    human = (shared or shared_dir()) / "models" / "tfjs" / "human-3.3.6"
+    for source in (
+        human / "emotion.json",
+        human / "emotion.bin",
+        *(REPO / "models" / "tfjs").glob("emotion.*"),
+    ):
+        shutil.copy(source, folder / source.name)
+    return folder / "emotion.json"
+
+
 def run_engine(images: int = 200, warmup: int = 12, shared: Path | None = None) -> SeedResult:
     """streamproc's own engine on the same photos, in this process, one thread, no HTTP.
 
@@ -104,11 +117,7 @@ def run_engine(images: int = 200, warmup: int = 12, shared: Path | None = None) 
     shared = shared or shared_dir()
     photos = [path.read_bytes() for path in photo_paths(shared)]
     with tempfile.TemporaryDirectory() as folder:
-        human = shared / "models" / "tfjs" / "human-3.3.6"
-        sidecar = (REPO / "models" / "tfjs").glob("emotion.*")
-        for source in (human / "emotion.json", human / "emotion.bin", *sidecar):
-            shutil.copy(source, Path(folder) / source.name)
-        settings = ClassifierSettings(model=str(Path(folder) / "emotion.json"))
+        settings = ClassifierSettings(model=str(stage_emotion(Path(folder), shared)))
         classifier = open_classifier(settings, ModelRegistry.load())
     detector = BlazeFaceDetector("short")
     latencies: list[float] = []

@@ -11,12 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamproc import __version__
 from streamproc.errors import StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
+
+if TYPE_CHECKING:
+    from streamproc.pipeline import Pipeline, RunReport
 
 log = logging.getLogger("streamproc")
 
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
+    _add_serve(commands)
     _add_models(commands)
     _add_report(commands)
     _add_config(commands)
@@ -103,6 +107,34 @@ def _add_outputs(run: argparse.ArgumentParser) -> None:
         help="an existing --events/--out-video file: append (events; the default), replace it when the"
         " run succeeds (videos always are), or refuse to start",
     )
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="HTTP detection API (POST /api/v1/detect), with the config's sources if any",
+        description="Serve POST /api/v1/detect (faces and classifications in uploaded images), "
+        "/metrics, /healthz, /readyz, /api/* and /docs until SIGINT/SIGTERM; INPUTs (or the config's "
+        "sources) run through the pipeline meanwhile, with their live view.",
+        epilog="example: STREAMPROC_HTTP__TOKEN=... streamproc serve --http 0.0.0.0:8080 "
+        "--api-model mobilenet_v2",
+    )
+    serve.add_argument("inputs", nargs="*", metavar="INPUT", help="sources to run too (as for run)")
+    serve.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
+    serve.add_argument(
+        "--http", type=_http_address, metavar="[HOST:]PORT", help="listen here (default 127.0.0.1:8080)"
+    )
+    serve.add_argument(
+        "--api-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="classifier the API offers (repeatable)",
+    )
+    serve.add_argument("--workers", type=int, metavar="N", help="inference threads of the API (default 2)")
+    serve.add_argument("--models-dir", type=Path, metavar="DIR", help="where fetched models are")
+    _add_common(serve)
+    serve.set_defaults(handler=_cmd_serve)
 
 
 def _add_models(commands: Any) -> None:
@@ -215,6 +247,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
     from streamproc.progress import ProgressBar
     from streamproc.server import StatusServer
+    from streamproc.server.access import load_token
+    from streamproc.server.detect_pool import open_detect_pool
     from streamproc.sinks.live import LiveViewSink
 
     settings = load_settings(args.config, _run_overrides(args))
@@ -231,12 +265,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
 
     live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
+    if live:
+        load_token(settings.http)  # a missing token fails before any model loads
     pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
-    server = StatusServer(settings.http, pipeline, live) if live else contextlib.nullcontext()
-    with server:
-        signals = _stop_on_signals(pipeline.stop)
-        with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
-            report = pipeline.run(progress=bar.update)
+    detect = open_detect_pool(settings) if live and settings.http.api.enabled else None
+    try:
+        server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
+        with server:
+            signals = _stop_on_signals(pipeline.stop)
+            with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+                report = pipeline.run(progress=bar.update)
+    finally:
+        if detect is not None:
+            detect.close()
+    _summarise(pipeline, report, signals)
+    return EXIT_OK
+
+
+def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> None:
+    """Log each source's numbers and the run's; raise when the run failed."""
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
         latency = latencies.get(source.source_id) or {}
@@ -265,6 +312,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise StreamprocError("\n".join(problems))
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from streamproc.config import load_settings
+    from streamproc.server.serve import serve
+
+    http: dict[str, Any] = {**(args.http or {}), "enabled": True}
+    api: dict[str, Any] = {"models": args.api_model} if args.api_model else {}
+    if args.workers is not None:
+        api["workers"] = args.workers
+    if api:
+        http["api"] = api
+    overrides: dict[str, Any] = {"http": http, "progress": False}
+    if args.inputs:
+        overrides["sources"] = [{"url": url} for url in args.inputs]
+    if args.models_dir:
+        overrides["models_dir"] = args.models_dir
+    settings = load_settings(args.config, overrides)
+    if not _verbosity(args):
+        set_own_level(settings.log_level)
+    handlers: list[list[str]] = []  # the signals _stop_on_signals saw, for the summary line
+    ran = serve(settings, lambda stop: handlers.append(_stop_on_signals(stop)))
+    if ran is not None:
+        _summarise(*ran, handlers[0] if handlers else [])
     return EXIT_OK
 
 

@@ -308,14 +308,60 @@ class MqttSettings(StrictModel):
         return self
 
 
+class DetectApiSettings(StrictModel):
+    """POST /api/v1/detect: faces, and on request classifications, in one uploaded image."""
+
+    enabled: bool = Field(True, description="serve the detection API")
+    workers: int = Field(2, ge=1, le=64, description="inference threads, each with its own interpreters")
+    queue_size: int = Field(32, ge=1, le=100_000, description="requests waiting for a worker; more get 503")
+    batch: int = Field(8, ge=1, le=256, description="most queued requests one worker takes at once")
+    max_body_mb: float = Field(20.0, gt=0, le=1024, description="largest request body, megabytes")
+    max_megapixels: float = Field(
+        50.0, gt=0, le=1000, description="largest image, read from its header before decoding"
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="classifier models requests may name (model=), manifest names or paths; the "
+        "classifier section's model is one of them when classification is enabled",
+    )
+
+
 class HttpSettings(StrictModel):
-    """The optional HTTP server: /metrics, /healthz, /readyz, /api/*, live view."""
+    """The optional HTTP server: /metrics, /healthz, /readyz, /api/*, live view, detection API."""
 
     enabled: bool = Field(False, description="serve metrics, health, stats and the live view over HTTP")
-    host: str = Field("127.0.0.1", description="address to listen on; 0.0.0.0 exposes it to the network")
+    host: str = Field("127.0.0.1", description="address to listen on; beyond loopback a token is required")
     port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged at start)")
     live_fps: float = Field(10.0, gt=0.0, le=120.0, description="most frames per second sent to a viewer")
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the live view")
+    token: SecretStr | None = Field(
+        None, description="bearer token every route but /healthz requires (STREAMPROC_HTTP__TOKEN)"
+    )
+    token_file: FilePath | None = Field(None, description="or a file holding the token")
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description="Host header names accepted ('*': any); default: localhost, 127.0.0.1, ::1 and "
+        "the listening address",
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; none: off")
+    tls_cert: FilePath | None = Field(None, description="serve HTTPS with this certificate (PEM)")
+    tls_key: FilePath | None = Field(None, description="private key of tls_cert (PEM)")
+    request_timeout: float = Field(
+        10.0, gt=0, le=3600, description="seconds a client has to send a request's headers and body"
+    )
+    idle_timeout: float = Field(5.0, gt=0, le=3600, description="seconds an idle keep-alive connection stays")
+    max_connections: int = Field(
+        512, ge=1, le=100_000, description="open connections beyond which requests get 503"
+    )
+    api: DetectApiSettings = Field(default_factory=DetectApiSettings)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("token and token_file are alternatives: give one")
+        return self
 
 
 class TrackingSettings(StrictModel):

@@ -80,6 +80,7 @@ class StreamInfo:
     time_base: Fraction
     total_frames: int | None = None  # None for live streams or containers without a count
     live: bool = False
+    still: bool = False  # a photo: one frame, unrelated to the source's other frames
 
 
 @dataclass(frozen=True, eq=False)

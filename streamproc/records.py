@@ -21,6 +21,8 @@ def frame_record(result: FrameResult) -> dict[str, Any]:
         "height": frame.height,
         "faces": result.detections.to_records(),
     }
+    if frame.stream.still:  # photos: which one
+        record["image"] = frame.stream.url
     for event in result.events:
         if event.type == "scene":  # the frame was classified whole
             record["scene"] = event.classification.to_dict()

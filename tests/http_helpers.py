@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -10,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ from streamproc.sinks.live import LiveViewSink
 @dataclass
 class Reply:
     status: int
-    headers: dict[str, str]
+    headers: Message  # names are case-insensitive (the server sends them in lower case)
     body: bytes
 
     def json(self) -> Any:
@@ -34,9 +39,9 @@ class Reply:
 def get(url: str, timeout: float = 10) -> Reply:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return Reply(answer.status, dict(answer.headers), answer.read())
+            return Reply(answer.status, answer.headers, answer.read())
     except urllib.error.HTTPError as error:
-        return Reply(error.code, dict(error.headers), error.read())
+        return Reply(error.code, error.headers, error.read())
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
@@ -85,3 +90,30 @@ def serve(videos: Sequence[Path], extra_sinks: Sequence[Sink] = (), start: bool 
             pipeline.stop()
             if thread.is_alive():
                 thread.join(30)
+
+
+@contextmanager
+def cli_server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``python -m streamproc ARGS`` serving HTTP; yields the process and the port its log names.
+    The process is killed on exit if the test has not ended it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamproc", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stderr is not None
+        port = None
+        for line in process.stderr:
+            found = re.search(r"HTTP server on https?://\S+:(\d+)/", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port, "the server's address is logged"
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,8 +11,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, count_frames
-from http_helpers import get, serve, wait_for
+from conftest import count_frames
+from http_helpers import cli_server, get, serve, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamproc.builder import build_pipeline
@@ -182,22 +178,8 @@ def test_busy_port_is_a_one_line_error(sample_video: Path) -> None:
 
 def test_cli_http_switch_serves_while_running(long_video: Path) -> None:
     args = ["run", str(long_video), "--http", "127.0.0.1:0", "--no-progress"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamproc", *args],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ},
-    )
-    try:
-        assert process.stderr is not None
-        url = None
-        for line in process.stderr:
-            found = re.search(r"HTTP server on (http://127\.0\.0\.1:\d+/)", line)
-            if found:
-                url = found.group(1)
-                break
-        assert url, "the server's address is logged"
+    with cli_server(*args) as (process, port):
+        url = f"http://127.0.0.1:{port}/"
         assert get(url + "healthz").json() == {"status": "ok"}
         wait_for(lambda: get(url + "readyz").status == 200, what="ready")
         processed = ("streamproc_frames_processed_total", (("source", "long"),))
@@ -206,7 +188,3 @@ def test_cli_http_switch_serves_while_running(long_video: Path) -> None:
         assert b"live/long.mjpeg" in get(url).body
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -113,6 +113,6 @@ def test_no_login_in_sources_stats_readiness_or_events(blazeface: BlazeFaceDetec
     sources = run.pipeline.sources_snapshot()
     assert set(sources) == {"cam", "v"}, "ids from the path, never from the login"
     shown = [json.dumps(sources), json.dumps(run.pipeline.stats_snapshot()), repr(report)]
-    shown += [str(readiness(sources)), " ".join(event.message for _, event in run.events)]
+    shown += [str(readiness(run.pipeline)), " ".join(event.message for _, event in run.events)]
     for secret in ("viewer", "Pa@ss", "ss#7", "admin", "hunter2"):
         assert secret not in " ".join(shown), secret

@@ -1,10 +1,11 @@
-"""Picks the source class for a configured input: file, RTSP camera or local camera."""
+"""Picks the source class for a configured input: video file, photos, RTSP camera or local camera."""
 
 from __future__ import annotations
 
 from streamproc.capture.base import Source, StatusListener
 from streamproc.capture.camera import CameraSource
 from streamproc.capture.file import FileSource
+from streamproc.capture.images import ImageSource
 from streamproc.capture.rtsp import RtspSource
 from streamproc.capture.urls import SourceKind, camera_device, source_kind
 from streamproc.config import Settings, SourceSettings
@@ -20,6 +21,8 @@ def build_source(
         raise ConfigError(
             f"source {source_id}: realtime and loop apply to video files, not to {kind} sources"
         )
+    if kind is SourceKind.IMAGES:
+        return ImageSource(source_id, source.url, listener)
     if kind is SourceKind.RTSP:
         return RtspSource(source_id, source.url, settings.live_for(source), listener)
     if kind is SourceKind.CAMERA:

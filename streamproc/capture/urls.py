@@ -29,6 +29,11 @@ class SourceKind(StrEnum):
     FILE = "file"
     RTSP = "rtsp"
     CAMERA = "camera"
+    IMAGES = "images"
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,21 @@ def display_url(url: str) -> str:
 
 def source_kind(url: str) -> SourceKind:
     """rtsp:// and rtsps:// are cameras on the network; /dev/videoN, /dev/v4l/... and camera:N are
-    local cameras; anything else is a file."""
+    local cameras; a folder, a glob pattern or a file with an image suffix are photos; anything else
+    is a video file."""
     lowered = url.lower()
     if lowered.startswith(("rtsp://", "rtsps://")):
         return SourceKind.RTSP
     if _CAMERA_INDEX.fullmatch(lowered) or lowered.startswith(("/dev/video", "/dev/v4l/")):
         return SourceKind.CAMERA
+    if is_glob(url) or Path(url).suffix.lower() in IMAGE_SUFFIXES or Path(url).is_dir():
+        return SourceKind.IMAGES
     return SourceKind.FILE
+
+
+def is_glob(url: str) -> bool:
+    """A pattern such as shots/*.jpg (a file whose name holds * or [ is itself, not a pattern)."""
+    return bool(_GLOB_CHARS.search(url)) and not Path(url).exists()
 
 
 def camera_device(url: str) -> Path:
@@ -148,4 +161,7 @@ def default_source_id(url: str) -> str:
         return path or parsed.host or "camera"
     if kind is SourceKind.CAMERA:
         return camera_device(url).name
-    return Path(redact(url)).stem or "source"
+    if kind is SourceKind.IMAGES and is_glob(url):  # shots/*.jpg -> shots
+        fixed = [part for part in Path(url).parts if not _GLOB_CHARS.search(part)]
+        return Path(*fixed).name if fixed else "images"
+    return Path(redact(url)).stem or Path(url).resolve().name or "source"

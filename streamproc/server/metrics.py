@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -22,11 +22,9 @@ from prometheus_client.registry import Collector
 from streamproc import __version__
 from streamproc.frames import SourceState
 from streamproc.server.health import readiness
+from streamproc.server.view import PipelineView
 from streamproc.sinks.live import LiveViewSink
 from streamproc.stats import Histogram
-
-if TYPE_CHECKING:
-    from streamproc.pipeline import Pipeline
 
 PREFIX = "streamproc"
 
@@ -101,9 +99,10 @@ def _columns(
 class PipelineCollector(Collector):
     """Converts a pipeline's stats, sources and sinks into metric families on every scrape."""
 
-    def __init__(self, pipeline: Pipeline, live: LiveViewSink | None) -> None:
+    def __init__(self, pipeline: PipelineView, live: LiveViewSink | None, require_sources: bool) -> None:
         self._pipeline = pipeline
         self._live = live
+        self._require_sources = require_sources
 
     def collect(self) -> Iterator[Metric]:
         pipeline = self._pipeline
@@ -122,8 +121,9 @@ class PipelineCollector(Collector):
             f"{PREFIX}_uptime_seconds", "seconds since the run started", stats["uptime_s"]
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}_ready", "1 when every source is streaming or finished OK and every sink writes",
-            float(readiness(sources, sinks)[0]),
+            f"{PREFIX}_ready",
+            "1 when every source is streaming or finished OK and every sink writes",
+            float(readiness(pipeline, self._require_sources)[0]),
         )
         yield from _columns(SOURCE_COLUMNS, "source", stats["sources"])
         yield _family(
@@ -159,10 +159,12 @@ class PipelineCollector(Collector):
             )
 
 
-def metrics_registry(pipeline: Pipeline, live: LiveViewSink | None) -> CollectorRegistry:
+def metrics_registry(
+    pipeline: PipelineView, live: LiveViewSink | None, require_sources: bool = True
+) -> CollectorRegistry:
     """A registry of its own (not the global one) with the pipeline's and the process's metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PipelineCollector(pipeline, live))
+    registry.register(PipelineCollector(pipeline, live, require_sources))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

@@ -104,9 +104,8 @@ def _remux_faststart(source: Path, target: Path, shift: int) -> None:
         incoming = reader.streams.video[0]
         outgoing = writer.add_stream_from_template(incoming)
         for packet in reader.demux(incoming):
-            if packet.dts is None:  # the demuxer's end-of-stream marker
+            if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
                 continue
-            packet.pts += shift
-            packet.dts += shift
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
             packet.stream = outgoing
             writer.mux(packet)

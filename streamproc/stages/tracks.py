@@ -68,6 +68,8 @@ class TrackStage(Stage):
             self._bgr = pixels.bgr(self)
 
     def process(self, frame: Frame, detections: Detections) -> StageOutput:
+        if frame.stream.still:  # a photo: no track to confirm, every face is classified
+            return self._classify_still(frame, detections), ()
         source = self._source(frame)
         at = Moment(frame.index, frame.pts, frame.wall_time)
         source.last_at, source.size = at, (frame.width, frame.height)  # a camera may change size
@@ -135,6 +137,17 @@ class TrackStage(Stage):
             if state.classes.label_changed:
                 state.pending.add("classification")
         return {track.key: result for track, result in zip(due, results, strict=True)}
+
+    def _classify_still(self, frame: Frame, detections: Detections) -> Detections:
+        classification = self._classification
+        if classification is None or not len(detections):
+            return detections
+        assert self._bgr is not None, "open() first"
+        bgr = self._bgr(frame)
+        crops = [square_crop(bgr, box, classification.margin) for box in detections.boxes]
+        column = np.empty(len(crops), dtype=object)
+        column[:] = classification.runner.classify(crops, frame.index)
+        return detections.with_columns(classification=column)
 
     def _updates(self, source: _Source, at: Moment) -> list[Event]:
         interval = self.settings.update_interval_s

@@ -1,0 +1,147 @@
+"""Who may talk to the server: the Host allow-list (DNS rebinding), the bearer token, and headers every
+answer carries. A plain ASGI middleware, so streamed answers (MJPEG) pass through untouched."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import json
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from streamproc.config import HttpSettings
+from streamproc.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+OPEN_PATHS = frozenset({"/healthz"})  # health checkers carry no token
+MIN_TOKEN_LENGTH = 16
+SERVER_HEADER = (b"server", b"streamproc")
+BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="streamproc", charset="UTF-8"')  # browsers
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def load_token(settings: HttpSettings) -> str | None:
+    """The configured token (setting, STREAMPROC_HTTP__TOKEN or token_file); refuses to serve beyond
+    loopback without one."""
+    token = settings.token.get_secret_value() if settings.token is not None else None
+    if settings.token_file is not None:
+        try:
+            token = settings.token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"http.token_file {settings.token_file} cannot be read: {exc}") from None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"the HTTP token is shorter than {MIN_TOKEN_LENGTH} characters: use a long random one"
+        )
+    if token is None and not is_loopback(settings.host):
+        raise ConfigError(
+            f"http.host {settings.host} accepts connections from the network, but no token is set: "
+            "set STREAMPROC_HTTP__TOKEN (or http.token_file), or listen on 127.0.0.1"
+        )
+    return token
+
+
+def allowed_hosts(settings: HttpSettings) -> frozenset[str] | None:
+    """Host header names to accept (None: any): the setting, else the loopback names and the
+    listening address when it is one address (not 0.0.0.0 or ::)."""
+    if settings.allowed_hosts is not None:
+        names = {name.lower().strip("[]") for name in settings.allowed_hosts}
+        return None if "*" in names else frozenset(names)
+    names = set(LOOPBACK_NAMES)
+    try:
+        if not ipaddress.ip_address(settings.host).is_unspecified:
+            names.add(settings.host.lower())
+    except ValueError:
+        names.add(settings.host.lower())  # a host name
+    return frozenset(names)
+
+
+def host_name(header: str) -> str:
+    """'example.org:8080' -> 'example.org', '[::1]:8080' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class AccessControl:
+    """Checks Host and token before the app sees a request; adds ``Server: streamproc``."""
+
+    def __init__(self, app: ASGIApp, token: str | None, hosts: frozenset[str] | None) -> None:
+        self.app = app
+        self.token = token.encode() if token is not None else None
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = host_name(headers.get(b"host", b"").decode("latin-1"))
+        # no Host at all (HTTP/1.0 tools) cannot be a browser tricked by DNS rebinding
+        if self.hosts is not None and host and host not in self.hosts:
+            log.warning("http: refused Host %r from %s", host[:100], _client(scope))
+            await _refuse(send, 400, "this server does not answer for that Host name (http.allowed_hosts)")
+            return
+        open_path = self.token is None or scope["path"] in OPEN_PATHS
+        if not open_path and not self._authorised(headers.get(b"authorization", b"")):
+            await _refuse(
+                send,
+                401,
+                "a token is required: Authorization: Bearer TOKEN",
+                [(b"www-authenticate", b'Bearer realm="streamproc"'), BASIC_CHALLENGE],
+            )
+            return
+
+        async def send_with_server(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), SERVER_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_with_server)
+
+    def _authorised(self, header: bytes) -> bool:
+        """Bearer TOKEN, or Basic with the token as password (browsers ask for that themselves)."""
+        assert self.token is not None
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() == b"bearer":
+            return hmac.compare_digest(value.strip(), self.token)
+        if scheme.lower() == b"basic":
+            try:
+                password = base64.b64decode(value.strip(), validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                return False
+            return hmac.compare_digest(password, self.token)
+        return False
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
+async def _refuse(
+    send: Send, status: int, error: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        SERVER_HEADER,
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,149 @@
+"""Access control and the HTTP stack's manners, against real served ports: the token (required beyond
+loopback), the Host allow-list, HEAD, the Server header, CORS, TLS and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import base64
+import signal
+import socket
+import ssl
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import CliRunner
+from http_helpers import cli_server, serve
+from mqtt_support import Pki
+
+from streamproc.config import HttpSettings
+from streamproc.errors import ConfigError
+from streamproc.server import StatusServer
+from streamproc.server.view import NoSources
+
+TOKEN = "correct-horse-battery-staple-42"
+
+
+@contextmanager
+def bare_server(**http: Any) -> Iterator[StatusServer]:
+    """A server without sources or API on a free loopback port."""
+    settings = HttpSettings(enabled=True, port=0, **http)
+    with StatusServer(settings, NoSources(), require_sources=False) as server:
+        yield server
+
+
+def test_no_token_beyond_loopback_refuses_to_start(run_cli: CliRunner) -> None:
+    result = run_cli("serve", "--http", "0.0.0.0:0", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "STREAMPROC_HTTP__TOKEN" in result.stderr
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        StatusServer(HttpSettings(host="127.0.0.1", port=0, token="short"), NoSources())
+
+
+def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
+    """streamproc serve on 0.0.0.0 with the token from the environment, as deployed."""
+    env = {"STREAMPROC_HTTP__TOKEN": TOKEN}
+    with cli_server("serve", "--http", "0.0.0.0:0", env=env) as (process, port):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        for path in ("/readyz", "/metrics", "/api/stats", "/api/sources", "/", "/docs", "/openapi.json"):
+            refused = httpx.get(base + path)
+            assert refused.status_code == 401, path
+            assert "Bearer" in refused.headers["WWW-Authenticate"]
+            assert httpx.get(base + path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        wrong = httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401
+        assert httpx.post(f"{base}/api/v1/detect", content=b"x").status_code == 401
+        basic = base64.b64encode(f"viewer:{TOKEN}".encode()).decode()  # what a browser sends
+        assert httpx.get(f"{base}/readyz", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert TOKEN not in rest
+
+
+def test_wrong_host_gets_400() -> None:
+    with bare_server() as server:
+        url = server.url + "readyz"
+        rebinding = httpx.get(url, headers={"Host": f"attacker.example:{server.port}"})
+        assert rebinding.status_code == 400 and "Host" in rebinding.json()["error"]
+        for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "[::1]"):
+            assert httpx.get(url, headers={"Host": host}).status_code == 200, host
+    with bare_server(allowed_hosts=["camera.lan"]) as server:
+        url = server.url + "readyz"
+        assert httpx.get(url, headers={"Host": "camera.lan"}).status_code == 200
+        assert httpx.get(url, headers={"Host": "localhost"}).status_code == 400
+
+
+def test_head_answers_like_get_without_a_body(sample_video: Path) -> None:
+    with serve([sample_video]) as served:
+        served.wait_done()
+        for path in ("healthz", "readyz", "metrics", "api/stats", "api/sources", "", "live/sample.jpg"):
+            got = httpx.get(served.url(path))
+            head = httpx.head(served.url(path))
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"], path
+            assert got.headers["server"] == "streamproc", "no versions in Server:"
+        stream = httpx.head(served.url("live/sample.mjpeg"), timeout=5)
+        assert stream.status_code == 200 and stream.headers["content-type"].startswith("multipart/")
+        wrong_method = httpx.post(served.url("healthz"))
+        missing = httpx.get(served.url("nope"))
+        docs = httpx.get(served.url("docs"))
+        schema = httpx.get(served.url("openapi.json")).json()
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    assert missing.json() == {"error": "no such page: /nope"}, "every error has the same shape"
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/api/v1/detect" in schema["paths"] and "/metrics" in schema["paths"]
+
+
+def test_cors_is_off_unless_configured() -> None:
+    origin = {"Origin": "https://dashboard.example"}
+    with bare_server() as server:
+        assert "access-control-allow-origin" not in httpx.get(server.url + "healthz", headers=origin).headers
+    with bare_server(cors_origins=["https://dashboard.example"], token=TOKEN) as server:
+        allowed = httpx.get(server.url + "healthz", headers=origin).headers
+        assert allowed["access-control-allow-origin"] == "https://dashboard.example"
+        preflight = httpx.options(
+            server.url + "api/v1/detect",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )  # browsers send it without credentials
+        assert preflight.status_code == 200
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert httpx.get(server.url + "readyz", headers=origin).status_code == 401, "the token still counts"
+
+
+def test_tls_serves_https_with_the_configured_certificate(pki: Pki) -> None:
+    with bare_server(tls_cert=pki.server_cert, tls_key=pki.server_key) as server:
+        assert server.url.startswith("https://")
+        trusted = ssl.create_default_context(cafile=pki.ca)
+        reply = httpx.get(server.url + "healthz", verify=trusted)
+        assert reply.status_code == 200 and reply.json() == {"status": "ok"}
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.url + "healthz", verify=ssl.create_default_context(cafile=pki.other_ca))
+
+
+def test_answers_come_without_nagle_delay_and_connections_are_limited() -> None:
+    """A small answer in well under the 40 ms a delayed ACK costs; beyond max_connections, 503."""
+    with bare_server(max_connections=8) as server, httpx.Client() as client:
+        spent = []
+        for _ in range(20):
+            started = time.perf_counter()
+            assert client.get(server.url + "healthz").status_code == 200
+            spent.append(time.perf_counter() - started)
+        assert statistics.median(spent) < 0.015, f"median {statistics.median(spent) * 1000:.1f} ms"
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(8)]
+        try:
+            with httpx.Client() as fresh:
+                refused = fresh.get(server.url + "healthz")
+        finally:
+            for conn in idle:
+                conn.close()
+        assert refused.status_code == 503
