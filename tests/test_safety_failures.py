@@ -23,7 +23,7 @@ from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
 from streamproc.pipeline import RunReport
 from streamproc.server import StatusServer
-from streamproc.server.health import pipeline_readiness
+from streamproc.server.health import readiness
 from streamproc.sinks.live import LiveViewSink
 
 
@@ -71,7 +71,7 @@ def test_full_disk_fails_a_file_run_and_keeps_the_good_video(
         report = pipeline.run()
         assert not report.ok and len(report.sink_errors) == 2, report.sink_errors
         assert all("No space left" in error for error in report.sink_errors.values())
-        ready, reasons = pipeline_readiness(pipeline)  # what /readyz answers (503 when not ready)
+        ready, reasons = readiness(pipeline)  # what /readyz answers (503 when not ready)
         assert not ready and sum("failed:" in reason and "No space left" in reason for reason in reasons) == 2
         assert video.read_bytes() == sample_video.read_bytes(), "a failed run never replaces a good file"
         records = _whole_lines(events)
