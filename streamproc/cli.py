@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
@@ -19,6 +18,7 @@ from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
 
 if TYPE_CHECKING:
+    from streamproc.config import Settings
     from streamproc.pipeline import Pipeline, RunReport
 
 log = logging.getLogger("streamproc")
@@ -245,11 +245,6 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.progress import ProgressBar
-    from streamproc.server import StatusServer
-    from streamproc.server.access import load_token
-    from streamproc.server.detect_pool import open_detect_pool
-    from streamproc.sinks.live import LiveViewSink
 
     settings = load_settings(args.config, _run_overrides(args))
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
@@ -263,23 +258,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.sinks.append(VideoSinkSettings.model_validate(video))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
+    if settings.http.enabled:
+        pipeline, report, signals = _run_serving(settings)
+    else:
+        pipeline = build_pipeline(settings)
+        report, signals = _run_with_progress(pipeline, settings)
+    _summarise(pipeline, report, signals)
+    return EXIT_OK
 
-    live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
-    if live:
-        load_token(settings.http)  # a missing token fails before any model loads
-    pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
-    detect = open_detect_pool(settings) if live and settings.http.api.enabled else None
+
+def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunReport, list[str]]:
+    """The run's report, and the signals that stopped it (if any)."""
+    from streamproc.progress import ProgressBar
+
+    signals = _stop_on_signals(pipeline.stop)
+    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+        return pipeline.run(progress=bar.update), signals
+
+
+def _run_serving(settings: Settings) -> tuple[Pipeline, RunReport, list[str]]:
+    """``run --http``: the run with the status server, live view and detection API around it (the
+    HTTP stack is imported only here: it costs ~0.2 s of start-up)."""
+    from streamproc.builder import build_pipeline
+    from streamproc.server import StatusServer
+    from streamproc.server.access import load_token
+    from streamproc.server.detect_pool import open_detect_pool
+    from streamproc.sinks.live import LiveViewSink
+
+    load_token(settings.http)  # a missing token fails before any model loads
+    live = LiveViewSink(settings.http.jpeg_quality)
+    pipeline = build_pipeline(settings, extra_sinks=[live])
+    detect = open_detect_pool(settings) if settings.http.api.enabled else None
     try:
-        server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
-        with server:
-            signals = _stop_on_signals(pipeline.stop)
-            with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
-                report = pipeline.run(progress=bar.update)
+        with StatusServer(settings.http, pipeline, live, detect):
+            return (pipeline, *_run_with_progress(pipeline, settings))
     finally:
         if detect is not None:
             detect.close()
-    _summarise(pipeline, report, signals)
-    return EXIT_OK
 
 
 def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> None:
