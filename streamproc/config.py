@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamproc.config_yaml import read_config_file, refuse_bool_for_number
 from streamproc.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
@@ -34,10 +34,20 @@ ENV_NESTED_DELIMITER = "__"
 PICTURE_QUEUE_LIMIT = 16
 
 
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors."""
+class NumbersAreNumbers(BaseModel):
+    """YAML's true/false given for a number setting are errors (pydantic would take them as 1/0)."""
 
-    model_config = ConfigDict(extra="forbid")
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        return refuse_bool_for_number(data, cls.model_fields)
+
+
+class StrictModel(NumbersAreNumbers):
+    """Base for every config section: unknown keys are errors, and so are infinities and booleans
+    given for numbers."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DetectorSettings(StrictModel):
@@ -168,6 +178,11 @@ class JsonlSinkSettings(StrictModel):
 
     type: Literal["jsonl"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
+    existing: Literal["append", "replace", "refuse"] = Field(
+        "append",
+        description="an existing file: append to it, replace it when the run ends (written aside until"
+        " then), or refuse to start",
+    )
     include_empty: bool = Field(True, description="also write frames in which no face was found")
     events: bool = Field(True, description="also write track and scene events, one line each")
 
@@ -177,6 +192,11 @@ class VideoSinkSettings(StrictModel):
 
     type: Literal["video"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
+    existing: Literal["replace", "refuse"] = Field(
+        "replace",
+        description="an existing file: replace it when the video is complete (written aside, as"
+        " NAME.partial.mp4, until then), or refuse to start",
+    )
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor: lower is better quality")
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
     draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
@@ -448,13 +468,14 @@ class DistributedSettings(StrictModel):
     )
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, NumbersAreNumbers):
     """Everything a run needs. See config/example.yaml for a documented example."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=ENV_NESTED_DELIMITER,
         extra="forbid",
+        allow_inf_nan=False,
         nested_model_default_partial_update=True,
     )
 
@@ -476,6 +497,12 @@ class Settings(BaseSettings):
         le=100_000,
         description="results queued per sink before inference waits for it (at most"
         f" {PICTURE_QUEUE_LIMIT} for sinks that keep whole frames: video, live view, MQTT snapshots)",
+    )
+    queue_bytes: int = Field(
+        128 * 2**20,
+        ge=1,
+        description="decoded pictures each queue (a source's buffer, a sink's queue) holds, in bytes,"
+        " at most (at least one frame): bounds memory for huge pictures; 128 MiB by default",
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     duration: float | None = Field(
@@ -507,28 +534,6 @@ class _YamlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return self._data
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML config file into a mapping, with errors that name the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
-    return data
 
 
 def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
