@@ -22,6 +22,7 @@ declare -A NEEDED=(
   [rtsp-server-perl]=rtsp-server-perl
   [chromium]=chromium                # the live-view test drives a real headless browser
   [chromedriver]=chromium-driver
+  [mount]=mount                      # the disk-full tests mount a small tmpfs (CI runs as root)
 )
 
 missing=()

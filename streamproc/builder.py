@@ -20,12 +20,13 @@ from streamproc.capture.factory import build_source
 from streamproc.capture.urls import default_source_id
 from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError
-from streamproc.events import RunIds
+from streamproc.events import run_ids_for
 from streamproc.frames import SourceState, StatusEvent, StreamInfo
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
+from streamproc.outputs import check_outputs, input_files
 from streamproc.pipeline import (
     OpenedSource,
     Pipeline,
@@ -65,6 +66,8 @@ def build_pipeline(
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
+    # outputs that would destroy an input or each other: refused before anything is opened
+    check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
     stages = build_stages(settings, stats.inference)  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
     opened, failed = open_sources(settings, status)
@@ -89,6 +92,7 @@ def build_pipeline(
         status=status,
         duration=settings.duration,
         sink_queue_size=settings.sink_queue_size,
+        queue_bytes=settings.queue_bytes,
         failed_at_open=failed,
     )
 
@@ -115,7 +119,7 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
             "or classifier.targets: keyframes and snapshots.enabled: false"
         )
     runner = _classifier_runner(settings, on_inference) if classify.enabled else None
-    ids = RunIds()
+    ids = run_ids_for(settings.sources)  # same files, same event ids: a retried task repeats them
     stages: list[Stage] = []
     if tracking.enabled:
         classification = None
@@ -185,6 +189,14 @@ def open_sources(settings: Settings, status: StatusRelay) -> tuple[list[OpenedSo
     if not opened:
         raise InputError("no input could be opened: " + "; ".join(r.error or "" for r in failed))
     return opened, failed
+
+
+def source_ids(sources: Sequence[SourceSettings]) -> list[str]:
+    """The id each source will have, in order (as :func:`open_sources` gives them)."""
+    ids: list[str] = []
+    for source in sources:
+        ids.append(source_id_for(source, set(ids)))
+    return ids
 
 
 def source_id_for(settings: SourceSettings, taken: set[str]) -> str:

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from streamproc import __version__
-from streamproc.errors import StreamprocError
+from streamproc.errors import ConfigError, StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
 
 if TYPE_CHECKING:
+    from streamproc.config import Settings
     from streamproc.pipeline import Pipeline, RunReport
 
 log = logging.getLogger("streamproc")
@@ -27,6 +28,10 @@ log = logging.getLogger("streamproc")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+CONFIG_HELP = (
+    "YAML config file (default: $STREAMPROC_CONFIG, else ./streamproc.yaml if present; "
+    "`streamproc config example` prints a commented one)"
+)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -59,23 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help="video file, rtsp:// url, /dev/videoN or camera:N; replaces the config's sources",
+        help="video file, - (a stream on stdin), rtsp:// url, /dev/videoN or camera:N; replaces the"
+        " config's sources",
     )
-    run.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="YAML config file (default: $STREAMPROC_CONFIG, else ./streamproc.yaml if present; "
-        "`streamproc config example` prints a commented one)",
-    )
-    run.add_argument(
-        "--events",
-        type=Path,
-        metavar="PATH",
-        help="append per-frame detections and events as JSON Lines ('-': standard output)",
-    )
-    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument("-c", "--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    _add_outputs(run)
     run.add_argument("--model", choices=["short", "full"], help="BlazeFace model: short (near) or full (far)")
     run.add_argument(
         "--min-score", type=float, metavar="S", help="minimum face score, 0..1 (default 0.5 short, 0.6 full)"
@@ -98,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[HOST:]PORT",
         help="serve /metrics, /healthz, /readyz, /api/* and the live view (default host 127.0.0.1)",
     )
+    _add_distributed(run)
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -107,6 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(commands)
     add_events_command(commands, _add_common)
     return parser
+
+
+def _add_distributed(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group("distributed (on Ray: pip install 'streamproc[ray]'; docs/distributed.md)")
+    group.add_argument("--workers", type=int, metavar="N", help="process the inputs with N Ray workers here")
+    group.add_argument("--cluster", metavar="ADDRESS", help="run on a Ray cluster: auto or ray://HOST:10001")
+    group.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
+
+
+def _add_outputs(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--events",
+        type=Path,
+        metavar="PATH",
+        help="append per-frame detections and events as JSON Lines ('-': standard output)",
+    )
+    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument(
+        "--overwrite",
+        choices=["append", "replace", "refuse"],
+        help="an existing --events/--out-video file: append (events; the default), replace it when the"
+        " run succeeds (videos always are), or refuse to start",
+    )
 
 
 def _add_serve(commands: Any) -> None:
@@ -120,7 +137,7 @@ def _add_serve(commands: Any) -> None:
         "--api-model mobilenet_v2",
     )
     serve.add_argument("inputs", nargs="*", metavar="INPUT", help="sources to run too (as for run)")
-    serve.add_argument("-c", "--config", type=Path, metavar="FILE", help="YAML config file (see config/)")
+    serve.add_argument("-c", "--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     serve.add_argument(
         "--http", type=_http_address, metavar="[HOST:]PORT", help="listen here (default 127.0.0.1:8080)"
     )
@@ -247,47 +264,72 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["models_dir"] = args.models_dir
     if args.http:
         overrides["http"] = args.http
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if args.cluster:
+        overrides["distributed"] = {"cluster": args.cluster}
     return overrides
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from streamproc.builder import build_pipeline
     from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.progress import ProgressBar
-    from streamproc.server import StatusServer
-    from streamproc.server.access import load_token
-    from streamproc.server.detect_pool import open_detect_pool
-    from streamproc.sinks.live import LiveViewSink
+    from streamproc.distributed import wanted
 
     settings = load_settings(args.config, _run_overrides(args))
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
         set_own_level(settings.log_level)
     if args.events:
-        settings.sinks.append(JsonlSinkSettings(type="jsonl", path=args.events))
+        events = {"type": "jsonl", "path": args.events, "existing": args.overwrite or "append"}
+        settings.sinks.append(JsonlSinkSettings.model_validate(events))
     if args.out_video:
-        settings.sinks.append(VideoSinkSettings(type="video", path=args.out_video))
+        existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
+        video = {"type": "video", "path": args.out_video, "existing": existing}
+        settings.sinks.append(VideoSinkSettings.model_validate(video))
     if not settings.sinks:
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
-
-    live = LiveViewSink(settings.http.jpeg_quality) if settings.http.enabled else None
-    if live:
-        load_token(settings.http)  # a missing token fails before any model loads
-    pipeline = build_pipeline(settings, extra_sinks=[live] if live else ())
-    detect = open_detect_pool(settings) if live and settings.http.api.enabled else None
-    try:
-        server = StatusServer(settings.http, pipeline, live, detect) if live else contextlib.nullcontext()
-        with server:
-            _stop_on_signals(pipeline.stop)
-            with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
-                report = pipeline.run(progress=bar.update)
-    finally:
-        if detect is not None:
-            detect.close()
-    _summarise(pipeline, report)
+    if wanted(settings) or args.resume:
+        return _run_on_ray(settings, args.resume)
+    if settings.http.enabled:
+        pipeline, report, signals = _run_serving(settings)
+    else:
+        pipeline = build_pipeline(settings)
+        report, signals = _run_with_progress(pipeline, settings)
+    _summarise(pipeline, report, signals)
     return EXIT_OK
 
 
-def _summarise(pipeline: Pipeline, report: RunReport) -> None:
+def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunReport, list[str]]:
+    """The run's report, and the signals that stopped it (if any)."""
+    from streamproc.progress import ProgressBar
+
+    signals = _stop_on_signals(pipeline.stop)
+    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+        return pipeline.run(progress=bar.update), signals
+
+
+def _run_serving(settings: Settings) -> tuple[Pipeline, RunReport, list[str]]:
+    """``run --http``: the run with the status server, live view and detection API around it (the
+    HTTP stack is imported only here: it costs ~0.2 s of start-up)."""
+    from streamproc.builder import build_pipeline
+    from streamproc.server import StatusServer
+    from streamproc.server.access import load_token
+    from streamproc.server.detect_pool import open_detect_pool
+    from streamproc.sinks.live import LiveViewSink
+
+    load_token(settings.http)  # a missing token fails before any model loads
+    live = LiveViewSink(settings.http.jpeg_quality)
+    pipeline = build_pipeline(settings, extra_sinks=[live])
+    detect = open_detect_pool(settings) if settings.http.api.enabled else None
+    try:
+        with StatusServer(settings.http, pipeline, live, detect):
+            return (pipeline, *_run_with_progress(pipeline, settings))
+    finally:
+        if detect is not None:
+            detect.close()
+
+
+def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> None:
     """Log each source's numbers and the run's; raise when the run failed."""
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
@@ -310,7 +352,7 @@ def _summarise(pipeline: Pipeline, report: RunReport) -> None:
         report.frames_processed,
         report.seconds,
         report.fps,
-        " (stopped by signal)" if report.interrupted else "",
+        _stop_reason(signals, report.interrupted),
     )
     problems = report.problems()
     if not report.ok:  # one line per failed source (see main)
@@ -337,9 +379,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides)
     if not _verbosity(args):
         set_own_level(settings.log_level)
-    ran = serve(settings, _stop_on_signals)
+    handlers: list[list[str]] = []  # the signals _stop_on_signals saw, for the summary line
+    ran = serve(settings, lambda stop: handlers.append(_stop_on_signals(stop)))
     if ran is not None:
-        _summarise(*ran)
+        _summarise(*ran, handlers[0] if handlers else [])
+    return EXIT_OK
+
+
+def _run_on_ray(settings: Settings, resume: bool) -> int:
+    """``--workers`` / ``--cluster``: see streamproc.distributed."""
+    from streamproc.distributed import wanted
+
+    if not wanted(settings):
+        raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
+    from streamproc.distributed.run import run_distributed
+
+    stop = threading.Event()
+    _stop_on_signals(stop.set)
+    run_distributed(settings, stop, resume=resume)
     return EXIT_OK
 
 
@@ -382,17 +439,29 @@ def _cmd_config_example(_args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stop_on_signals(stop: Any) -> None:
-    """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once."""
+def _stop_on_signals(stop: Any) -> list[str]:
+    """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once.
+
+    Returns the list the names of received signals are added to."""
+    received: list[str] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        log.warning("%s received: finishing queued frames and closing outputs", signal.Signals(signum).name)
+        received.append(signal.Signals(signum).name)
+        log.warning("%s received: finishing queued frames and closing outputs", received[-1])
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         stop()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return received
+
+
+def _stop_reason(signals: list[str], interrupted: bool) -> str:
+    """Why a run ended before its sources did: a signal, or --duration (the only other stop)."""
+    if signals:
+        return f" (stopped by {signals[0]})"
+    return " (stopped: --duration reached)" if interrupted else ""
 
 
 def _verbosity(args: argparse.Namespace) -> int:

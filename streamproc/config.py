@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamproc.config_yaml import read_config_file, refuse_bool_for_number
 from streamproc.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
@@ -34,10 +34,20 @@ ENV_NESTED_DELIMITER = "__"
 PICTURE_QUEUE_LIMIT = 16
 
 
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors."""
+class NumbersAreNumbers(BaseModel):
+    """YAML's true/false given for a number setting are errors (pydantic would take them as 1/0)."""
 
-    model_config = ConfigDict(extra="forbid")
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        return refuse_bool_for_number(data, cls.model_fields)
+
+
+class StrictModel(NumbersAreNumbers):
+    """Base for every config section: unknown keys are errors, and so are infinities and booleans
+    given for numbers."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DetectorSettings(StrictModel):
@@ -161,6 +171,9 @@ class SourceSettings(StrictModel):
     loop: bool = Field(
         False, description="files only: start again at the end, until stopped or 'duration' has passed"
     )
+    group: str | None = Field(
+        None, description="distributed runs: live sources of one group share a worker (see 'distributed')"
+    )
 
 
 class JsonlSinkSettings(StrictModel):
@@ -168,6 +181,11 @@ class JsonlSinkSettings(StrictModel):
 
     type: Literal["jsonl"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
+    existing: Literal["append", "replace", "refuse"] = Field(
+        "append",
+        description="an existing file: append to it, replace it when the run ends (written aside until"
+        " then), or refuse to start",
+    )
     include_empty: bool = Field(True, description="also write frames in which no face was found")
     events: bool = Field(True, description="also write track and scene events, one line each")
 
@@ -177,6 +195,11 @@ class VideoSinkSettings(StrictModel):
 
     type: Literal["video"]
     path: Path = Field(description="output file; '{source}' is replaced by the source id")
+    existing: Literal["replace", "refuse"] = Field(
+        "replace",
+        description="an existing file: replace it when the video is complete (written aside, as"
+        " NAME.partial.mp4, until then), or refuse to start",
+    )
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor: lower is better quality")
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
     draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
@@ -270,6 +293,9 @@ class MqttSettings(StrictModel):
     keepalive: int = Field(30, ge=5, le=65_535, description="seconds between keep-alive pings")
     connect_timeout: float = Field(10.0, gt=0, le=600, description="seconds to wait for the broker's answer")
     topic_prefix: str = Field("streamproc", description="every topic starts with this")
+    instance: str | None = Field(
+        None, description="names this process: availability goes to {prefix}/{instance}/available"
+    )
     tls: MqttTlsSettings = Field(default_factory=MqttTlsSettings)
 
     @field_validator("protocol", mode="before")
@@ -424,13 +450,35 @@ class ClassifierSettings(StrictModel):
     keyframes: KeyframeSettings = Field(default_factory=KeyframeSettings)
 
 
-class Settings(BaseSettings):
+class DistributedSettings(StrictModel):
+    """Runs on Ray (``--workers N`` or ``--cluster ADDRESS``; needs ``pip install 'streamproc[ray]'``)."""
+
+    cluster: str | None = Field(
+        None, description="Ray address: 'auto' (a cluster started with `ray start`) or ray://host:10001"
+    )
+    max_retries: int = Field(3, ge=0, le=100, description="times a file is retried after its worker died")
+    outputs: Literal["shared", "driver"] = Field(
+        "shared",
+        description="files: workers write outputs on storage all nodes share (same paths), or return "
+        "them for the driver to write",
+    )
+    cameras_per_worker: int = Field(
+        4, ge=1, le=10_000, description="live sources without a 'group' are packed this many per worker"
+    )
+    group_cpus: float = Field(1.0, gt=0, le=64, description="CPUs Ray reserves for each camera group")
+    poll_interval: float = Field(
+        0.5, gt=0, le=60, description="seconds between the driver's looks at the workers (stats, lost tracks)"
+    )
+
+
+class Settings(BaseSettings, NumbersAreNumbers):
     """Everything a run needs. `streamproc config example` prints a documented example."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=ENV_NESTED_DELIMITER,
         extra="forbid",
+        allow_inf_nan=False,
         nested_model_default_partial_update=True,
     )
 
@@ -453,10 +501,20 @@ class Settings(BaseSettings):
         description="results queued per sink before inference waits for it (at most"
         f" {PICTURE_QUEUE_LIMIT} for sinks that keep whole frames: video, live view, MQTT snapshots)",
     )
+    queue_bytes: int = Field(
+        128 * 2**20,
+        ge=1,
+        description="decoded pictures each queue (a source's buffer, a sink's queue) holds, in bytes,"
+        " at most (at least one frame): bounds memory for huge pictures; 128 MiB by default",
+    )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     duration: float | None = Field(
         None, gt=0, description="stop after this many seconds; default: live sources run until stopped"
     )
+    workers: int | None = Field(
+        None, ge=1, le=10_000, description="process the inputs with this many Ray workers on this machine"
+    )
+    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="streamproc's log detail when no -v/-q/--debug flag is given"
     )
@@ -479,28 +537,6 @@ class _YamlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return self._data
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML config file into a mapping, with errors that name the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
-    return data
 
 
 def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

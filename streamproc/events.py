@@ -7,15 +7,19 @@ meaning or goes away (new optional fields keep the version).
 - ``new``: a face track was confirmed (seen ``min_hits`` frames in a row);
 - ``update``: something worth telling changed (``changes``: ``best`` view / snapshot,
   ``classification``), at most once per ``update_interval_s`` per track;
-- ``end``: the track is gone (``end_reason``: ``lost``, ``source_ended`` or ``stopped``); every
-  ``new`` gets exactly one ``end``;
+- ``end``: the track is gone (``end_reason``: ``lost``, ``source_ended``, ``stopped`` or
+  ``worker_lost``, sent by a distributed run's driver for a worker that died); every ``new`` gets
+  exactly one ``end``;
 - ``scene``: a whole frame was classified (key frame, every N frames or a scene change).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +28,8 @@ from typing import Any, Literal
 import numpy as np
 
 from streamproc import rounding
+from streamproc.capture.urls import SourceKind, source_kind
+from streamproc.config import SourceSettings
 from streamproc.frames import Classification
 from streamproc.tracking import Moment, Observation, Track
 
@@ -31,7 +37,7 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = files("streamproc") / "schemas" / "event.schema.json"
 
 TrackEventType = Literal["new", "update", "end"]
-EndReason = Literal["lost", "source_ended", "stopped"]
+EndReason = Literal["lost", "source_ended", "stopped", "worker_lost"]
 
 
 def moment_dict(at: Moment) -> dict[str, Any]:
@@ -55,11 +61,12 @@ class RunIds:
     """Ids unique across runs and sources: ``<run>-<n>`` for tracks, ``<track>.<seq>`` for events.
 
     The run part is the start time (UTC, to the second) plus a random suffix, so ids sort by time
-    and two processes started in the same second still differ.
+    and two processes started in the same second still differ. A run over files only is named after
+    them instead (:func:`files_run_id`): running the same files again gives the same ids.
     """
 
-    def __init__(self) -> None:
-        self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(2)
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(2)
         self._tracks = 0
         self._scenes = 0
 
@@ -70,6 +77,31 @@ class RunIds:
     def scene_id(self) -> str:
         self._scenes += 1
         return f"{self.run_id}-s{self._scenes}"
+
+
+def files_run_id(paths: list[str]) -> str | None:
+    """A run id from the inputs' identity (absolute path, size, mtime), so that a file processed
+    again (a retried task of a distributed run) raises the same event ids; None when an input is not
+    a readable file. The time part is the newest input's mtime, so ids still sort roughly by time."""
+    identity = hashlib.sha256()
+    newest = 0.0
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        identity.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        newest = max(newest, info.st_mtime)
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(newest)) + "-f" + identity.hexdigest()[:8]
+
+
+def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:
+    """Ids named after the inputs for a run over recorded files (not replayed as live), else fresh."""
+    recorded = bool(sources) and all(
+        source_kind(source.url) is SourceKind.FILE and not (source.realtime or source.loop)
+        for source in sources
+    )
+    return RunIds(files_run_id([source.url for source in sources]) if recorded else None)
 
 
 @dataclass(frozen=True)

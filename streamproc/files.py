@@ -1,4 +1,4 @@
-"""Files written whole or not at all: readers never see half a JPEG or half a model."""
+"""Files written whole or not at all: readers never see half a JPEG, half a model or half a video."""
 
 from __future__ import annotations
 
@@ -23,3 +23,30 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def partial_path(path: Path) -> Path:
+    """Where a file is written until it is complete: beside it, with the same extension so that
+    players and readers open it after a crash (out.mp4 -> out.partial.mp4)."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def commit(partial: Path, path: Path) -> None:
+    """Move a finished file over its target in one step (readers see the old or the new file)."""
+    with open(partial, "rb") as stream:
+        os.fsync(stream.fileno())
+    os.replace(partial, path)
+
+
+def discard_if_empty(path: Path) -> None:
+    """Remove a file that start-up checks created and nothing was written to."""
+    if path.exists() and not path.stat().st_size:
+        path.unlink()
+
+
+def free_name(path: Path) -> Path:
+    """``path`` with the first number that makes it a new file: a.partial.mp4 -> a.partial-1.mp4."""
+    number = 1
+    while (candidate := path.with_name(f"{path.stem}-{number}{path.suffix}")).exists():
+        number += 1
+    return candidate

@@ -21,6 +21,10 @@ import sys
 
 log = logging.getLogger(__name__)
 
+# pictures beyond twice 4K are decoded and encoded lean (slice threads, one x264 thread, no
+# look-ahead): frame threads and look-ahead would each hold 100 MB and more at 8192x8192
+HUGE_PIXELS = 3840 * 2160 * 2
+
 _M_ARENA_MAX = -8  # from glibc's malloc.h
 ARENAS = 2
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamproc.capture.base import Source, StatusListener, join_sources
-from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler
+from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler, frames_within
 from streamproc.config import PICTURE_QUEUE_LIMIT
 from streamproc.events import EndReason, Event
 from streamproc.frames import Detections, Frame, FrameResult, SourceState, StatusEvent, StreamInfo
@@ -124,6 +124,7 @@ class Pipeline:
         status: StatusRelay,
         duration: float | None = None,
         sink_queue_size: int = 64,
+        queue_bytes: int | None = None,
         failed_at_open: Sequence[SourceReport] = (),
     ) -> None:
         self.detector = detector
@@ -135,11 +136,13 @@ class Pipeline:
         self.streams = [opened.info for opened in sources]
         self._status = status
         self._sink_queue_size = sink_queue_size
+        self._queue_bytes = queue_bytes
         self._failed_at_open = list(failed_at_open)
         self._sources = [opened.source for opened in sources]
-        self._scheduler = FrameScheduler()
+        self._scheduler = FrameScheduler(queue_bytes)  # decoded pictures in flight, bounded in bytes
         for opened in sources:
-            buffer = self._scheduler.add_buffer(opened.info.source_id, opened.buffer_size, opened.policy)
+            capacity = self._fitting(opened.info, opened.buffer_size)
+            buffer = self._scheduler.add_buffer(opened.info.source_id, capacity, opened.policy)
             opened.source.bind(buffer)
             stats.source(opened.info.source_id)
         self._stop = threading.Event()
@@ -221,6 +224,7 @@ class Pipeline:
             processed += 1
             if progress is not None:
                 progress(result)
+            del frame, result  # let the picture go while waiting (capture.buffer.PictureBudget)
             self._end_finished_sources()
 
     def _process(self, frame: Frame) -> FrameResult:
@@ -247,7 +251,16 @@ class Pipeline:
     def _queue_size(self, sink: Sink) -> int:
         """Whole frames are big (1080p: 3 MB, 4K: 12 MB): a sink that keeps them queues fewer."""
         size = self._sink_queue_size
-        return min(size, PICTURE_QUEUE_LIMIT) if sink.pixel_needs() else size
+        if not sink.pixel_needs():
+            return size
+        largest = max(self.streams, key=lambda info: info.width * info.height)
+        return self._fitting(largest, min(size, PICTURE_QUEUE_LIMIT))
+
+    def _fitting(self, info: StreamInfo, frames: int) -> int:
+        """At most ``frames`` pictures of this stream, and no more than queue_bytes of them."""
+        if not self._queue_bytes:
+            return frames
+        return frames_within(self._queue_bytes, info.width, info.height, frames)
 
     def stats_snapshot(self) -> dict[str, Any]:
         """Current statistics, JSON-ready (see streamproc.stats)."""
@@ -278,6 +291,10 @@ class Pipeline:
                 "dropped": runner.dropped,
                 "error": runner.error,
                 "backlog": runner.sink.backlog,
+                # a sink retrying a failed write (disk full) says why: /readyz reports it
+                "problem": getattr(runner.sink, "problem", None),
+                # messages the receiver refused (MQTT 5 reason codes >= 0x80)
+                "refused": getattr(runner.sink, "refused", None),
             }
             for runner in self._runners
         }

@@ -21,7 +21,7 @@ from streamproc.inference.blazeface import BlazeFaceDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["mqtt_support"]  # Mosquitto brokers, a test CA and MQTT helpers
+pytest_plugins = ["mqtt_support", "ray_support"]  # Mosquitto brokers, a test CA and MQTT helpers; Ray
 
 
 @pytest.fixture(scope="session")

@@ -196,12 +196,6 @@ def test_misconfigured_cameras_fail_with_one_line_each(
     assert 1.6 <= waited <= 2.4, f"connect_timeout 2 s took {waited:.2f} s"
 
 
-@pytest.mark.xfail(
-    reason="sinks/video.py (issue 13, data-safety branch): x264 can emit equal DTS for live, slightly"
-    " variable frame spacing ('non monotonically increasing dts'); the source's pts are strictly"
-    " increasing (asserted in the other tests)",
-    strict=False,
-)
 def test_out_video_from_every_server(
     gst: dict[str, GstServer], rtsp_server: RtspServer, sample_video: Path, tmp_path: Path,
     blazeface: BlazeFaceDetector,

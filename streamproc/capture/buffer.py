@@ -2,11 +2,75 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import weakref
 from collections import deque
 from enum import StrEnum
 
 from streamproc.frames import Frame
+from streamproc.pictures import ArrayPicture, ReleasedPicture
+
+log = logging.getLogger(__name__)
+
+BUDGET_WAIT_S = 1.0  # longest wait for picture memory: a stage that keeps a frame must not stall decoding
+
+
+def frames_within(budget_bytes: int, width: int, height: int, wanted: int) -> int:
+    """How many of ``wanted`` decoded frames of this size fit in ``budget_bytes`` (at least one):
+    queues are bounded in bytes as well as frames, so that huge pictures do not multiply memory."""
+    frame_bytes = width * height * 3 // 2  # yuv420p, as decoders deliver them
+    return max(1, min(wanted, budget_bytes // frame_bytes)) if frame_bytes else wanted
+
+
+def picture_bytes(frame: Frame) -> int:
+    """Memory the frame's decoded picture holds (0 once its pixels were released)."""
+    picture = frame.picture
+    if isinstance(picture, ReleasedPicture):
+        return 0
+    bytes_per_pixel = 3.0 if isinstance(picture, ArrayPicture) else 1.5  # BGR, or yuv420p as decoded
+    return int(frame.width * frame.height * bytes_per_pixel)
+
+
+class PictureBudget:
+    """Bytes of decoded pictures alive anywhere between decoding and the sinks, for lossless sources.
+
+    A decoder waits before handing over a frame while the pictures still in the pipeline (buffered,
+    in inference, queued for or in a sink) would exceed the budget; a frame's bytes return when
+    the last reference to it goes. Each source may always have FREE_PER_SOURCE frames alive (a sink
+    such as the live view keeps its latest one), and no wait lasts longer than BUDGET_WAIT_S (a
+    part that keeps frames longer must slow a run down, not stall it).
+    """
+
+    FREE_PER_SOURCE = 2
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._alive: dict[str, int] = {}  # source id -> its frames that hold pictures
+        self._room = threading.Condition()
+
+    def take(self, frame: Frame) -> None:
+        """Wait until ``frame``'s picture fits (see the class docstring), then count it."""
+        size, source = picture_bytes(frame), frame.source_id
+        if not size:
+            return
+
+        def fits() -> bool:
+            return self._alive.get(source, 0) < self.FREE_PER_SOURCE or self.used + size <= self.limit
+
+        with self._room:
+            if not self._room.wait_for(fits, BUDGET_WAIT_S):
+                log.debug("picture budget: %d bytes in flight after %g s; going on", self.used, BUDGET_WAIT_S)
+            self.used += size
+            self._alive[source] = self._alive.get(source, 0) + 1
+        weakref.finalize(frame, self._give_back, size, source)
+
+    def _give_back(self, size: int, source: str) -> None:
+        with self._room:
+            self.used -= size
+            self._alive[source] -= 1
+            self._room.notify_all()
 
 
 class BufferPolicy(StrEnum):
@@ -24,7 +88,12 @@ class FrameBuffer:
     """
 
     def __init__(
-        self, source_id: str, capacity: int, policy: BufferPolicy, condition: threading.Condition
+        self,
+        source_id: str,
+        capacity: int,
+        policy: BufferPolicy,
+        condition: threading.Condition,
+        budget: PictureBudget | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -34,11 +103,14 @@ class FrameBuffer:
         self.dropped = 0
         self._frames: deque[Frame] = deque()
         self._condition = condition
+        self._budget = budget if policy is BufferPolicy.BLOCK else None  # live sources drop instead
         self._closed = False
 
     def put(self, frame: Frame, wait: bool = False) -> bool:
         """Add a frame; returns False when the buffer was closed and the frame was not taken.
         ``wait``: wait for room whatever the policy (a live source's start-up burst)."""
+        if self._budget is not None and not self._closed:
+            self._budget.take(frame)
         with self._condition:
             if self.policy is BufferPolicy.BLOCK or wait:
                 if len(self._frames) >= self.capacity:
@@ -81,13 +153,15 @@ class FrameScheduler:
     Round-robin over the sources that have frames means a fast source cannot starve a slow one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, picture_bytes: int | None = None) -> None:
         self.condition = threading.Condition()
         self._buffers: list[FrameBuffer] = []
         self._next = 0
+        # one budget for every lossless source: memory is bounded for the run, not per source
+        self.budget = PictureBudget(picture_bytes) if picture_bytes else None
 
     def add_buffer(self, source_id: str, capacity: int, policy: BufferPolicy) -> FrameBuffer:
-        buffer = FrameBuffer(source_id, capacity, policy, self.condition)
+        buffer = FrameBuffer(source_id, capacity, policy, self.condition, self.budget)
         with self.condition:
             self._buffers.append(buffer)
         return buffer

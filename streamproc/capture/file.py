@@ -6,20 +6,26 @@ frame rate and dropped, oldest first, when processing falls behind; ``loop`` rep
 
 from __future__ import annotations
 
+import itertools
 import logging
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
+from streamproc.capture.inputs import STDIN, Damage, check_input
 from streamproc.errors import InputError
 from streamproc.frames import Frame, StreamInfo
-from streamproc.pictures import AvPicture
+from streamproc.memory import HUGE_PIXELS
+from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
@@ -30,7 +36,9 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 
 class FileSource(Source):
-    """Decodes a local video file from start to end (and again, with ``loop``)."""
+    """Decodes a local video file (or a stream on stdin or a named pipe) from start to end (and
+    again, with ``loop``). Damaged packets are skipped and counted (``decode_errors``); frames of a
+    file with a rotation in its display matrix are turned upright, as a player shows them."""
 
     def __init__(
         self,
@@ -48,40 +56,40 @@ class FileSource(Source):
         self.truncated = False
         self._container: Any = None
         self._stream: Any = None
+        self._frames: Iterator[Any] = iter(())
+        self._damage = Damage()
+        self._packets = 0
+        self._turns = 0  # quarter turns counter-clockwise that make a frame upright
         self.info: StreamInfo | None = None
 
     def open(self) -> StreamInfo:
         """Open the file and read its stream parameters; raises InputError naming the problem."""
-        path = self.path
-        if not path.exists():
-            raise InputError(f"input {path} does not exist: check the path")
-        if path.is_dir():
-            raise InputError(f"input {path} is a directory, not a video file")
-        if path.stat().st_size == 0:
-            raise InputError(f"input {path} is empty (0 bytes): the recording is missing or was not written")
-        try:
-            container = av.open(str(path), mode="r")
-        except av.error.FFmpegError as exc:
-            raise InputError(
-                f"input {path} cannot be read by FFmpeg ({_ffmpeg_reason(exc)}): it is not a video,"
-                " or it is damaged or truncated before its index; check that it plays"
-            ) from None
-        if not container.streams.video:
-            container.close()
-            raise InputError(f"input {path} has no video stream")
-        stream = container.streams.video[0]
-        # frame + slice threads: decoding overlaps with inference; a paced file decodes one
-        # frame per frame interval, where slice threads alone hold no frames back (latency)
-        stream.thread_type = "SLICE" if self.realtime else "AUTO"
+        stream = self._open_stream()
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
-            container.close()
-            raise InputError(f"input {path}: the video stream has no picture size (corrupt header)")
-        self._container, self._stream = container, stream
+            self._container.close()
+            raise InputError(f"input {self.url}: the video stream has no picture size (corrupt header)")
+        # frame + slice threads: decoding overlaps with inference; a paced file decodes one frame per
+        # frame interval, where slice threads alone hold no frames back (latency); huge pictures too
+        stream.thread_type = "SLICE" if self.realtime or width * height > HUGE_PIXELS else "AUTO"
+        self._frames = self._decoded()
+        try:  # the first frame now: its display matrix says which way is up
+            first = next(self._frames, None)
+        except av.error.FFmpegError as exc:
+            first, problem = None, _ffmpeg_reason(exc)
+        else:
+            problem = "it is damaged or not a video"
+        if first is None:
+            self._container.close()
+            raise InputError(f"input {self.url}: no frame could be decoded: {problem}")
+        self._frames = itertools.chain([first], self._frames)
+        self._turns = round((first.rotation or 0) / 90) % 4
+        if self._turns % 2:
+            width, height = height, width
         self.info = StreamInfo(
             source_id=self.source_id,
-            url=str(path),
+            url=self.url,
             width=width,
             height=height,
             fps=float(rate),
@@ -90,6 +98,42 @@ class FileSource(Source):
             live=self.realtime,
         )
         return self.info
+
+    def _open_stream(self) -> Any:
+        """The container's first video stream, after checks that name what is wrong."""
+        check_input(self.url, self.loop)
+        target = sys.stdin.buffer if self.url == STDIN else str(self.path)
+        try:
+            container = av.open(target, mode="r")
+        except av.error.FFmpegError as exc:
+            raise InputError(
+                f"input {self.url} cannot be read by FFmpeg ({_ffmpeg_reason(exc)}): it is not a video,"
+                " or it is damaged or truncated before its index; check that it plays"
+            ) from None
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"input {self.url} has no video stream")
+        self._container, self._stream = container, container.streams.video[0]
+        return self._stream
+
+    def _decoded(self) -> Iterator[Any]:
+        """Every decodable frame; packets the decoder rejects are skipped and counted."""
+        for packet in self._container.demux(self._stream):
+            if packet.size:
+                self._packets += 1
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                self._damaged(packet)
+                continue
+            for frame in frames:
+                if frame.is_corrupt:
+                    self._damaged(packet)
+                yield frame
+
+    def _damaged(self, packet: Any) -> None:
+        self._damage.add(packet, self._stream.time_base)
+        self.decode_errors = self._damage.count  # the source's count in stats and metrics
 
     def _capture(self, buffer: FrameBuffer) -> None:
         assert self.info is not None, "open() first"
@@ -110,21 +154,32 @@ class FileSource(Source):
                     break
                 offset = end
                 self._container.seek(0)
+                self._frames = self._decoded()
         except av.error.FFmpegError as exc:
             problem = _ffmpeg_reason(exc)
         finally:
             self._container.close()
+        self._finish(info, problem)
+
+    def _finish(self, info: StreamInfo, problem: str | None) -> None:
+        """The end state: stopped, or failed when the file ended early (truncated)."""
+        damage = self._damage.describe()
+        if damage:
+            log.warning("source %s: %s; decoding went on", self.source_id, damage)
         expected = info.total_frames
-        if not self.stopping and (problem or (expected and self.frames_decoded < expected)):
+        if self.stopping:
+            self.set_state(SourceState.STOPPED, f"stopped after {self.frames_decoded} frames")
+        elif problem or (expected and self._packets < expected):
             self.truncated = True
             of = f" of {expected}" if expected else ""
             cause = f": {problem}" if problem else ""
             self.set_state(
                 SourceState.FAILED,
-                f"{self.path} is truncated or damaged: decoded {self.frames_decoded}{of} frames{cause}",
+                f"{self.url} is truncated or damaged: decoded {self.frames_decoded}{of} frames{cause}",
             )
         else:
-            self.set_state(SourceState.STOPPED, f"end of file after {self.frames_decoded} frames")
+            skipped = f"; {damage}" if damage else ""
+            self.set_state(SourceState.STOPPED, f"end of file after {self.frames_decoded} frames{skipped}")
 
     def _decode_pass(self, offset: float, pacer: _Pacer | None) -> float | None:
         """Emit every frame of the file once, ``offset`` seconds later on the media timeline.
@@ -134,7 +189,7 @@ class FileSource(Source):
         assert self.info is not None
         info, first = self.info, self.frames_decoded
         end = offset
-        for av_frame in self._container.decode(self._stream):
+        for av_frame in self._frames:
             if self.stopping:
                 return None
             pts_raw = av_frame.pts
@@ -152,7 +207,7 @@ class FileSource(Source):
                 pts_raw=pts_raw,
                 # a replayed camera's frame was captured when it was due, however late it comes
                 wall_time=pacer.capture_time(pts) if pacer is not None else time.time(),
-                picture=AvPicture(av_frame),
+                picture=self._picture(av_frame),
                 keyframe=bool(av_frame.key_frame),
             )
             if not self.emit(frame):
@@ -160,6 +215,13 @@ class FileSource(Source):
             self.frames_decoded += 1
             end = pts + 1.0 / info.fps
         return end
+
+    def _picture(self, av_frame: Any) -> Picture:
+        """The decoded picture, turned upright when the file says it is displayed rotated."""
+        if not self._turns:
+            return AvPicture(av_frame)
+        upright = np.rot90(reformat(av_frame, format="bgr24").to_ndarray(), self._turns)
+        return ArrayPicture(np.ascontiguousarray(upright))
 
 
 class _Pacer:

@@ -29,6 +29,7 @@ from streamproc.mqtt.client import (
     service,
 )
 from streamproc.mqtt.outbox import Message, Outbox
+from streamproc.mqtt.refusals import Refusals
 from streamproc.mqtt.topics import OFFLINE, ONLINE, Topics
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Publisher:
         self.published = 0
         self.acknowledged = 0
         self.rejected = 0
+        self.refusals = Refusals(self._where)
         self.reconnects = 0
         self.client_id = broker.client_id or default_client_id("run")
         self._client = build_client(broker, self.client_id, self._offline)
@@ -108,6 +110,7 @@ class Publisher:
             self._thread.join()
         self._wake_r.close()
         self._wake_w.close()
+        self.refusals.flush()
         return self.undelivered
 
     def counters(self) -> dict[str, Any]:
@@ -227,8 +230,8 @@ class Publisher:
         message = self._window.pop(mid, None)
         if message is None:
             return  # QoS 0, or a birth message: nothing waits for it
-        if reason.is_failure:
+        if reason.is_failure:  # MQTT 5 reason code >= 0x80: the broker will not deliver it
             self.rejected += 1
-            log.warning("MQTT: %s rejected a message on %s: %s", self._where, message.topic, reason)
+            self.refusals.add(message.topic, reason)
         else:
             self.acknowledged += 1

@@ -2,6 +2,7 @@
 
 | topic                        | kind       | retained | payload                              |
 | {prefix}/available           | available  | yes      | ``online`` / ``offline`` (last will) |
+| {prefix}/{instance}/available| available  | yes      | the same, per instance (``mqtt.instance``) |
 | {prefix}/events              | events     | no       | one event as JSON                    |
 | {prefix}/{source}/faces      | faces      | yes      | current face count, e.g. ``2``       |
 | {prefix}/{source}/status     | status     | yes      | source state as JSON                 |
@@ -37,9 +38,12 @@ def topic_level(name: str) -> str:
 @dataclass(frozen=True)
 class Topics:
     prefix: str
+    instance: str | None = None  # one of several processes (a distributed run's worker group)
 
     @property
     def available(self) -> str:
+        if self.instance is not None:
+            return f"{self.prefix}/{topic_level(self.instance)}/available"
         return f"{self.prefix}/available"
 
     @property

@@ -73,6 +73,12 @@ SINK_COLUMNS: tuple[Column, ...] = (
         "errors",
     ),
     (CounterMetricFamily, "sink_dropped", "results a full sink queue dropped (live runs)", "dropped"),
+    (
+        CounterMetricFamily,
+        "sink_refused",
+        "messages the receiver refused (MQTT 5 reason code >= 0x80, e.g. denied by an ACL)",
+        "refused",
+    ),
     (GaugeMetricFamily, "sink_queue_depth", "results and status events waiting for a sink", "queued"),
     (
         GaugeMetricFamily,
@@ -116,7 +122,7 @@ class PipelineCollector(Collector):
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_ready",
-            "1 when every source is streaming or finished OK",
+            "1 when every source is streaming or finished OK and every sink writes",
             float(readiness(pipeline, self._require_sources)[0]),
         )
         yield from _columns(SOURCE_COLUMNS, "source", stats["sources"])

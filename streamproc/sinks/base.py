@@ -190,6 +190,7 @@ class SinkRunner:
                         self.sink.handle_events(item.events)
             except Exception as exc:
                 self._fail(exc)
+            item = None  # let the frame's picture go while waiting (capture.buffer.PictureBudget)
         try:
             self.sink.close()
         except Exception as exc:

@@ -1,22 +1,48 @@
 """JSON Lines sink: one JSON object per processed frame and one per event, appended and flushed
-(to standard output when the path is ``-``)."""
+(to standard output when the path is ``-``).
+
+Only whole lines reach the file (see streamproc.sinks.linefile). When writing fails (disk full), a
+run with live sources keeps retrying with backoff, meanwhile reported by ``problem`` (and /readyz),
+and resumes where it stopped; a file run fails the sink at once (exit code 1).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from streamproc import rounding
 from streamproc.config import JsonlSinkSettings
+from streamproc.errors import OutputError
+from streamproc.files import commit, discard_if_empty, partial_path
 from streamproc.frames import FrameResult, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+from streamproc.sinks.linefile import LineFile
+from streamproc.sinks.retry import Retry
 
-STDOUT = "-"
+log = logging.getLogger(__name__)
+
+STDOUT = Path("-")
+
+
+class StdoutLines:
+    """Standard output as the sink's file: whole lines, flushed one by one; never closed here."""
+
+    path = STDOUT
+
+    def write(self, line: bytes) -> None:
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+
+    def close(self) -> None:
+        sys.stdout.buffer.flush()
 
 
 def status_record(event: StatusEvent) -> dict[str, Any]:
@@ -38,15 +64,24 @@ class JsonlSink(Sink):
     def __init__(self, settings: JsonlSinkSettings) -> None:
         self.settings = settings
         self.name = f"jsonl:{settings.path}"
-        self._files: dict[Path, IO[str]] = {}
+        self._retry = Retry()
+        self._files: dict[Path, LineFile | StdoutLines] = {}
+        self._live = False
+        self._failed = False
+
+    @property
+    def problem(self) -> str | None:
+        """Why records are not being written right now (a live run retrying after a write error)."""
+        return self._retry.problem
 
     def open(self, pixels: PixelPlan) -> None:
-        if str(self.settings.path) == STDOUT:
-            self._files[Path(STDOUT)] = sys.stdout
+        if self.settings.path == STDOUT:
+            self._files[STDOUT] = StdoutLines()
         elif "{source}" not in str(self.settings.path):
-            ensure_writable_file(self.settings.path, "events file")
+            ensure_writable_file(self._written_path(self.settings.path), "events file")
 
     def handle(self, result: FrameResult) -> None:
+        self._live = self._live or result.frame.stream.live
         if not self.settings.include_empty and not len(result.detections):
             return
         self._write(result.frame.source_id, frame_record(result))
@@ -62,17 +97,43 @@ class JsonlSink(Sink):
         if self.settings.events:
             self._write(event.source_id, status_record(event))
 
+    def _written_path(self, path: Path) -> Path:
+        """Replaced files are written aside until the run ends well."""
+        return partial_path(path) if self.settings.existing == "replace" else path
+
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        while True:
+            try:
+                self._write_line(path, line)
+            except OSError as exc:
+                problem = f"cannot write events file {path}: {exc.strerror or exc}"
+                if not self._live or self._retry.exhausted:
+                    self._failed = True
+                    raise OutputError(problem) from None
+                # live runs wait and try again (the sink's queue drops frames meanwhile, counted)
+                delay = self._retry.failed(problem)
+                log.warning("%s; trying again in %g s (live run)", problem, delay)
+                time.sleep(delay)
+                continue
+            if self._retry.succeeded():
+                log.warning("events file %s: writing again", path)
+            return
+
+    def _write_line(self, path: Path, line: bytes) -> None:
         stream = self._files.get(path)
         if stream is None:
-            ensure_writable_file(path, "events file")
-            stream = self._files[path] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-        stream.flush()
+            written = self._written_path(path)
+            ensure_writable_file(written, "events file")
+            stream = self._files[path] = LineFile(written)
+        stream.write(line)
 
     def close(self) -> None:
-        for stream in self._files.values():
-            if stream is not sys.stdout:  # stdout belongs to the process, not to this sink
-                stream.close()
+        for path, stream in self._files.items():
+            stream.close()
+            if self.settings.existing == "replace" and not self._failed and path != STDOUT:
+                commit(stream.path, path)
+        if not self._files and "{source}" not in str(self.settings.path):
+            discard_if_empty(self._written_path(self.settings.path))  # made by open(); nothing came
         self._files.clear()

@@ -60,7 +60,7 @@ class MqttSink(Sink):
         self.settings = settings
         self.broker = broker
         self.name = f"mqtt:{broker.host}:{broker.port}"
-        self.topics = Topics(broker.topic_prefix)
+        self.topics = Topics(broker.topic_prefix, broker.instance)
         self.publisher: Publisher | None = None
         self._stats = stats
         self._faces: dict[str, int] = {}  # source -> face count last published
@@ -121,6 +121,11 @@ class MqttSink(Sink):
         }
         self._send("status", self.topics.source(event.source_id, "status"), to_json(status))
 
+    @property
+    def refused(self) -> int:
+        """Publishes the broker refused (MQTT 5 only: 3.1.1 brokers drop them silently)."""
+        return self.publisher.rejected if self.publisher is not None else 0
+
     def close(self) -> None:
         if self.publisher is None:
             return
@@ -138,6 +143,12 @@ class MqttSink(Sink):
             counters["dropped"],
             counters["reconnects"],
         )
+        refused_events = self.publisher.refusals.by_topic[self.topics.events]
+        if refused_events:  # events are what the sink is for: refusing them fails the run
+            raise OutputError(
+                f"{self.name} refused {refused_events} event messages on {self.topics.events}"
+                " (MQTT 5 reason code >= 0x80, e.g. an ACL): allow this client to publish there"
+            )
         if undelivered:
             raise OutputError(
                 f"{undelivered} MQTT messages were not delivered to {self.name} within "

@@ -9,33 +9,57 @@ from fractions import Fraction
 from typing import Any
 
 import av
+import numpy as np
 
 from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
+from streamproc.files import discard_if_empty, partial_path
 from streamproc.frames import FrameResult, StreamInfo
+from streamproc.memory import HUGE_PIXELS
 from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+from streamproc.sinks.mp4 import CrashSafeMp4
+from streamproc.sinks.retry import Retry
+from streamproc.sinks.timestamps import Timeline
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Writer:
-    container: Any
-    stream: Any
-    last_pts: int | None = None
+    file: CrashSafeMp4
+    timeline: Timeline
 
 
 class VideoSink(Sink):
-    """Draws detections on each frame and encodes it; one output file per source."""
+    """Draws detections on each frame and encodes it; one output file per source.
+
+    Each file is crash-safe (see streamproc.sinks.mp4) and keeps the input's timing: frames keep
+    their timestamps, repaired only where they would not increase (counted in ``repairs``).
+    On a live run, a write error (disk full) sets the file aside as NAME.partial-N.mp4 (it plays up
+    to the error); frames are skipped (``skipped``) until a new file can be started, with backoff.
+    """
 
     def __init__(self, settings: VideoSinkSettings) -> None:
         self.settings = settings
         self.name = f"video:{settings.path}"
         self._writers: dict[str, _Writer] = {}
         self._encoder_frame: EncoderFrameReader | None = None
+        self._failed = False
+        self._retry = Retry()
+        self.skipped = 0  # frames not encoded while waiting to retry after a write error
+
+    @property
+    def problem(self) -> str | None:
+        """Why frames are not being written right now (a live run retrying after a write error)."""
+        return self._retry.problem
+
+    @property
+    def repairs(self) -> int:
+        """Frames whose timestamp was missing, repeated, out of order or jumping."""
+        return sum(writer.timeline.repairs for writer in self._writers.values())
 
     def pixel_needs(self) -> frozenset[PixelFormat]:
         return frozenset({PixelFormat.YUV420P})
@@ -43,65 +67,124 @@ class VideoSink(Sink):
     def open(self, pixels: PixelPlan) -> None:
         self._encoder_frame = pixels.yuv420p(self)
         if "{source}" not in str(self.settings.path):
-            ensure_writable_file(self.settings.path, "output video")
+            ensure_writable_file(partial_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
+        try:
+            self._encode(result)
+        except OSError as exc:
+            if not result.frame.stream.live or self._retry.exhausted:
+                self._failed = True  # close() keeps the partial files and leaves the targets alone
+                raise
+            self._set_aside(result.frame.source_id, exc)
+        except Exception:
+            self._failed = True
+            raise
+
+    def _encode(self, result: FrameResult) -> None:
         frame = result.frame
-        writer = self._writers.get(frame.source_id) or self._open_writer(frame.stream)
+        writer = self._writers.get(frame.source_id)
+        if writer is None:
+            if not self._retry.due:
+                self.skipped += 1
+                return
+            writer = self._open_writer(frame.stream)
         assert self._encoder_frame is not None, "open() first"
-        out = self._encoder_frame(frame, writer.stream.width, writer.stream.height)
+        # at the picture's own size: an odd-sized one is padded below, never scaled
+        out = _padded(self._encoder_frame(frame, frame.width, frame.height), writer.file.stream)
         planes = [plane_array(plane) for plane in out.planes]
         draw_detections_yuv420(
             planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
         )
-        pts = frame.pts_raw if frame.pts_raw is not None else frame.index
-        if writer.last_pts is not None and pts <= writer.last_pts:
-            pts = writer.last_pts + 1  # the muxer rejects non-increasing timestamps
-        writer.last_pts = pts
-        out.pts = pts
+        out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
-        for packet in writer.stream.encode(out):
-            writer.container.mux(packet)
+        writer.file.write(out)
+        if self._retry.succeeded():
+            log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
+
+    def _set_aside(self, source_id: str, error: OSError) -> None:
+        """Live runs: keep what this source's file holds under a new name and try again later."""
+        writer = self._writers.pop(source_id, None)
+        if writer is not None:
+            writer.file.abandon(aside=True)
+        problem = f"cannot write the annotated video of {source_id}: {error.strerror or error}"
+        delay = self._retry.failed(problem)
+        log.warning("%s; frames skipped, trying again in %g s (live run)", problem, delay)
 
     def _open_writer(self, info: StreamInfo) -> _Writer:
         path = source_path(self.settings.path, info.source_id)
-        if len(self._writers) and "{source}" not in str(self.settings.path):
-            raise OutputError(
-                f"output video {path} cannot hold several sources: put '{{source}}' in the path"
-            )
-        ensure_writable_file(path, "output video")
-        container = av.open(str(path), mode="w", options={"movflags": "+faststart"})
+        ensure_writable_file(partial_path(path), "output video")
         rate = Fraction(info.fps).limit_denominator(1001)
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = _even(info.width), _even(info.height)
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = info.time_base
-        stream.options = encoder_options(self.settings)
-        writer = self._writers[info.source_id] = _Writer(container, stream)
-        log.info("writing annotated video for %s to %s", info.source_id, path)
+        width, height = _even(info.width), _even(info.height)
+        options = encoder_options(self.settings, width * height)
+        file = CrashSafeMp4(path, width, height, info.time_base, rate, options)
+        writer = self._writers[info.source_id] = _Writer(file, Timeline(info.time_base, info.fps))
+        odd = (width, height) != (info.width, info.height)
+        padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if odd else ""
+        log.info("writing annotated video for %s to %s%s", info.source_id, writer.file.partial, padded)
         return writer
 
     def close(self) -> None:
         errors = []
         for source_id, writer in self._writers.items():
+            if writer.timeline.repairs:
+                log.warning(
+                    "annotated video of %s: %d frame timestamps were missing, repeated, out of order or"
+                    " jumping and were repaired",
+                    source_id,
+                    writer.timeline.repairs,
+                )
+            if self._failed:
+                writer.file.abandon()
+                continue
             try:
-                for packet in writer.stream.encode(None):
-                    writer.container.mux(packet)
-                writer.container.close()
+                writer.file.finish()
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
+                writer.file.abandon()
+        if not self._writers and "{source}" not in str(self.settings.path):
+            discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
         if errors:
             raise OutputError("could not finish output video " + "; ".join(errors))
 
 
-def encoder_options(settings: VideoSinkSettings) -> dict[str, object]:
+# no B-frames, no look-ahead, no lowres planes (constant QP, no scene-cut or weighted-prediction
+# analysis), no half-pixel planes: each picture x264 keeps costs over 100 MB at 8192x8192
+_HUGE_X264 = "bframes=0:scenecut=0:weightp=0:rc-lookahead=0:sync-lookahead=0:mbtree=0:subme=0"
+
+
+def encoder_options(settings: VideoSinkSettings, pixels: int = 0) -> dict[str, str]:
     """libx264 options of the sink. One frame thread per core: x264's default (1.5 per core) made
-    ~12 % more CPU per frame on 2 cores, where decoding and inference need the same cores."""
+    ~12 % more CPU per frame on 2 cores, where decoding and inference need the same cores.
+    Pictures of more than HUGE_PIXELS are encoded with one thread, at a constant QP of the crf value
+    and without the analyses that need extra pictures (peak RSS of a whole 8192x8192 run: 3.0 ->
+    1.3 GB)."""
     threads = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if pixels > HUGE_PIXELS:
+        return {"preset": settings.preset, "threads": "1", "x264-params": f"qp={settings.crf}:{_HUGE_X264}"}
     return {"crf": str(settings.crf), "preset": settings.preset, "threads": threads}
 
 
+def _padded(picture: av.VideoFrame, stream: Any) -> av.VideoFrame:
+    """``picture`` (ours to draw on) at the encoder's size: an odd-sized one is copied into the one
+    pixel larger even frame, its last row and column repeated; an even-sized one is returned as is."""
+    if (picture.width, picture.height) == (stream.width, stream.height):
+        return picture
+    copy = av.VideoFrame(stream.width, stream.height, "yuv420p")
+    for target, plane in zip(copy.planes, picture.planes, strict=True):
+        _copy_padded(plane_array(target), plane_array(plane))
+    return copy
+
+
+def _copy_padded(target: np.ndarray, plane: np.ndarray) -> None:
+    """Copy ``plane`` into the top left of ``target``; repeat its edges into what is left."""
+    rows, columns = plane.shape
+    target[:rows, :columns] = plane
+    target[rows:, :columns] = plane[-1:, :]
+    target[:, columns:] = target[:, columns - 1 : columns]
+
+
 def _even(value: int) -> int:
-    """yuv420p needs even dimensions."""
-    return value - value % 2
+    """yuv420p needs even dimensions: odd ones are padded by one row or column."""
+    return value + value % 2

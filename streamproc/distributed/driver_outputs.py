@@ -1,0 +1,56 @@
+"""What the driver of a camera run writes itself: ``worker_lost`` ends and the aggregate availability.
+
+The driver opens the same JSON Lines and MQTT outputs as the workers. Its MQTT connection has no
+instance name, so its birth and last will are ``{prefix}/available``: the aggregate, ``online``
+while the driver runs and at least one worker group is up, while each group has its own
+``{prefix}/{group}/available``. Its ``{prefix}/stats`` carry the whole system's numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from streamproc.builder import build_sink
+from streamproc.config import Settings
+from streamproc.errors import StreamprocError
+from streamproc.mqtt.outbox import Message
+from streamproc.mqtt.topics import OFFLINE, ONLINE
+from streamproc.pixels import PixelPlan
+from streamproc.sinks.base import Sink
+from streamproc.sinks.mqtt import MqttSink, StatsProvider
+
+log = logging.getLogger(__name__)
+
+
+class DriverOutputs:
+    def __init__(self, settings: Settings, stats: StatsProvider) -> None:
+        self._sinks: list[Sink] = [
+            build_sink(sink, settings, stats) for sink in settings.sinks if sink.type in ("jsonl", "mqtt")
+        ]
+        self._mqtt = next((sink for sink in self._sinks if isinstance(sink, MqttSink)), None)
+        self._available = True
+
+    def open(self) -> None:
+        pixels = PixelPlan.for_consumers(self._sinks)
+        for sink in self._sinks:
+            sink.open(pixels)
+
+    def send(self, events: Sequence[object]) -> None:
+        for sink in self._sinks:
+            sink.handle_events(events)
+
+    def set_available(self, up: bool) -> None:
+        """The aggregate availability: published when it changes."""
+        if up == self._available or self._mqtt is None or self._mqtt.publisher is None:
+            return
+        self._available = up
+        topic, qos = self._mqtt.topics.available, self._mqtt.settings.qos.available
+        self._mqtt.publisher.publish(Message(topic, (ONLINE if up else OFFLINE).encode(), qos, retain=True))
+
+    def close(self) -> None:
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except StreamprocError as exc:  # one output failing must not keep the others from closing
+                log.error("closing %s: %s", sink.name, exc)

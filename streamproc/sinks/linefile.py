@@ -1,0 +1,63 @@
+"""A text file that only ever holds whole lines, even when the disk fills up or the process dies."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_TAIL = 1 << 16  # bytes read back from the end to find the last complete line
+
+
+class LineFile:
+    """Appends lines with one ``write`` each. A write that fails half-way (disk full) is cut back
+    to the last whole line before the error is raised, so that a retry neither tears nor
+    duplicates a record; a file that already ends in a torn line (a crash during an earlier run)
+    is cut back to its last whole line when opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = self._repair()
+
+    def write(self, line: bytes) -> None:
+        """Append ``line`` (ending in a newline) whole, or raise OSError leaving the file as it was."""
+        written = 0
+        try:
+            while written < len(line):
+                written += os.write(self._fd, line[written:])
+        except OSError:
+            if written:
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += written
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def _repair(self) -> int:
+        """Cut a torn last line; returns the file's size."""
+        size = os.fstat(self._fd).st_size
+        if not size:
+            return 0
+        with open(self.path, "rb") as reader:
+            reader.seek(max(0, size - _TAIL))
+            tail = reader.read()
+        if tail.endswith(b"\n"):
+            return size
+        newline = tail.rfind(b"\n")
+        keep = size - len(tail) + newline + 1 if newline >= 0 else (0 if size <= _TAIL else size)
+        if keep == size:  # no line end in the last 64 KiB: not a file of lines; leave it
+            log.warning("%s does not end in a line break: new lines start on a fresh one", self.path)
+            self._size = size
+            self.write(b"\n")
+            return self._size
+        log.warning(
+            "%s ended in an incomplete line (%d bytes, left by a run that was stopped hard): removed",
+            self.path,
+            size - keep,
+        )
+        os.ftruncate(self._fd, keep)
+        return keep

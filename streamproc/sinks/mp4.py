@@ -1,0 +1,111 @@
+"""An H.264 MP4 that survives a hard stop: fragmented while it is written, a normal MP4 at the end.
+
+While the run goes on, the video is written beside its target as NAME.partial.mp4, in fragments of
+half a second flushed to disk as they are cut: after SIGKILL, a full disk or a crash, that file
+plays up to its last fragment (what the encoder still held, well under two seconds, is lost). At a
+clean close it is remuxed (no re-encoding) into an ordinary MP4 with its index at the front
+(faststart, for players and browsers) that replaces the target in one rename. A run that fails
+therefore never replaces a good file that was there before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from streamproc.files import commit, free_name, partial_path
+
+log = logging.getLogger(__name__)
+
+FRAGMENT_US = 500_000  # fragment length: at most this much encoded video is unplayable after a crash
+_FRAGMENTED = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": str(FRAGMENT_US),
+    "flush_packets": "1",  # each fragment reaches the file when it is cut, not when a buffer fills
+}
+
+
+class CrashSafeMp4:
+    """One H.264 stream in an MP4 at ``path``; see the module docstring."""
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        rate: Fraction,
+        options: dict[str, str],
+    ) -> None:
+        self.path = path
+        self.partial = partial_path(path)
+        self.container: Any = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
+        stream: Any = self.container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        # the encoder counts in the input's time base: its timestamps reach the file unchanged
+        stream.codec_context.time_base = time_base
+        stream.time_base = time_base
+        stream.options = options
+        self.stream = stream
+        # Fragments carry no edit list: the muxer moves the whole timeline so that it starts at 0
+        # (by the first packet's decode time: B-frames make it earlier than the first picture's).
+        # The remux at the end moves it back, so the finished file has the input's timestamps.
+        self._first_dts: int | None = None
+
+    def write(self, frame: Any) -> None:
+        for packet in self.stream.encode(frame):
+            if self._first_dts is None:
+                self._first_dts = packet.dts or 0
+            self.container.mux(packet)
+
+    def finish(self) -> None:
+        """Flush the encoder, then turn the fragments into a faststart MP4 at the target path."""
+        self.write(None)
+        self.container.close()
+        self.container = self.stream = None  # the encoder's memory goes before the remux reads
+        finished = self.partial.with_name(f".{self.path.name}.finishing")
+        try:
+            _remux_faststart(self.partial, finished, self._first_dts or 0)
+            commit(finished, self.path)
+        finally:
+            finished.unlink(missing_ok=True)
+        self.partial.unlink()
+
+    def abandon(self, aside: bool = False) -> Path:
+        """Close without finishing: the partial file keeps what was written (it plays up to the
+        failure), the target is untouched. ``aside``: move the partial to a free numbered name, so a
+        new one can start. Returns where the partial is."""
+        try:
+            if self.container is not None:  # None: closed by finish(), which failed afterwards
+                self.container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            log.debug("closing %s after a failure: %s", self.partial, exc)
+        kept = self.partial
+        if aside:
+            kept = free_name(self.partial)
+            os.rename(self.partial, kept)
+        log.warning("annotated video kept as %s (it plays up to the failure); %s untouched", kept, self.path)
+        return kept
+
+
+def _remux_faststart(source: Path, target: Path, shift: int) -> None:
+    """Copy every packet of ``source``, ``shift`` ticks later, into a non-fragmented MP4 with the
+    index in front (and an edit list where B-frames decode before the first picture shows)."""
+    with (
+        av.open(str(source), options={"threads": "1"}) as reader,
+        av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as writer,
+    ):
+        incoming = reader.streams.video[0]
+        outgoing = writer.add_stream_from_template(incoming)
+        for packet in reader.demux(incoming):
+            if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+            packet.stream = outgoing
+            writer.mux(packet)
