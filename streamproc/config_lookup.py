@@ -27,7 +27,8 @@ def find_config(explicit: Path | None) -> Path | None:
             "config: no file (-c, %s, ./%s): defaults and STREAMPROC_* variables", CONFIG_ENV, LOCAL_CONFIG
         )
         return None
-    log.info("config: %s (%s)", path, why)
+    # a file found by lookup is worth a line; one given with -c the user already knows
+    log.log(logging.DEBUG if explicit is not None else logging.INFO, "config: %s (%s)", path, why)
     return path
 
 

@@ -70,8 +70,10 @@ class Gate(Sink):
         self.opened.wait(30)
 
 
-def test_readyz_flips_to_failing_when_a_source_fails(sample_video: Path, tmp_path: Path) -> None:
-    data = sample_video.read_bytes()
+def test_readyz_flips_to_failing_when_a_source_fails(long_video: Path, tmp_path: Path) -> None:
+    # long enough that its frames cannot all wait in the buffer and the closed gate's queue: the
+    # source is still streaming (not already failed at the cut) when readiness is asked
+    data = long_video.read_bytes()
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(data[: len(data) * 6 // 10])
     gate = Gate()
