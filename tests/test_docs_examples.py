@@ -10,10 +10,18 @@ import sys
 import pytest
 from conftest import REPO
 
+import streamproc
+
 DOC = REPO / "docs" / "python-api.md"
 # a python block, then (after a little prose, no code) the text block that shows what it prints
 EXAMPLE = re.compile(r"```python\n(.*?)```\n(?:[^`]*?\n)?```text\n(.*?)```", re.DOTALL)
 EXAMPLES = EXAMPLE.findall(DOC.read_text(encoding="utf-8"))
+
+
+def test_every_public_name_is_documented() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    missing = [name for name in streamproc.__all__ if name != "__version__" and f"`{name}" not in text]
+    assert not missing, f"{DOC.name} does not describe {missing}"
 
 
 def test_the_doc_has_its_examples() -> None:
