@@ -114,38 +114,48 @@ class AvPicture:
 
 
 class ArrayPicture:
-    """A BGR numpy array (OpenCV cameras, still images)."""
+    """A numpy array (OpenCV cameras: BGR; still images and the Python API: either), kept in the
+    channel order it came in: a 720p RGB array given to the detector is not copied to BGR first."""
 
-    __slots__ = ("_bgr",)
+    __slots__ = ("_array", "_bgr", "rgb_order")
 
-    def __init__(self, bgr: np.ndarray) -> None:
+    def __init__(self, bgr: np.ndarray, rgb_order: bool = False) -> None:
         if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
-            raise ValueError(f"expected an (h, w, 3) uint8 BGR picture, got {bgr.shape} {bgr.dtype}")
-        self._bgr = bgr
+            order = "RGB" if rgb_order else "BGR"
+            raise ValueError(f"expected an (h, w, 3) uint8 {order} picture, got {bgr.shape} {bgr.dtype}")
+        self._array = bgr
+        self.rgb_order = rgb_order
+        self._bgr: np.ndarray | None = None if rgb_order else bgr
 
     @classmethod
     def from_rgb(cls, rgb: np.ndarray) -> ArrayPicture:
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (h, w, 3) uint8 RGB picture, got {rgb.shape} {rgb.dtype}")
-        return cls(np.ascontiguousarray(rgb[..., ::-1]))
+        return cls(rgb, rgb_order=True)
 
     @property
     def width(self) -> int:
-        return int(self._bgr.shape[1])
+        return int(self._array.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self._bgr.shape[0])
+        return int(self._array.shape[0])
+
+    @property
+    def array(self) -> np.ndarray:
+        """The pixels as given, in ``rgb_order`` (True: RGB, False: BGR)."""
+        return self._array
 
     def rgb(self, width: int, height: int) -> np.ndarray:
-        small = cv2.resize(self._bgr, (width, height), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        small = cv2.resize(self._array, (width, height), interpolation=cv2.INTER_AREA)
+        return small if self.rgb_order else cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
     def bgr(self) -> np.ndarray:
+        if self._bgr is None:  # converted once, on the first reader's thread
+            self._bgr = cv2.cvtColor(self._array, cv2.COLOR_RGB2BGR)
         return self._bgr
 
     def yuv420p(self, width: int, height: int) -> av.VideoFrame:
-        return _encoder_copy(av.VideoFrame.from_ndarray(self._bgr, format="bgr24"), width, height)
+        layout = "rgb24" if self.rgb_order else "bgr24"
+        return _encoder_copy(av.VideoFrame.from_ndarray(self._array, format=layout), width, height)
 
 
 class ReleasedPicture:

@@ -27,7 +27,7 @@ from streamproc.inference.frame_input import plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 from streamproc.inference.models import BLAZEFACE_MODELS, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
-from streamproc.pictures import Picture
+from streamproc.pictures import ArrayPicture, Picture
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class BlazeFaceDetector:
         av_frame = getattr(picture, "av_frame", None)
         if av_frame is not None:  # RGB made only where the warp reads (see frame_input)
             warped = plan.warp_sampled(plan_rgb(av_frame, plan))
+        elif isinstance(picture, ArrayPicture) and picture.rgb_order:
+            warped = plan.warp(picture.array)
         else:  # the warp treats channels alike: warp the BGR picture, swap channels in the small result
             warped = cv2.cvtColor(plan.warp(picture.bgr()), cv2.COLOR_BGR2RGB)
         tensor = tensor_values(warped)[None]
