@@ -137,7 +137,7 @@ class PictureProbe(Sink):
             self._bgr = pixels.bgr(self)
 
     def handle(self, result: FrameResult) -> None:
-        time.sleep(0.005)  # slower than detection: its queue fills up
+        time.sleep(0.02)  # far slower than detection, even on a loaded machine: its queue fills up
         if self._bgr is not None:
             self.shapes.append(self._bgr(result.frame).shape)
         self.released += isinstance(result.frame.picture, ReleasedPicture)
