@@ -291,10 +291,8 @@ class Pipeline:
                 "dropped": runner.dropped,
                 "error": runner.error,
                 "backlog": runner.sink.backlog,
-                # a sink retrying a failed write (disk full) says why: /readyz reports it
-                "problem": getattr(runner.sink, "problem", None),
-                # messages the receiver refused (MQTT 5 reason codes >= 0x80)
-                "refused": getattr(runner.sink, "refused", None),
+                "problem": runner.sink.problem,
+                "refused": runner.sink.refused,
             }
             for runner in self._runners
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamproc import rounding
-from streamproc.frames import FrameResult
+from streamproc.frames import FrameResult, StatusEvent
 
 
 def frame_record(result: FrameResult) -> dict[str, Any]:
@@ -27,3 +27,16 @@ def frame_record(result: FrameResult) -> dict[str, Any]:
         if event.type == "scene":  # the frame was classified whole
             record["scene"] = event.classification.to_dict()
     return record
+
+
+def status_record(event: StatusEvent) -> dict[str, Any]:
+    """``{"type": "status", "source", "state", "message", "wall_time", "width", "height"}``."""
+    return {
+        "type": "status",
+        "source": event.source_id,
+        "state": event.state.value,
+        "message": event.message,
+        "wall_time": rounding.seconds(event.wall_time),
+        "width": event.width,
+        "height": event.height,
+    }

@@ -36,6 +36,18 @@ class Sink(ABC):
         None for sinks that hold none."""
         return None
 
+    @property
+    def problem(self) -> str | None:
+        """Why this sink is not writing right now while it retries a failed write (disk full on a live
+        run); None while it writes. /readyz reports it."""
+        return None
+
+    @property
+    def refused(self) -> int | None:
+        """Messages the receiver refused (MQTT 5 reason codes >= 0x80); None for sinks without a
+        receiver that can refuse."""
+        return None
+
     def open(self, pixels: PixelPlan) -> None:  # noqa: B027 - optional hook
         """Check and create outputs (raise OutputError naming the problem); take the pixel readers
         this sink declared from ``pixels``."""

@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamproc import rounding
 from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.files import commit, discard_if_empty, partial_path
 from streamproc.frames import FrameResult, StatusEvent
 from streamproc.pixels import PixelPlan
-from streamproc.records import frame_record
+from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.linefile import LineFile
 from streamproc.sinks.retry import Retry
@@ -43,19 +42,6 @@ class StdoutLines:
 
     def close(self) -> None:
         sys.stdout.buffer.flush()
-
-
-def status_record(event: StatusEvent) -> dict[str, Any]:
-    """``{"type": "status", "source", "state", "message", "wall_time", "width", "height"}``."""
-    return {
-        "type": "status",
-        "source": event.source_id,
-        "state": event.state.value,
-        "message": event.message,
-        "wall_time": rounding.seconds(event.wall_time),
-        "width": event.width,
-        "height": event.height,
-    }
 
 
 class JsonlSink(Sink):

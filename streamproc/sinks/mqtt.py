@@ -24,7 +24,7 @@ from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.publisher import Publisher
 from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
 from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
-from streamproc.records import frame_record
+from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,7 @@ class MqttSink(Sink):
 
     def handle_status(self, event: StatusEvent) -> None:
         self._introduce(event.source_id)
-        status = {
-            "source": event.source_id,
-            "state": event.state.value,
-            "message": event.message,
-            "wall_time": round(event.wall_time, 6),
-        }
-        self._send("status", self.topics.source(event.source_id, "status"), to_json(status))
+        self._send("status", self.topics.source(event.source_id, "status"), to_json(status_record(event)))
 
     @property
     def refused(self) -> int:
