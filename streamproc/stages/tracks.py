@@ -127,10 +127,7 @@ class TrackStage(Stage):
         due = classification.due(frame.index, states, tracks, step.confirmed, step.better_view)
         if not due:
             return {}
-        assert self._bgr is not None, "open() first"
-        bgr = self._bgr(frame)
-        crops = [square_crop(bgr, track.last.box, classification.margin) for track in due]
-        results = classification.runner.classify(crops, frame.index)
+        results = self._classify_faces(frame, [track.last.box for track in due])
         for track, result in zip(due, results, strict=True):
             state = source.tracks[track.key]
             state.classes.classification = result
@@ -142,12 +139,18 @@ class TrackStage(Stage):
         classification = self._classification
         if classification is None or not len(detections):
             return detections
-        assert self._bgr is not None, "open() first"
-        bgr = self._bgr(frame)
-        crops = [square_crop(bgr, box, classification.margin) for box in detections.boxes]
-        column = np.empty(len(crops), dtype=object)
-        column[:] = classification.runner.classify(crops, frame.index)
+        column = np.empty(len(detections), dtype=object)
+        column[:] = self._classify_faces(frame, list(detections.boxes))
         return detections.with_columns(classification=column)
+
+    def _classify_faces(self, frame: Frame, boxes: list[np.ndarray]) -> list[Classification]:
+        """The faces in these boxes, cropped square with the classifier's margin, in one call."""
+        assert self._classification is not None and self._bgr is not None, "open() first"
+        bgr = self._bgr(frame)
+        margin = self._classification.margin
+        return self._classification.runner.classify(
+            [square_crop(bgr, box, margin) for box in boxes], frame.index
+        )
 
     def _updates(self, source: _Source, at: Moment) -> list[Event]:
         interval = self.settings.update_interval_s
