@@ -165,11 +165,8 @@ def open_sources(settings: Settings, status: StatusRelay) -> tuple[list[OpenedSo
     reported and the others go on (an error only when none opens)."""
     opened: list[OpenedSource] = []
     failed: list[SourceReport] = []
-    taken: set[str] = set()
     single = len(settings.sources) == 1
-    for source_settings in settings.sources:
-        source_id = source_id_for(source_settings, taken)
-        taken.add(source_id)
+    for source_settings, source_id in zip(settings.sources, source_ids(settings.sources), strict=True):
         source = build_source(settings, source_settings, source_id, status)
         try:
             info = source.open()
