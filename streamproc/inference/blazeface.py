@@ -27,7 +27,7 @@ from streamproc.inference.frame_input import plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 from streamproc.inference.models import BLAZEFACE_MODELS, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
-from streamproc.pictures import ArrayPicture, Picture
+from streamproc.pictures import ArrayPicture, AvPicture, Picture
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,8 @@ class BlazeFaceDetector:
     def prepare(self, picture: Picture) -> ModelInput:
         """The model input of a decoded picture (a video frame or a BGR array); any thread."""
         plan = warp_plan(picture.width, picture.height, self.input_size)
-        av_frame = getattr(picture, "av_frame", None)
-        if av_frame is not None:  # RGB made only where the warp reads (see frame_input)
-            warped = plan.warp_sampled(plan_rgb(av_frame, plan))
+        if isinstance(picture, AvPicture):  # RGB made only where the warp reads (see frame_input)
+            warped = plan.warp_sampled(plan_rgb(picture.av_frame, plan))
         elif isinstance(picture, ArrayPicture) and picture.rgb_order:
             warped = plan.warp(picture.array)
         else:  # the warp treats channels alike: warp the BGR picture, swap channels in the small result
