@@ -4,6 +4,8 @@ loopback), the Host allow-list, HEAD, the Server header, CORS, TLS and the OpenA
 from __future__ import annotations
 
 import base64
+import logging
+import re
 import signal
 import socket
 import ssl
@@ -17,22 +19,25 @@ from typing import Any
 import httpx
 import pytest
 from conftest import CliRunner
-from http_helpers import cli_server, serve
+from http_helpers import cli_server, serve, wait_for
 from mqtt_support import Pki
 
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError
 from streamproc.server import StatusServer
+from streamproc.server.refusals import NAMED_KEYS
 from streamproc.server.view import NoSources
 
 TOKEN = "correct-horse-battery-staple-42"
 
 
 @contextmanager
-def bare_server(**http: Any) -> Iterator[StatusServer]:
+def bare_server(refusal_summary_s: float = 60.0, **http: Any) -> Iterator[StatusServer]:
     """A server without sources or API on a free loopback port."""
     settings = HttpSettings(enabled=True, port=0, **http)
-    with StatusServer(settings, NoSources(), require_sources=False) as server:
+    with StatusServer(
+        settings, NoSources(), require_sources=False, refusal_summary_s=refusal_summary_s
+    ) as server:
         yield server
 
 
@@ -95,6 +100,7 @@ def test_head_answers_like_get_without_a_body(sample_video: Path) -> None:
         docs = httpx.get(served.url("docs"))
         schema = httpx.get(served.url("openapi.json")).json()
     assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    assert wrong_method.headers["allow"] == "GET, HEAD", "every GET route answers HEAD too"
     assert missing.json() == {"error": "no such page: /nope"}, "every error has the same shape"
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/api/v1/detect" in schema["paths"] and "/metrics" in schema["paths"]
@@ -147,3 +153,96 @@ def test_answers_come_without_nagle_delay_and_connections_are_limited() -> None:
             for conn in idle:
                 conn.close()
         assert refused.status_code == 503
+
+
+def test_405_allow_names_every_method_of_the_path() -> None:
+    with bare_server() as server:
+        for method, path, allowed in (
+            ("DELETE", "readyz", "GET, HEAD"),
+            ("PUT", "live/cam.jpg", "GET, HEAD"),
+            ("POST", "docs", "GET, HEAD"),
+            ("GET", "api/v1/detect", "POST"),
+        ):
+            reply = httpx.request(method, server.url + path)
+            assert reply.status_code == 405, (method, path)
+            assert reply.headers["allow"] == allowed, (method, path)
+            for method_allowed in allowed.split(", "):
+                answered = httpx.request(method_allowed, server.url + path).status_code
+                assert answered != 405, (method_allowed, path)
+
+
+ASSET_REF = re.compile(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""")
+
+
+def test_api_docs_and_their_assets_are_served_offline_and_need_the_token() -> None:
+    """/docs and /redoc reference nothing outside the server; every asset they name is served, and
+    with a token configured the pages, the assets and the schema all need it."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with bare_server(token=TOKEN) as server, httpx.Client(headers=auth) as client:
+        sizes = {}
+        for page in ("docs", "redoc"):
+            html = client.get(server.url + page)
+            assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+            assert "http:" not in html.text and "https:" not in html.text and "//" not in html.text
+            refs = ASSET_REF.findall(html.text)
+            assert "/openapi.json" in refs and len(refs) >= 3, refs
+            for ref in refs:
+                assert ref.startswith("/"), f"{page} references {ref}"
+                reply = client.get(server.url + ref.lstrip("/"))
+                assert reply.status_code == 200 and reply.content, ref
+                sizes[ref] = len(reply.content)
+                for refused in (httpx.get(server.url + ref.lstrip("/")), httpx.get(server.url + page)):
+                    assert refused.status_code == 401, ref
+        assert sizes["/docs/assets/swagger-ui-bundle.js"] > 500_000, "the real Swagger UI, not a stub"
+        assert client.get(server.url + "openapi.json").json()["info"]["title"] == "streamproc"
+        script = client.get(server.url + "docs/assets/swagger-ui-bundle.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        again = client.get(script.url, headers={"If-None-Match": script.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        for unknown in ("docs/assets/index.html", "docs/assets/..%2Fcore.py", "docs/assets/%2e%2e"):
+            assert client.get(server.url + unknown).status_code == 404, unknown
+
+
+def refusal_counts(records: list[logging.LogRecord]) -> tuple[int, list[str]]:
+    """How many refusals the log lines account for: one per first line, N per summary line."""
+    lines = [r.getMessage() for r in records if r.getMessage().startswith("http: refused")]
+    summed = 0
+    for line in lines:
+        summary = re.match(r"http: refused (\d+) more requests", line)
+        summed += int(summary.group(1)) if summary else 1
+    return summed, lines
+
+
+def test_refused_hosts_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """1000 DNS-rebinding requests (900 with one Host, 100 with made-up ones): a few log lines that
+    still add up to 1000; the metric counts every one."""
+    caplog.set_level(logging.WARNING, logger="streamproc.server")
+    with bare_server() as server, httpx.Client() as client:
+        for i in range(1000):
+            host = f"name{i}.example" if i % 10 == 0 else "rebind.example"
+            assert client.get(server.url + "readyz", headers={"Host": host}).status_code == 400
+        metrics = client.get(server.url + "metrics").text
+    summed, lines = refusal_counts(caplog.records)
+    assert len(lines) <= NAMED_KEYS + 1, lines
+    assert summed == 1000, lines
+    assert "'rebind.example' 899" in lines[-1], "the summary names the Host refused most"
+    assert 'streamproc_http_refused_total{reason="host"} 1000.0' in metrics
+
+
+def test_refusal_summaries_come_while_serving_and_wrong_tokens_are_counted_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="streamproc.server")
+    with bare_server(refusal_summary_s=0.3, token=TOKEN) as server, httpx.Client() as client:
+        wrong = {"Authorization": f"Bearer {TOKEN[:-1]}"}
+        for _ in range(50):
+            assert client.get(server.url + "api/stats", headers=wrong).status_code == 401
+            assert client.get(server.url + "api/stats").status_code == 401  # no token: not logged
+        wait_for(lambda: refusal_counts(caplog.records)[0] == 50, timeout=5, what="a summary")
+        _, lines = refusal_counts(caplog.records)
+        assert len(lines) == 2 and "wrong token" in lines[0] and "'127.0.0.1' 49" in lines[1], lines
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        metrics = client.get(server.url + "metrics", headers=auth).text
+    assert 'streamproc_http_refused_total{reason="wrong_token"} 50.0' in metrics
+    assert 'streamproc_http_refused_total{reason="no_token"} 50.0' in metrics
+    assert all(TOKEN[:-1] not in r.getMessage() for r in caplog.records), "no token in the log"

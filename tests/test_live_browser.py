@@ -16,6 +16,10 @@ from http_helpers import serve, wait_for
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from streamproc.config import HttpSettings
+from streamproc.server import StatusServer
+from streamproc.server.view import NoSources
+
 # no network here: no browser downloads, no background traffic (Selenium Manager is bypassed by
 # naming the driver; the flags keep Chromium from phoning home)
 CHROMIUM_FLAGS = (
@@ -42,6 +46,7 @@ def browser() -> Iterator[webdriver.Chrome]:
     )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, CSP reports included
     with tempfile.TemporaryDirectory(prefix="streamproc-chromium-") as profile:
         for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
             options.add_argument(flag)
@@ -95,3 +100,43 @@ def test_live_page_shows_a_frame_of_the_source(
     assert closeness[best] > 0.9, f"no source frame matches the live view (best {closeness[best]:.2f})"
     assert best == len(frames) - 1, "a finished file shows its last frame"
     assert closeness[best] - closeness[0] > 0.05, "the view must be distinguishable from other frames"
+
+
+# every resource the page asked for (scripts, styles, the schema, icons), as full URLs
+LOADED_RESOURCES = "return performance.getEntriesByType('resource').map(entry => entry.name);"
+TOKEN = "docs-in-the-browser-token-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("page", "rendered"),
+    [
+        # Swagger UI: an operation block per route, the detection API among them
+        ("docs", "#operations-default-detect_api_v1_detect_post"),
+        # ReDoc: the menu entry of the detection API's operation
+        ("redoc", "[id='operation/detect_api_v1_detect_post']"),
+    ],
+)
+def test_api_docs_render_in_chromium_without_network(
+    browser: webdriver.Chrome, page: str, rendered: str
+) -> None:
+    """No network exists here: a script from a CDN would leave the page blank. With a token set, the
+    browser sends it as Basic credentials, as after a user answered its prompt."""
+    settings = HttpSettings(enabled=True, port=0, token=TOKEN)
+    with StatusServer(settings, NoSources(), require_sources=False) as server:
+        origin = server.url.rstrip("/")
+        browser.get(server.url.replace("://", f"://viewer:{TOKEN}@") + "openapi.json")  # remembered
+        browser.get(server.url + page)
+        wait_for(
+            lambda: bool(browser.find_elements("css selector", rendered)),
+            timeout=30,
+            what=f"{page} to render the API",
+        )
+        loaded = browser.execute_script(LOADED_RESOURCES)
+        console = [entry["message"] for entry in browser.get_log("browser")]
+    assert f"{origin}/openapi.json" in loaded, loaded
+    assert any(url.startswith(f"{origin}/docs/assets/") and url.endswith(".js") for url in loaded)
+    # ReDoc's built-in vendor logo is stopped by the page's Content-Security-Policy, unsent
+    blocked = [url for url in loaded if not url.startswith(origin + "/")]
+    for url in blocked:
+        assert any(url in line and "Content Security Policy" in line for line in console), url
+    assert len(blocked) <= 1, blocked

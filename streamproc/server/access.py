@@ -8,14 +8,13 @@ import binascii
 import hmac
 import ipaddress
 import json
-import logging
 
+from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from streamproc.server.refusals import RefusalLog
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 OPEN_PATHS = frozenset({"/healthz"})  # health checkers carry no token
@@ -77,13 +76,39 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+class Refusals:
+    """What AccessControl refused: every refusal in a metric, wrong Hosts and wrong tokens in the log
+    at a bounded rate. A request without any token is not logged: a browser's first visit is one."""
+
+    REASONS = ("host", "no_token", "wrong_token")
+
+    def __init__(self, registry: CollectorRegistry, summary_s: float) -> None:
+        self.metric = Counter(
+            "streamproc_http_refused",
+            "requests refused before reaching a route, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in self.REASONS:
+            self.metric.labels(reason)  # 0 from the start, so an alert rule sees the series
+        self.hosts = RefusalLog("a Host not in http.allowed_hosts", summary_s)
+        self.tokens = RefusalLog("a wrong token", summary_s)
+
+    def flush(self) -> None:
+        self.hosts.flush()
+        self.tokens.flush()
+
+
 class AccessControl:
     """Checks Host and token before the app sees a request; adds ``Server: streamproc``."""
 
-    def __init__(self, app: ASGIApp, token: str | None, hosts: frozenset[str] | None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None, hosts: frozenset[str] | None, refusals: Refusals
+    ) -> None:
         self.app = app
         self.token = token.encode() if token is not None else None
         self.hosts = hosts
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,11 +118,14 @@ class AccessControl:
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         # no Host at all (HTTP/1.0 tools) cannot be a browser tricked by DNS rebinding
         if self.hosts is not None and host and host not in self.hosts:
-            log.warning("http: refused Host %r from %s", host[:100], _client(scope))
+            self.refusals.metric.labels("host").inc()
+            self.refusals.hosts.refused(host[:100], f"from {_client(scope)}")
             await _refuse(send, 400, "this server does not answer for that Host name (http.allowed_hosts)")
             return
         open_path = self.token is None or scope["path"] in OPEN_PATHS
-        if not open_path and not self._authorised(headers.get(b"authorization", b"")):
+        credentials = headers.get(b"authorization")
+        if not open_path and not self._authorised(credentials or b""):
+            self._count_token_refusal(scope, credentials is not None)
             await _refuse(
                 send,
                 401,
@@ -112,6 +140,12 @@ class AccessControl:
             await send(message)
 
         await self.app(scope, receive, send_with_server)
+
+    def _count_token_refusal(self, scope: Scope, wrong: bool) -> None:
+        self.refusals.metric.labels("wrong_token" if wrong else "no_token").inc()
+        if wrong:
+            client = scope.get("client")
+            self.refusals.tokens.refused(client[0] if client else "?", f"on {scope['path'][:100]}")
 
     def _authorised(self, header: bytes) -> bool:
         """Bearer TOKEN, or Basic with the token as password (browsers ask for that themselves)."""

@@ -22,15 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from streamproc import __version__
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError, OutputError
-from streamproc.server.access import AccessControl, allowed_hosts, load_token
+from streamproc.server.access import AccessControl, Refusals, allowed_hosts, load_token
 from streamproc.server.api_metrics import ApiMetrics
 from streamproc.server.detect_api import router as detect_router
 from streamproc.server.detect_pool import DetectPool
+from streamproc.server.docs import router as docs_router
 from streamproc.server.live import LiveHub
 from streamproc.server.metrics import metrics_registry
 from streamproc.server.protocol import deadline_protocol
@@ -42,9 +44,24 @@ from streamproc.sinks.live import LiveViewSink
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 2  # open streams end within POLL_S; stragglers are cancelled after this
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+REFUSAL_SUMMARY_S = 60.0  # refused Hosts and tokens: at most one summary line per kind this often
 
 
-def build_app(state: ServerState, detect: DetectPool | None, token: str | None) -> ASGIApp:
+def allowed_methods(request: Request) -> str:
+    """The Allow header of a 405: each method some route would take on the request's path. Asked of
+    the routes by matching, as routers nest (HEAD is a route of its own, kept out of the docs)."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+def build_app(
+    state: ServerState, detect: DetectPool | None, token: str | None, refusals: Refusals
+) -> ASGIApp:
     """The ASGI application: routes, the validation-error format, CORS if configured, access control."""
 
     @contextlib.asynccontextmanager
@@ -54,18 +71,23 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
         if hub is not None:
             hub.cancel()
 
-    app = FastAPI(title="streamproc", version=__version__, lifespan=lifespan)
+    # FastAPI's /docs and /redoc load scripts from a CDN; docs_router serves them offline
+    app = FastAPI(title="streamproc", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.server = state
     app.state.detect = detect
     app.state.api_metrics = ApiMetrics(state.registry, detect) if detect is not None else None
     app.include_router(status_router)
     app.include_router(detect_router)
+    app.include_router(docs_router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """404, 405...: the same {"error": ...} shape as every other answer."""
         message = f"no such page: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
-        return error(exc.status_code, message, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return error(exc.status_code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,7 +96,7 @@ def build_app(state: ServerState, detect: DetectPool | None, token: str | None) 
         return error(400, f"{where}: {first.get('msg', 'invalid')}")
 
     settings = state.settings
-    guarded = AccessControl(app, token, allowed_hosts(settings))
+    guarded = AccessControl(app, token, allowed_hosts(settings), refusals)
     if not settings.cors_origins:
         return guarded
     # outside the token check: a browser's preflight (OPTIONS) carries no credentials
@@ -117,6 +139,7 @@ class StatusServer:
         live: LiveViewSink | None = None,
         detect: DetectPool | None = None,
         require_sources: bool = True,
+        refusal_summary_s: float = REFUSAL_SUMMARY_S,
     ) -> None:
         self.settings = settings
         self.view = view
@@ -133,8 +156,9 @@ class StatusServer:
             require_sources=require_sources,
             closing=self.closing,
         )
+        self._refusals = Refusals(state.registry, refusal_summary_s)
         config = uvicorn.Config(
-            build_app(state, detect, token),
+            build_app(state, detect, token, self._refusals),
             http=deadline_protocol(settings.request_timeout),
             ws="none",
             lifespan="on",
@@ -184,6 +208,7 @@ class StatusServer:
         if self._thread.is_alive():
             self._thread.join()
         self._socket.close()
+        self._refusals.flush()  # the count since the last summary
 
     def __enter__(self) -> StatusServer:
         self.start()

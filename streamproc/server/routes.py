@@ -46,47 +46,47 @@ router = APIRouter()
 Endpoint = Callable[..., Awaitable[Any]]
 
 
-def get_and_head(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+def get_and_head(on: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
     """Route GET and HEAD (health checkers use HEAD) to one endpoint; only GET is in the docs."""
 
     def register(endpoint: Endpoint) -> Endpoint:
-        router.add_api_route(path, endpoint, methods=["GET"], **options)
-        router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
+        on.add_api_route(path, endpoint, methods=["GET"], **options)
+        on.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
         return endpoint
 
     return register
 
 
-@get_and_head("/", response_class=HTMLResponse, summary="live page")
+@get_and_head(router, "/", response_class=HTMLResponse, summary="live page")
 async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(live_page(list(state_of(request).view.sources_snapshot())))
 
 
-@get_and_head("/healthz", summary="liveness: the process answers")
+@get_and_head(router, "/healthz", summary="liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get_and_head("/readyz", summary="readiness: sources streaming or finished OK")
+@get_and_head(router, "/readyz", summary="readiness: sources streaming or finished OK")
 async def readyz(request: Request) -> JSONResponse:
     state = state_of(request)
     ready, reasons = readiness(state.view, state.require_sources)
     return JSONResponse({"ready": ready, "reasons": reasons}, 200 if ready else 503)
 
 
-@get_and_head("/metrics", summary="Prometheus metrics")
+@get_and_head(router, "/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     body = await asyncio.to_thread(generate_latest, state_of(request).registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@get_and_head("/api/stats", summary="pipeline statistics")
+@get_and_head(router, "/api/stats", summary="pipeline statistics")
 async def stats(request: Request) -> dict[str, Any]:
     view = state_of(request).view
     return {**view.stats_snapshot(), "sinks": view.sinks_snapshot()}
 
 
-@get_and_head("/api/sources", summary="sources, their state and numbers")
+@get_and_head(router, "/api/sources", summary="sources, their state and numbers")
 async def sources(request: Request) -> dict[str, Any]:
     state = state_of(request)
     stats = state.view.stats_snapshot()["sources"]
@@ -117,7 +117,7 @@ async def sources(request: Request) -> dict[str, Any]:
     return {"sources": found}
 
 
-@get_and_head("/live/{name}", summary="live view: NAME.jpg (still) or NAME.mjpeg")
+@get_and_head(router, "/live/{name}", summary="live view: NAME.jpg (still) or NAME.mjpeg")
 async def live_view(request: Request, name: str) -> Response:
     state = state_of(request)
     source_id, _, kind = name.rpartition(".")
