@@ -349,8 +349,8 @@ class HttpSettings(StrictModel):
     token_file: FilePath | None = Field(None, description="or a file holding the token")
     allowed_hosts: list[str] | None = Field(
         None,
-        description="Host header names accepted ('*': any); default: localhost, 127.0.0.1, ::1 and "
-        "the listening address",
+        description="Host header names accepted besides IP addresses, which always are ('*': any); "
+        "default: localhost and the listening address",
     )
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; none: off")
     tls_cert: FilePath | None = Field(None, description="serve HTTPS with this certificate (PEM)")

@@ -82,6 +82,14 @@ def test_wrong_host_gets_400() -> None:
         url = server.url + "readyz"
         assert httpx.get(url, headers={"Host": "camera.lan"}).status_code == 200
         assert httpx.get(url, headers={"Host": "localhost"}).status_code == 400
+        # an address cannot come from DNS rebinding: a LAN user types the camera box's address
+        for address in ("192.168.1.20:8080", "10.0.0.7", "[fe80::1]:8080", "[2001:db8::5]"):
+            answer = httpx.get(url, headers={"Host": address})
+            assert answer.status_code == 200, address
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        refused = httpx.get(url, headers={"Host": "192.168.1.20.attacker.example"})
+        assert refused.status_code == 400 and "http.allowed_hosts" in refused.json()["error"]
+        assert refused.headers["x-content-type-options"] == "nosniff"
 
 
 def test_head_answers_like_get_without_a_body(sample_video: Path) -> None:

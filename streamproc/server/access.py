@@ -16,10 +16,10 @@ from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError
 from streamproc.server.refusals import RefusalLog
 
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 OPEN_PATHS = frozenset({"/healthz"})  # health checkers carry no token
 MIN_TOKEN_LENGTH = 16
-SERVER_HEADER = (b"server", b"streamproc")
+# on every answer: no versions in Server; browsers must not guess a content type (a JPEG is a JPEG)
+COMMON_HEADERS = [(b"server", b"streamproc"), (b"x-content-type-options", b"nosniff")]
 BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="streamproc", charset="UTF-8"')  # browsers
 
 
@@ -30,6 +30,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name other than localhost may resolve anywhere
+
+
+def is_address(host: str) -> bool:
+    """An IP address rather than a name: a browser sends one only to the address the user typed,
+    so such a Host cannot come from DNS rebinding (which needs the attacker's name in it)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def load_token(settings: HttpSettings) -> str | None:
@@ -54,18 +64,12 @@ def load_token(settings: HttpSettings) -> str | None:
 
 
 def allowed_hosts(settings: HttpSettings) -> frozenset[str] | None:
-    """Host header names to accept (None: any): the setting, else the loopback names and the
-    listening address when it is one address (not 0.0.0.0 or ::)."""
+    """Host names to accept besides IP addresses (always accepted, see is_address; None: any): the
+    setting, else localhost and the listening address when it is a name."""
     if settings.allowed_hosts is not None:
         names = {name.lower().strip("[]") for name in settings.allowed_hosts}
         return None if "*" in names else frozenset(names)
-    names = set(LOOPBACK_NAMES)
-    try:
-        if not ipaddress.ip_address(settings.host).is_unspecified:
-            names.add(settings.host.lower())
-    except ValueError:
-        names.add(settings.host.lower())  # a host name
-    return frozenset(names)
+    return frozenset({"localhost", settings.host.lower()})
 
 
 def host_name(header: str) -> str:
@@ -116,11 +120,16 @@ class AccessControl:
             return
         headers = dict(scope["headers"])
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
-        # no Host at all (HTTP/1.0 tools) cannot be a browser tricked by DNS rebinding
-        if self.hosts is not None and host and host not in self.hosts:
+        # no Host at all (HTTP/1.0 tools) cannot be a browser tricked by DNS rebinding, nor an address
+        if self.hosts is not None and host and host not in self.hosts and not is_address(host):
             self.refusals.metric.labels("host").inc()
             self.refusals.hosts.refused(host[:100], f"from {_client(scope)}")
-            await _refuse(send, 400, "this server does not answer for that Host name (http.allowed_hosts)")
+            await _refuse(
+                send,
+                400,
+                "this server does not answer for that Host name: use its IP address, or add the name "
+                "to http.allowed_hosts",
+            )
             return
         open_path = self.token is None or scope["path"] in OPEN_PATHS
         credentials = headers.get(b"authorization")
@@ -136,7 +145,7 @@ class AccessControl:
 
         async def send_with_server(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), SERVER_HEADER]
+                message["headers"] = [*message.get("headers", []), *COMMON_HEADERS]
             await send(message)
 
         await self.app(scope, receive, send_with_server)
@@ -174,7 +183,7 @@ async def _refuse(
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        SERVER_HEADER,
+        *COMMON_HEADERS,
         *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
