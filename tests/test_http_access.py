@@ -203,6 +203,9 @@ def test_api_docs_and_their_assets_are_served_offline_and_need_the_token() -> No
                     assert refused.status_code == 401, ref
         assert sizes["/docs/assets/swagger-ui-bundle.js"] > 500_000, "the real Swagger UI, not a stub"
         assert client.get(server.url + "openapi.json").json()["info"]["title"] == "streamproc"
+        assert 'href="docs"' in client.get(server.url).text, "the live page links to the API docs"
+        icon = client.get(server.url + "favicon.ico")
+        assert icon.headers["content-type"] == "image/png" and icon.content.startswith(b"\x89PNG")
         script = client.get(server.url + "docs/assets/swagger-ui-bundle.js")
         assert script.headers["content-type"].startswith("text/javascript")
         again = client.get(script.url, headers={"If-None-Match": script.headers["etag"]})

@@ -1,7 +1,7 @@
 """The HTTP server: FastAPI on uvicorn, in a background thread with its own event loop.
 
 Endpoints: ``/`` (live page), ``/healthz``, ``/readyz``, ``/metrics``, ``/api/stats``,
-``/api/sources``, ``/live/{source}.jpg`` and ``.mjpeg``, ``POST /api/v1/detect``, ``/docs``.
+``/api/sources``, ``/live/{source}.jpg`` and ``.mjpeg``, ``POST /api/v1/detect``, ``/docs``, ``/redoc``.
 The server reads the pipeline only through :class:`PipelineView`; nothing here runs in the
 inference loop.
 """

@@ -52,7 +52,7 @@ def live_page(source_ids: list[str]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
 <body><h1>streamproc {escape(__version__)} - live view</h1>
 <nav><a href="api/sources">sources</a><a href="api/stats">stats</a><a href="metrics">metrics</a><a
-href="readyz">ready?</a></nav>
+href="readyz">ready?</a><a href="docs">API</a></nav>
 <div class="sources">
 {figures}
 </div>
