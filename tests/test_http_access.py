@@ -69,6 +69,7 @@ def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
         _, rest = process.communicate(timeout=30)
         assert process.returncode == 0
         assert TOKEN not in rest
+        assert "without TLS" in rest, "a token in clear text on the network is worth a warning"
 
 
 def test_wrong_host_gets_400() -> None:

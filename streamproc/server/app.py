@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 from streamproc import __version__
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError, OutputError
-from streamproc.server.access import AccessControl, Refusals, allowed_hosts, load_token
+from streamproc.server.access import AccessControl, Refusals, allowed_hosts, is_loopback, load_token
 from streamproc.server.api_metrics import ApiMetrics
 from streamproc.server.detect_api import router as detect_router
 from streamproc.server.detect_pool import DetectPool
@@ -200,6 +200,11 @@ class StatusServer:
         if self.detect is not None:
             what += ", POST /api/v1/detect"
         log.info("HTTP server on %s (%s; docs at /docs)", self.url, what)
+        if not is_loopback(self.settings.host) and self.settings.tls_cert is None:
+            log.warning(
+                "http: serving the network without TLS: the token and the pictures cross it in clear "
+                "text; set http.tls_cert and http.tls_key, or put a TLS proxy in front"
+            )
 
     def stop(self) -> None:
         """Stop serving: open live streams end within a poll interval, then the thread joins."""
