@@ -14,6 +14,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+# Before numpy loads: its OpenBLAS starts a thread per core that spins ~0.1 s of CPU each at start-up,
+# and nothing streamproc runs uses BLAS (the models run on LiteRT). A user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from streamproc import __version__
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.logs import set_own_level, setup_logging
