@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -276,11 +278,12 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from streamproc.builder import build_pipeline
-    from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.distributed import wanted
+    with _collector_paused():
+        from streamproc.builder import build_pipeline
+        from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
+        from streamproc.distributed import wanted
 
-    settings = load_settings(args.config, _run_overrides(args))
+        settings = load_settings(args.config, _run_overrides(args))
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
         set_own_level(settings.log_level)
     if args.events:
@@ -301,6 +304,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         report, signals = _run_with_progress(pipeline, settings)
     _summarise(pipeline, report, signals)
     return EXIT_OK
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Imports and settings make ~55k objects that live until exit. Without collections while
+    they are made, then frozen (never walked again, at exit included), start-up is ~70 ms shorter."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunReport, list[str]]:
