@@ -320,10 +320,12 @@ def _collector_paused() -> Iterator[None]:
 
 def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunReport, list[str]]:
     """The run's report, and the signals that stopped it (if any)."""
+    signals = _stop_on_signals(pipeline.stop)
+    if not settings.progress:  # tqdm is imported only for a bar (~5 ms of start-up)
+        return pipeline.run(), signals
     from streamproc.progress import ProgressBar
 
-    signals = _stop_on_signals(pipeline.stop)
-    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+    with ProgressBar(pipeline.total_frames) as bar:
         return pipeline.run(progress=bar.update), signals
 
 

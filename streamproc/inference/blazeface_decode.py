@@ -113,6 +113,8 @@ def decode(
 def weighted_nms(faces: RawFaces, iou_threshold: float) -> RawFaces:
     """MediaPipe's WEIGHTED non-maximum suppression with IoU overlap, literally: clusters in score
     order; a detection joins the best remaining one's cluster when their IoU exceeds the threshold."""
+    if not len(faces):
+        return faces
     order = np.argsort(-faces.scores, kind="stable")
     scores = faces.scores[order]
     # corners and keypoints side by side: a cluster's weighted mean is one sum (the same float32
@@ -133,8 +135,6 @@ def weighted_nms(faces: RawFaces, iou_threshold: float) -> RawFaces:
         total = weights.sum(dtype=np.float32)
         merged.append((coords[cluster] * weights[:, None]).sum(axis=0, dtype=np.float32) / total)
         remaining = remaining[~joins]
-    if not out_scores:
-        return faces
     found = np.stack(merged)
     keypoints = found[:, 4:].reshape(-1, NUM_KEYPOINTS, 2)
     return RawFaces(found[:, :4], keypoints, np.array(out_scores, np.float32))
