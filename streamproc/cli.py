@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+# Before numpy loads: its OpenBLAS starts a thread per core that spins ~0.1 s of CPU each at start-up,
+# and nothing streamproc runs uses BLAS (the models run on LiteRT). A user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamproc import __version__
 from streamproc.errors import ConfigError, StreamprocError
@@ -272,11 +278,12 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from streamproc.builder import build_pipeline
-    from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
-    from streamproc.distributed import wanted
+    with _collector_paused():
+        from streamproc.builder import build_pipeline
+        from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
+        from streamproc.distributed import wanted
 
-    settings = load_settings(args.config, _run_overrides(args))
+        settings = load_settings(args.config, _run_overrides(args))
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
         set_own_level(settings.log_level)
     if args.events:
@@ -299,12 +306,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Imports and settings make ~55k objects that live until exit. Without collections while
+    they are made, then frozen (never walked again, at exit included), start-up is ~70 ms shorter."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunReport, list[str]]:
     """The run's report, and the signals that stopped it (if any)."""
+    signals = _stop_on_signals(pipeline.stop)
+    if not settings.progress:  # tqdm is imported only for a bar (~5 ms of start-up)
+        return pipeline.run(), signals
     from streamproc.progress import ProgressBar
 
-    signals = _stop_on_signals(pipeline.stop)
-    with ProgressBar(pipeline.total_frames, enabled=settings.progress) as bar:
+    with ProgressBar(pipeline.total_frames) as bar:
         return pipeline.run(progress=bar.update), signals
 
 

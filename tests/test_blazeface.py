@@ -218,7 +218,13 @@ def test_wrong_model_is_model_error(shared_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("pixel_format", "width", "height"),
-    [("yuv420p", 1280, 720), ("yuvj420p", 720, 1280), ("yuv420p", 642, 362), ("yuv422p", 640, 360)],
+    [
+        ("yuv420p", 1280, 720),
+        ("yuvj420p", 720, 1280),
+        ("yuv420p", 642, 362),
+        ("yuv420p", 300, 200),  # the cut's planes have padded lines (chroma 150 wide in 160)
+        ("yuv422p", 640, 360),
+    ],
 )
 def test_video_frames_give_the_tensor_of_their_whole_rgb(pixel_format: str, width: int, height: int) -> None:
     """Frames are converted to RGB only where the warp reads (4:2:0), or whole (other layouts): the

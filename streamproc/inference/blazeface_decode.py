@@ -113,31 +113,31 @@ def decode(
 def weighted_nms(faces: RawFaces, iou_threshold: float) -> RawFaces:
     """MediaPipe's WEIGHTED non-maximum suppression with IoU overlap, literally: clusters in score
     order; a detection joins the best remaining one's cluster when their IoU exceeds the threshold."""
+    if not len(faces):
+        return faces
     order = np.argsort(-faces.scores, kind="stable")
-    boxes, keypoints, scores = faces.boxes[order], faces.keypoints[order], faces.scores[order]
-    overlaps = box_iou(boxes, boxes) > np.float32(iou_threshold)
-    out_boxes, out_keypoints, out_scores = [], [], []
+    scores = faces.scores[order]
+    # corners and keypoints side by side: a cluster's weighted mean is one sum (the same float32
+    # additions, row by row, as summing each apart)
+    coords = np.concatenate([faces.boxes, faces.keypoints.reshape(len(scores), -1)], axis=1)[order]
+    overlaps = box_iou(coords[:, :4], coords[:, :4]) > np.float32(iou_threshold)
+    merged, out_scores = [], []
     remaining = np.arange(len(scores))
     while remaining.size:
         top = remaining[0]
-        cluster = remaining[overlaps[top, remaining]]
-        rest = remaining[~overlaps[top, remaining]]
-        if cluster.size:
-            weights = scores[cluster]
-            total = weights.sum(dtype=np.float32)
-            mean_points = (keypoints[cluster] * weights[:, None, None]).sum(axis=0, dtype=np.float32) / total
-            out_boxes.append((boxes[cluster] * weights[:, None]).sum(axis=0, dtype=np.float32) / total)
-            out_keypoints.append(mean_points)
-        else:  # an empty box overlaps nothing, itself included: it is kept as it is
-            out_boxes.append(boxes[top])
-            out_keypoints.append(keypoints[top])
+        joins = overlaps[top, remaining]
+        cluster = remaining[joins]
         out_scores.append(scores[top])
-        if rest.size == remaining.size:  # as MediaPipe: nothing was taken, stop
+        if not cluster.size:  # an empty box overlaps nothing, itself included: kept as it is;
+            merged.append(coords[top])  # as MediaPipe, nothing was taken: stop
             break
-        remaining = rest
-    if not out_scores:
-        return faces
-    return RawFaces(np.stack(out_boxes), np.stack(out_keypoints), np.array(out_scores, np.float32))
+        weights = scores[cluster]
+        total = weights.sum(dtype=np.float32)
+        merged.append((coords[cluster] * weights[:, None]).sum(axis=0, dtype=np.float32) / total)
+        remaining = remaining[~joins]
+    found = np.stack(merged)
+    keypoints = found[:, 4:].reshape(-1, NUM_KEYPOINTS, 2)
+    return RawFaces(found[:, :4], keypoints, np.array(out_scores, np.float32))
 
 
 def project(faces: RawFaces, roi: SquareRoi, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

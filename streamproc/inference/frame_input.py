@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import av
@@ -31,9 +31,15 @@ _CUTTABLE_FORMATS = frozenset({"yuv420p", "yuvj420p"})
 class _Cut:
     """The rows and columns of the frame's planes that make the small frame's planes."""
 
-    rows: np.ndarray  # luma rows; the chroma rows are every other one halved
-    cols: np.ndarray
+    rows: np.ndarray  # luma rows
+    cols: np.ndarray  # luma columns, in even/odd pairs
     exact: bool  # the small frame's RGB equals the full conversion's (checked on a real frame)
+    chroma_rows: np.ndarray = field(init=False)  # every other luma row, halved
+    pairs: np.ndarray = field(init=False)  # the chroma columns; also the luma pairs in 16-bit units
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chroma_rows", self.rows[::2] // 2)
+        object.__setattr__(self, "pairs", self.cols[::2] // 2)
 
 
 _cuts: dict[tuple, _Cut] = {}
@@ -78,20 +84,20 @@ def _new_cut(frame: Any, plan: WarpPlan, key: tuple) -> _Cut:
 
 
 def _convert_cut(frame: Any, cut: _Cut) -> np.ndarray:
-    # PyAV's yuv420p array: the luma plane, then both chroma planes, flat one after the other
-    height, width = len(cut.rows), len(cut.cols)
-    luma, chroma = height * width, height * width // 4
-    flat = np.empty(luma + 2 * chroma, np.uint8)
-    planes = (
-        (0, cut.rows, cut.cols, flat[:luma]),
-        (1, cut.rows[::2] // 2, cut.cols[::2] // 2, flat[luma : luma + chroma]),
-        (2, cut.rows[::2] // 2, cut.cols[::2] // 2, flat[luma + chroma :]),
-    )
-    for index, rows, cols, out in planes:
-        plane = frame.planes[index]
-        whole = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-        # rows first (whole lines), then columns; mode "clip" avoids numpy buffering the output
-        np.take(whole[rows], cols, axis=1, out=out.reshape(len(rows), len(cols)), mode="clip")
-    small = av.VideoFrame.from_ndarray(flat.reshape(-1, width), format=frame.format.name)
+    small = av.VideoFrame(len(cut.cols), len(cut.rows), frame.format.name)
+    source, target = frame.planes, small.planes
+    # luma columns come in even/odd pairs: gathered as 16-bit units, half as many picks (a cut
+    # whose pairs were not whole would fail the exactness check in _new_cut)
+    _gather(source[0], cut.rows, cut.pairs, target[0], np.uint16)
+    for index in (1, 2):
+        _gather(source[index], cut.chroma_rows, cut.pairs, target[index], np.uint8)
     small.colorspace, small.color_range = frame.colorspace, frame.color_range
     return reformat(small, format="rgb24").to_ndarray()
+
+
+def _gather(plane: Any, rows: np.ndarray, cols: np.ndarray, into: Any, unit: type) -> None:
+    """``plane``'s pixels at ``rows`` x ``cols`` (in ``unit``s), written straight into the small
+    frame's plane ``into``: whole lines first, then columns; mode "clip" writes without a buffer."""
+    lines = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    out = np.frombuffer(into, np.uint8).reshape(-1, into.line_size)[:, : len(cols) * np.dtype(unit).itemsize]
+    np.take(np.take(lines, rows, axis=0).view(unit), cols, axis=1, out=out.view(unit), mode="clip")

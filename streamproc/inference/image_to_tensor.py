@@ -137,10 +137,12 @@ def _check_picture(picture: np.ndarray, shape: tuple[int, int, int]) -> None:
 
 
 def _pairs(read: np.ndarray, limit: int) -> np.ndarray:
-    """The coordinates in ``read`` that lie in [0, limit), each widened to its even/odd pair."""
-    inside = read[(read >= 0) & (read < limit)]
-    even = np.unique(inside & ~1)
-    return np.unique(np.concatenate([even, even + 1]).clip(max=limit - 1))
+    """The coordinates in ``read`` that lie in [0, limit), each widened to its even/odd pair, sorted."""
+    even = read[(read >= 0) & (read < limit)] & ~1
+    wanted = np.zeros(limit + 1, bool)  # marks, not np.unique: that would import numpy.ma (~5 ms)
+    wanted[even] = True
+    wanted[even + 1] = True  # an odd-sized picture's last even coordinate has no partner: cut off
+    return np.flatnonzero(wanted[:limit])
 
 
 def _compact(coords: np.ndarray, kept: np.ndarray, limit: int) -> np.ndarray:
