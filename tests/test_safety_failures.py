@@ -1,5 +1,6 @@
 """Failures are visible and retried (issue 13, cases 3, 5, 9, 11): a full disk (a real tmpfs), a
-broker ACL that refuses events (a real Mosquitto), and the line that says why a run stopped."""
+broker ACL that refuses events (a real Mosquitto), the line that says why a run stopped, and a run
+stopped on a disk that stays full ending within its shutdown grace."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,72 @@ def test_stop_reason_names_the_signal_or_duration(
     assert process.returncode == 0, stderr
     assert "(stopped by SIGTERM)" in stderr and "--duration" not in stderr
     assert "end of file" not in stderr and "stopped after" in stderr
+
+
+@dataclass
+class _Watched:
+    """A ``streamproc run`` process whose log lines are timed as they arrive."""
+
+    process: subprocess.Popen
+    lines: list[tuple[float, str]]
+
+    def when(self, text: str) -> float | None:
+        return next((at for at, line in self.lines if text in line), None)
+
+    @property
+    def log(self) -> str:
+        return "".join(line for _, line in self.lines)
+
+
+def _watch(*args: str | Path) -> _Watched:
+    command = [sys.executable, "-m", "streamproc", "run", *map(str, args), "--no-progress"]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    watched = _Watched(process, [])
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            watched.lines.append((time.monotonic(), line))
+
+    threading.Thread(target=read, daemon=True).start()
+    return watched
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "end of input"])
+def test_a_disk_that_stays_full_ends_the_run_within_the_shutdown_grace(
+    tmp_path: Path, sample_video: Path, stop: str
+) -> None:
+    grace = 2
+    config = tmp_path / "live.yaml"  # paced like a camera: a full disk is retried, not fatal
+    loop = "true" if stop == "SIGTERM" else "false"  # 4 s of video: its end comes after the fill
+    config.write_text(
+        f"sources:\n  - url: {sample_video}\n    realtime: true\n    loop: {loop}\nshutdown_grace: {grace}\n"
+    )
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        events, video = disk / "e.jsonl", disk / "a.mp4"
+        run = _watch("-c", config, "--events", events, "--out-video", video)
+        partial = disk / "a.partial.mp4"
+        wait_for(lambda: partial.exists() and partial.stat().st_size > 20_000, what="video fragments")
+        fill(disk)
+        for stuck in ("cannot write events file", "cannot write the annotated video"):
+            wait_for(lambda stuck=stuck: run.when(stuck) is not None, what=stuck)
+        if stop == "SIGTERM":
+            run.process.send_signal(signal.SIGTERM)
+            stopped = time.monotonic()
+        else:
+            wait_for(lambda: run.when("end of file") is not None, timeout=20, what="the end of the input")
+            stopped = run.when("end of file") or 0.0
+        run.process.wait(timeout=60)
+        took = time.monotonic() - stopped
+        print(f"disk full, stopped by {stop}: ended {took:.1f} s later (grace {grace} s)")
+        assert took < grace + 3, f"{took:.1f} s: the grace was not kept\n{run.log}"
+        assert run.process.returncode == 1, run.log
+        assert "Traceback" not in run.log
+        errors = [line for _, line in run.lines if line.startswith("streamproc: error:")]
+        gave_up = f"gave up after the {grace} s shutdown grace"
+        assert any(gave_up in line and f"records not written to {events}" in line for line in errors), run.log
+        assert any(f"sink video:{video}" in line and "No space left" in line for line in errors), run.log
+        frames = [record["frame"] for record in _whole_lines(events) if record["type"] == "frame"]
+        assert frames and frames == sorted(set(frames)), "whole records, in order, none twice"
+        assert ffprobe_frames(disk / "a.partial-1.mp4") > 0, "the video written before the error plays"
+        assert not video.exists(), "no finished video claims to be complete"

@@ -43,6 +43,12 @@ class Sink(ABC):
         return None
 
     @property
+    def finished(self) -> bool:
+        """Nothing more to write: the only reader went away (standard output closed by ``| head``).
+        When every sink of a run is finished, the run stops."""
+        return False
+
+    @property
     def refused(self) -> int | None:
         """Messages the receiver refused (MQTT 5 reason codes >= 0x80); None for sinks without a
         receiver that can refuse."""
@@ -61,6 +67,10 @@ class Sink(ABC):
     def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
         """Track and scene events (``streamproc.events``), in order: those a frame raised right after
         its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
+
+    def stopping(self) -> None:  # noqa: B027 - optional hook
+        """The run is ending (called from another thread, before ``close``): a sink waiting to
+        retry a failed write gives up within its shutdown grace."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release outputs."""
@@ -174,9 +184,17 @@ class SinkRunner:
         if not self.failed:
             self._queue.put(event)
 
+    def stop(self) -> None:
+        """Tell the sink the run is ending; it finishes what is queued, then flushes and closes."""
+        self.sink.stopping()
+        self._queue.put(_STOP)
+
     def close(self) -> None:
         """Let the sink finish what is queued, then flush and close it."""
-        self._queue.put(_STOP)
+        self.stop()
+        self._thread.join()
+
+    def join(self) -> None:
         self._thread.join()
 
     def _run(self) -> None:
@@ -205,11 +223,27 @@ class SinkRunner:
             item = None  # let the frame's picture go while waiting (capture.buffer.PictureBudget)
         try:
             self.sink.close()
-        except Exception as exc:
-            self._fail(exc)
+        except Exception as exc:  # the run is ending: its summary says so, once
+            if self.error is None:
+                dropped = f" (and {self.dropped} frames dropped from its full queue)" if self.dropped else ""
+                self.error = (str(exc) or type(exc).__name__) + dropped
+            log.debug("sink %s traceback", self.sink.name, exc_info=True)
 
     def _fail(self, exc: Exception) -> None:
         if self.error is None:
             self.error = str(exc) or type(exc).__name__
             log.error("sink %s failed: %s (other sinks continue)", self.sink.name, self.error)
             log.debug("sink %s traceback", self.sink.name, exc_info=True)
+
+
+def close_runners(runners: Sequence[SinkRunner]) -> None:
+    """Stop every sink at once, then wait for each: their shutdown graces run side by side."""
+    for runner in runners:
+        runner.stop()
+    for runner in runners:
+        runner.join()
+
+
+def all_finished(sinks: Sequence[Sink]) -> bool:
+    """Whether a run has sinks and every one of them has nothing more to write."""
+    return bool(sinks) and all(sink.finished for sink in sinks)

@@ -1,12 +1,16 @@
-"""A text file that only ever holds whole lines, even when the disk fills up or the process dies."""
+"""A text file that only ever holds whole lines, even when the disk fills up or the process dies;
+and standard output as such a file, whose reader may stop reading (``| head``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+STDOUT = Path("-")
 
 _TAIL = 1 << 16  # bytes read back from the end to find the last complete line
 
@@ -61,3 +65,44 @@ class LineFile:
         )
         os.ftruncate(self._fd, keep)
         return keep
+
+
+class StdoutLines:
+    """Standard output as a file of lines: each flushed as it is written; never closed here.
+
+    A reader that goes away (``streamproc run ... --events - | head``) breaks the pipe. As for other
+    Unix tools, that means the reader has read enough, not that something failed: ``reader_gone``
+    becomes true, later lines are dropped, and standard output is pointed at /dev/null so that
+    Python's own flush at exit does not report the broken pipe once more."""
+
+    path = STDOUT
+
+    def __init__(self) -> None:
+        self.reader_gone = False
+
+    def write(self, line: bytes) -> None:
+        if self.reader_gone:
+            return
+        try:
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            self._reader_left()
+
+    def close(self) -> None:
+        self.write(b"")  # flushes what is buffered
+
+    def _reader_left(self) -> None:
+        self.reader_gone = True
+        stdout_to_devnull()
+        log.info("standard output: its reader went away (a closed pipe): no more records written there")
+
+
+def stdout_to_devnull() -> None:
+    """Point standard output at /dev/null: what is still buffered for a reader that is gone then
+    goes nowhere instead of failing again when Python flushes it at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

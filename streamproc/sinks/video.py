@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -50,6 +51,7 @@ class VideoSink(Sink):
         self._failed = False
         self._retry = Retry()
         self.skipped = 0  # frames not encoded while waiting to retry after a write error
+        self._kept: Path | None = None  # where the file set aside after a write error is
 
     @property
     def problem(self) -> str | None:
@@ -106,7 +108,7 @@ class VideoSink(Sink):
         """Live runs: keep what this source's file holds under a new name and try again later."""
         writer = self._writers.pop(source_id, None)
         if writer is not None:
-            writer.file.abandon(aside=True)
+            self._kept = writer.file.abandon(aside=True)
         problem = f"cannot write the annotated video of {source_id}: {error.strerror or error}"
         delay = self._retry.failed(problem)
         log.warning("%s; frames skipped, trying again in %g s (live run)", problem, delay)
@@ -145,6 +147,9 @@ class VideoSink(Sink):
         if not self._writers and "{source}" not in str(self.settings.path):
             discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
+        if self._retry.problem:  # the run ended while waiting to retry: say what is missing
+            kept = f"; the video before the error plays in {self._kept}" if self._kept else ""
+            errors.append(f"{self._retry.reason}: {self.skipped} frames not encoded{kept}")
         if errors:
             raise OutputError("could not finish output video " + "; ".join(errors))
 
