@@ -256,5 +256,7 @@ def test_a_disk_that_stays_full_ends_the_run_within_the_shutdown_grace(
         assert any(f"sink video:{video}" in line and "No space left" in line for line in errors), run.log
         frames = [record["frame"] for record in _whole_lines(events) if record["type"] == "frame"]
         assert frames and frames == sorted(set(frames)), "whole records, in order, none twice"
-        assert ffprobe_frames(disk / "a.partial-1.mp4") > 0, "the video written before the error plays"
+        kept = sorted(disk.glob("a.partial*.mp4"))
+        assert disk / "a.partial-1.mp4" in kept, "the video written before the error is set aside"
+        assert all(ffprobe_frames(path) > 0 for path in kept), "each file kept plays; no empty retries"
         assert not video.exists(), "no finished video claims to be complete"
