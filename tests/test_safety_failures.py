@@ -220,24 +220,45 @@ def _watch(*args: str | Path) -> _Watched:
     return watched
 
 
+@contextlib.contextmanager
+def _stuck_run(tmp_path: Path, video: Path, loop: bool, grace: float) -> Iterator[tuple[_Watched, Path]]:
+    """A run paced like a camera (a full disk is retried, not fatal) writing events and video on a
+    small disk, from the moment both outputs are stuck on it being full."""
+    config = tmp_path / "live.yaml"
+    config.write_text(
+        f"sources:\n  - url: {video}\n    realtime: true\n    loop: {str(loop).lower()}\n"
+        f"shutdown_grace: {grace}\n"
+    )
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        run = _watch("-c", config, "--events", disk / "e.jsonl", "--out-video", disk / "a.mp4")
+        try:
+            partial = disk / "a.partial.mp4"
+            wait_for(lambda: partial.exists() and partial.stat().st_size > 20_000, what="video fragments")
+            fill(disk)
+            for stuck in ("cannot write events file", "cannot write the annotated video"):
+                wait_for(lambda stuck=stuck: run.when(stuck) is not None, what=stuck)
+            yield run, disk
+        finally:
+            run.process.kill()
+            run.process.wait()
+
+
+def _kept_as_written(disk: Path) -> None:
+    """What was written stays valid: whole lines, and each video file kept plays."""
+    frames = [record["frame"] for record in _whole_lines(disk / "e.jsonl") if record["type"] == "frame"]
+    assert frames and frames == sorted(set(frames)), "whole records, in order, none twice"
+    kept = sorted(disk.glob("a.partial*.mp4"))
+    assert disk / "a.partial-1.mp4" in kept, "the video written before the error is set aside"
+    assert all(ffprobe_frames(path) > 0 for path in kept), "each file kept plays; no empty retries"
+    assert not (disk / "a.mp4").exists(), "no finished video claims to be complete"
+
+
 @pytest.mark.parametrize("stop", ["SIGTERM", "end of input"])
 def test_a_disk_that_stays_full_ends_the_run_within_the_shutdown_grace(
     tmp_path: Path, sample_video: Path, stop: str
 ) -> None:
-    grace = 2
-    config = tmp_path / "live.yaml"  # paced like a camera: a full disk is retried, not fatal
-    loop = "true" if stop == "SIGTERM" else "false"  # 4 s of video: its end comes after the fill
-    config.write_text(
-        f"sources:\n  - url: {sample_video}\n    realtime: true\n    loop: {loop}\nshutdown_grace: {grace}\n"
-    )
-    with small_disk(tmp_path / "disk", "2m") as disk:
-        events, video = disk / "e.jsonl", disk / "a.mp4"
-        run = _watch("-c", config, "--events", events, "--out-video", video)
-        partial = disk / "a.partial.mp4"
-        wait_for(lambda: partial.exists() and partial.stat().st_size > 20_000, what="video fragments")
-        fill(disk)
-        for stuck in ("cannot write events file", "cannot write the annotated video"):
-            wait_for(lambda stuck=stuck: run.when(stuck) is not None, what=stuck)
+    grace = 2  # without a loop, the 4 s of video end after the disk is full
+    with _stuck_run(tmp_path, sample_video, loop=stop == "SIGTERM", grace=grace) as (run, disk):
         if stop == "SIGTERM":
             run.process.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
@@ -252,11 +273,22 @@ def test_a_disk_that_stays_full_ends_the_run_within_the_shutdown_grace(
         assert "Traceback" not in run.log
         errors = [line for _, line in run.lines if line.startswith("streamproc: error:")]
         gave_up = f"gave up after the {grace} s shutdown grace"
+        events = disk / "e.jsonl"
         assert any(gave_up in line and f"records not written to {events}" in line for line in errors), run.log
-        assert any(f"sink video:{video}" in line and "No space left" in line for line in errors), run.log
-        frames = [record["frame"] for record in _whole_lines(events) if record["type"] == "frame"]
-        assert frames and frames == sorted(set(frames)), "whole records, in order, none twice"
-        kept = sorted(disk.glob("a.partial*.mp4"))
-        assert disk / "a.partial-1.mp4" in kept, "the video written before the error is set aside"
-        assert all(ffprobe_frames(path) > 0 for path in kept), "each file kept plays; no empty retries"
-        assert not video.exists(), "no finished video claims to be complete"
+        video_error = f"sink video:{disk / 'a.mp4'}"
+        assert any(video_error in line and "No space left" in line for line in errors), run.log
+        _kept_as_written(disk)
+
+
+def test_a_second_ctrl_c_does_not_wait_for_the_grace(tmp_path: Path, sample_video: Path) -> None:
+    with _stuck_run(tmp_path, sample_video, loop=True, grace=60) as (run, disk):
+        run.process.send_signal(signal.SIGINT)
+        wait_for(lambda: run.when("shutdown_grace") is not None, what="the grace announced")
+        run.process.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        run.process.wait(timeout=30)
+        took = time.monotonic() - stopped
+        print(f"second Ctrl-C on a full disk: ended {took:.2f} s later")
+        assert took < 3 and run.process.returncode == 130, run.log
+        assert "Traceback" not in run.log
+        _kept_as_written(disk)
