@@ -148,6 +148,7 @@ class SinkRunner:
         self.dropped = 0
         self.handled = 0
         self.error: str | None = None
+        self._skipped_here = self._skipped_there = 0  # frames a failed sink was not given
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # frames are bounded by _slots
         self._slots = _Slots(queue_size)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
@@ -166,6 +167,7 @@ class SinkRunner:
 
     def submit(self, result: FrameResult) -> None:
         if self.failed:
+            self._skipped_here += 1
             return
         if self._slots.acquire(blocking=self.lossless):
             self._queue.put(result)
@@ -207,6 +209,7 @@ class SinkRunner:
             if isinstance(item, FrameResult):
                 self._slots.release()
             if self.failed:
+                self._skipped_there += isinstance(item, FrameResult)
                 continue  # keep draining so producers never block on a dead sink
             try:
                 if isinstance(item, StatusEvent):
@@ -221,6 +224,9 @@ class SinkRunner:
             except Exception as exc:
                 self._fail(exc)
             item = None  # let the frame's picture go while waiting (capture.buffer.PictureBudget)
+        skipped = self._skipped_here + self._skipped_there  # the producer has stopped submitting
+        if self.error is not None and skipped:  # what a failed sink missed is lost: say how much
+            self.error += f" (the {skipped} frames after it were not written)"
         try:
             self.sink.close()
         except Exception as exc:  # the run is ending: its summary says so, once
