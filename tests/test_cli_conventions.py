@@ -125,3 +125,11 @@ def test_a_stream_on_stdin_is_the_source_stdin(tmp_path: Path, sample_video: Pat
     records = [json.loads(line) for line in (tmp_path / "stdin.jsonl").read_text().splitlines()]
     assert len(records) > 100 and {record["source"] for record in records} == {"stdin"}
     assert ffprobe_frames(tmp_path / "stdin.mp4") == 100
+
+
+def test_events_to_a_closed_stdout_is_one_clear_line(sample_video: Path) -> None:
+    command = f"{sys.executable} -m streamproc run {sample_video} --events - --no-progress"
+    code, _, stderr = _shell(command + " >&-")
+    assert code == 1, stderr
+    assert "streamproc: error: events to '-' (standard output), but it is closed" in stderr
+    assert "Traceback" not in stderr and "NoneType" not in stderr

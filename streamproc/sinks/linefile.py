@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from streamproc.errors import OutputError
+
 log = logging.getLogger(__name__)
 
 STDOUT = Path("-")
@@ -78,6 +80,8 @@ class StdoutLines:
     path = STDOUT
 
     def __init__(self) -> None:
+        if sys.stdout is None:  # started with standard output closed (`>&-`)
+            raise OutputError("events to '-' (standard output), but it is closed: give a file name")
         self.reader_gone = False
 
     def write(self, line: bytes) -> None:
