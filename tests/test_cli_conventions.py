@@ -133,3 +133,12 @@ def test_events_to_a_closed_stdout_is_one_clear_line(sample_video: Path) -> None
     assert code == 1, stderr
     assert "streamproc: error: events to '-' (standard output), but it is closed" in stderr
     assert "Traceback" not in stderr and "NoneType" not in stderr
+
+
+def test_events_to_a_pipe_by_its_path(sample_video: Path) -> None:
+    """/dev/stdout (or a shell's >(...)) is a pipe: written to, never read back (that would block)."""
+    command = f"{sys.executable} -m streamproc run {sample_video} --events /dev/stdout --no-progress"
+    code, stdout, stderr = _shell(command + " | cat", timeout=60)
+    assert code == 0, stderr
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))

@@ -3,8 +3,10 @@ and standard output as such a file, whose reader may stop reading (``| head``)."
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -35,17 +37,27 @@ class LineFile:
             while written < len(line):
                 written += os.write(self._fd, line[written:])
         except OSError:
-            if written:
+            if written and stat.S_ISREG(os.fstat(self._fd).st_mode):
                 os.ftruncate(self._fd, self._size)
             raise
         self._size += written
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Flush to the disk, so that a power cut after the run loses none of it, and close."""
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: not a file that can be synced (a pipe, a terminal)
+                raise OutputError(f"{self.path} may be incomplete: sync failed: {exc.strerror}") from None
+        finally:
+            os.close(self._fd)
 
     def _repair(self) -> int:
         """Cut a torn last line; returns the file's size."""
-        size = os.fstat(self._fd).st_size
+        status = os.fstat(self._fd)
+        if not stat.S_ISREG(status.st_mode):  # a pipe, a terminal, /dev/null: nothing to read back
+            return 0
+        size = status.st_size
         if not size:
             return 0
         with open(self.path, "rb") as reader:
