@@ -24,9 +24,13 @@ from mqtt_support import Broker, BrokerFactory
 
 from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.errors import OutputError
+from streamproc.frames import SourceState, StatusEvent
 from streamproc.pipeline import RunReport
+from streamproc.pixels import PixelPlan
 from streamproc.server import StatusServer
 from streamproc.server.health import readiness
+from streamproc.sinks.jsonl import JsonlSink
 from streamproc.sinks.live import LiveViewSink
 
 
@@ -292,3 +296,24 @@ def test_a_second_ctrl_c_does_not_wait_for_the_grace(tmp_path: Path, sample_vide
         assert took < 3 and run.process.returncode == 130, run.log
         assert "Traceback" not in run.log
         _kept_as_written(disk)
+
+
+def test_a_camera_run_on_a_disk_full_from_the_start_retries_then_gives_up(tmp_path: Path) -> None:
+    """The first record of a camera run is its 'connecting' status: already retried, not fatal."""
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)
+        events = disk / "e.jsonl"
+        sink = JsonlSink(JsonlSinkSettings(type="jsonl", path=events), grace_s=1)
+        sink.open(PixelPlan.for_consumers([sink]))
+        connecting = StatusEvent("cam", SourceState.CONNECTING, "connecting", time.time())
+        writer = threading.Thread(target=sink.handle_status, args=(connecting,), daemon=True)
+        writer.start()
+        wait_for(lambda: sink.problem is not None, what="the sink retrying")
+        assert "No space left on device; retrying" in sink.problem
+        stopped = time.monotonic()
+        sink.stopping()
+        writer.join(5)
+        assert not writer.is_alive() and time.monotonic() - stopped < 2, "the 1 s grace was kept"
+        with pytest.raises(OutputError, match=f"1 record not written to {events}"):
+            sink.close()
+        assert events.read_bytes() == b""

@@ -20,7 +20,7 @@ from typing import Any
 from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.files import commit, discard_if_empty, partial_path
-from streamproc.frames import FrameResult, StatusEvent
+from streamproc.frames import FrameResult, SourceState, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
@@ -83,6 +83,8 @@ class JsonlSink(Sink):
 
     def handle_status(self, event: StatusEvent) -> None:
         """A source's state change (a StatusEvent) as one line, with its picture size once known."""
+        # only cameras connect: a camera run whose disk is full from the start retries too
+        self._live = self._live or event.state in (SourceState.CONNECTING, SourceState.RECONNECTING)
         if self.settings.events:
             self._write(event.source_id, status_record(event))
 

@@ -72,7 +72,10 @@ class Retry:
 
     def gave_up(self, unwritten: Mapping[Path, int], what: str) -> str:
         """The line that says what was not written, and where, when the grace ran out."""
-        where = ", ".join(f"{count} {what} not written to {path}" for path, count in unwritten.items())
+        where = ", ".join(
+            f"{count} {what if count != 1 else what.removesuffix('s')} not written to {path}"
+            for path, count in unwritten.items()
+        )
         return f"gave up after the {self.grace_s:g} s shutdown grace ({self.reason}): {where}"
 
     @property
