@@ -497,7 +497,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"streamproc: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("streamproc: interrupted", file=sys.stderr)
+        print(
+            "streamproc: interrupted before the outputs were finished: JSON Lines files hold whole lines;"
+            " an annotated video stays as NAME.partial.mp4 (it plays up to the stop)",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:  # stdout's reader went away (`config schema | head`): it read enough
         from streamproc.sinks.linefile import stdout_to_devnull

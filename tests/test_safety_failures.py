@@ -294,6 +294,7 @@ def test_a_second_ctrl_c_does_not_wait_for_the_grace(tmp_path: Path, sample_vide
         took = time.monotonic() - stopped
         print(f"second Ctrl-C on a full disk: ended {took:.2f} s later")
         assert took < 3 and run.process.returncode == 130, run.log
+        assert "interrupted before the outputs were finished" in run.log
         assert "Traceback" not in run.log
         _kept_as_written(disk)
 
