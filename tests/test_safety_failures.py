@@ -318,3 +318,19 @@ def test_a_camera_run_on_a_disk_full_from_the_start_retries_then_gives_up(tmp_pa
         with pytest.raises(OutputError, match=f"1 record not written to {events}"):
             sink.close()
         assert events.read_bytes() == b""
+
+
+def test_records_on_standard_output_redirected_to_a_full_disk_stay_whole(
+    tmp_path: Path, sample_video: Path
+) -> None:
+    with small_disk(tmp_path / "disk", "16k") as disk:
+        out = disk / "out.jsonl"
+        with open(out, "wb") as stdout:  # `streamproc run ... --events - > out.jsonl`
+            command = [sys.executable, "-m", "streamproc", "run", sample_video, "--events", "-"]
+            completed = subprocess.run(
+                [*command, "--no-progress"], cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True
+            )
+        assert completed.returncode == 1, completed.stderr
+        assert "No space left on device" in completed.stderr and "Exception ignored" not in completed.stderr
+        frames = [record["frame"] for record in _whole_lines(out) if record["type"] == "frame"]
+        assert frames == list(range(len(frames))) and frames, "whole records up to the full disk"

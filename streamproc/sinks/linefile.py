@@ -28,19 +28,11 @@ class LineFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._size = self._repair()
+        self._repair()
 
     def write(self, line: bytes) -> None:
         """Append ``line`` (ending in a newline) whole, or raise OSError leaving the file as it was."""
-        written = 0
-        try:
-            while written < len(line):
-                written += os.write(self._fd, line[written:])
-        except OSError:
-            if written and stat.S_ISREG(os.fstat(self._fd).st_mode):
-                os.ftruncate(self._fd, self._size)
-            raise
-        self._size += written
+        write_whole(self._fd, line)
 
     def close(self) -> None:
         """Flush to the disk, so that a power cut after the run loses none of it, and close."""
@@ -52,37 +44,50 @@ class LineFile:
         finally:
             os.close(self._fd)
 
-    def _repair(self) -> int:
-        """Cut a torn last line; returns the file's size."""
+    def _repair(self) -> None:
+        """Cut a torn last line."""
         status = os.fstat(self._fd)
         if not stat.S_ISREG(status.st_mode):  # a pipe, a terminal, /dev/null: nothing to read back
-            return 0
+            return
         size = status.st_size
         if not size:
-            return 0
+            return
         with open(self.path, "rb") as reader:
             reader.seek(max(0, size - _TAIL))
             tail = reader.read()
         if tail.endswith(b"\n"):
-            return size
+            return
         newline = tail.rfind(b"\n")
         keep = size - len(tail) + newline + 1 if newline >= 0 else (0 if size <= _TAIL else size)
         if keep == size:  # no line end in the last 64 KiB: not a file of lines; leave it
             log.warning("%s does not end in a line break: new lines start on a fresh one", self.path)
-            self._size = size
             self.write(b"\n")
-            return self._size
+            return
         log.warning(
             "%s ended in an incomplete line (%d bytes, left by a run that was stopped hard): removed",
             self.path,
             size - keep,
         )
         os.ftruncate(self._fd, keep)
-        return keep
+
+
+def write_whole(fd: int, line: bytes) -> None:
+    """Write all of ``line`` to ``fd``, or raise OSError after cutting off the part of it that was
+    written (in a regular file; a pipe cannot take bytes back)."""
+    written = 0
+    try:
+        while written < len(line):
+            written += os.write(fd, line[written:])
+    except OSError:
+        if written and stat.S_ISREG(os.fstat(fd).st_mode):
+            end = os.lseek(fd, -written, os.SEEK_CUR)  # appending or not, the offset follows the writes
+            os.ftruncate(fd, end)
+        raise
 
 
 class StdoutLines:
-    """Standard output as a file of lines: each flushed as it is written; never closed here.
+    """Standard output as a file of lines: each written whole as it comes (also when standard output
+    is a file on a disk that fills up); never closed here.
 
     A reader that goes away (``streamproc run ... --events - | head``) breaks the pipe. As for other
     Unix tools, that means the reader has read enough, not that something failed: ``reader_gone``
@@ -94,19 +99,19 @@ class StdoutLines:
     def __init__(self) -> None:
         if sys.stdout is None:  # started with standard output closed (`>&-`)
             raise OutputError("events to '-' (standard output), but it is closed: give a file name")
+        sys.stdout.flush()  # lines go straight to the file descriptor: whole, even on a full disk
         self.reader_gone = False
 
     def write(self, line: bytes) -> None:
         if self.reader_gone:
             return
         try:
-            sys.stdout.buffer.write(line)
-            sys.stdout.buffer.flush()
+            write_whole(sys.stdout.fileno(), line)
         except BrokenPipeError:
             self._reader_left()
 
     def close(self) -> None:
-        self.write(b"")  # flushes what is buffered
+        """Nothing is buffered here."""
 
     def _reader_left(self) -> None:
         self.reader_gone = True
