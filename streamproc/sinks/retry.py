@@ -53,10 +53,6 @@ class Retry:
             self._stopping.set()
 
     @property
-    def stopping(self) -> bool:
-        return self._deadline is not None
-
-    @property
     def out_of_grace(self) -> bool:
         """The run is stopping and its grace is over: give up, counting what is not written."""
         return self._deadline is not None and time.monotonic() >= self._deadline
