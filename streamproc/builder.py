@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from streamproc.capture.buffer import BufferPolicy
 from streamproc.capture.factory import build_source
+from streamproc.capture.inputs import STDIN, STDIN_ID
 from streamproc.capture.urls import default_source_id
 from streamproc.config import Settings, SinkSettings, SourceSettings
 from streamproc.errors import ConfigError, InputError
@@ -166,7 +167,7 @@ def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | Non
         from streamproc.sinks.video import VideoSink
 
         return VideoSink(settings)
-    return JsonlSink(settings)
+    return JsonlSink(settings, run.shutdown_grace)
 
 
 def open_sources(settings: Settings, status: StatusRelay) -> tuple[list[OpenedSource], list[SourceReport]]:
@@ -211,7 +212,7 @@ def source_id_for(settings: SourceSettings, taken: set[str]) -> str:
         if settings.id in taken:
             raise ConfigError(f"source id '{settings.id}' is used twice: give each source its own id")
         return settings.id
-    base = default_source_id(settings.url)
+    base = STDIN_ID if settings.url == STDIN else default_source_id(settings.url)
     candidate, number = base, 2
     while candidate in taken:
         candidate, number = f"{base}-{number}", number + 1

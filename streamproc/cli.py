@@ -6,7 +6,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -352,6 +351,8 @@ def _run_serving(settings: Settings) -> tuple[Pipeline, RunReport, list[str]]:
 
 def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> None:
     """Log each source's numbers and the run's; raise when the run failed."""
+    from streamproc.sinks.base import all_finished
+
     latencies = {name: stats["latency_ms"] for name, stats in pipeline.stats_snapshot()["sources"].items()}
     for source in report.sources:
         latency = latencies.get(source.source_id) or {}
@@ -373,7 +374,7 @@ def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> Non
         report.frames_processed,
         report.seconds,
         report.fps,
-        _stop_reason(signals, report.interrupted),
+        _stop_reason(signals, report.interrupted, all_finished(pipeline.sinks)),
     )
     problems = report.problems()
     if not report.ok:  # one line per failed source (see main)
@@ -478,10 +479,13 @@ def _stop_on_signals(stop: Any) -> list[str]:
     return received
 
 
-def _stop_reason(signals: list[str], interrupted: bool) -> str:
-    """Why a run ended before its sources did: a signal, or --duration (the only other stop)."""
+def _stop_reason(signals: list[str], interrupted: bool, readers_gone: bool) -> str:
+    """Why a run ended before its sources did: a signal, every output's reader gone (``| head``),
+    or --duration."""
     if signals:
         return f" (stopped by {signals[0]})"
+    if readers_gone:
+        return " (stopped: the reader of standard output went away)"
     return " (stopped: --duration reached)" if interrupted else ""
 
 
@@ -514,8 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"streamproc: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("streamproc: interrupted", file=sys.stderr)
+        print(
+            "streamproc: interrupted before the outputs were finished: JSON Lines files hold whole lines;"
+            " an annotated video stays as NAME.partial.mp4 (it plays up to the stop)",
+            file=sys.stderr,
+        )
         return 130
-    except BrokenPipeError:  # stdout's reader went away (`| head`): stop quietly, like other tools
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return EXIT_FAILED
+    except BrokenPipeError:  # stdout's reader went away (`config schema | head`): it read enough
+        from streamproc.sinks.linefile import stdout_to_devnull
+
+        stdout_to_devnull()  # no second error when Python flushes stdout at exit
+        return EXIT_OK

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from streamproc.config_yaml import read_config_file, refuse_bool_for_number
 from streamproc.errors import ConfigError
+from streamproc.sinks.retry import SHUTDOWN_GRACE_S
 
 ENV_PREFIX = "STREAMPROC_"
 ENV_NESTED_DELIMITER = "__"
@@ -506,6 +507,14 @@ class Settings(BaseSettings, NumbersAreNumbers):
         ge=1,
         description="decoded pictures each queue (a source's buffer, a sink's queue) holds, in bytes,"
         " at most (at least one frame): bounds memory for huge pictures; 128 MiB by default",
+    )
+    shutdown_grace: float = Field(
+        SHUTDOWN_GRACE_S,
+        ge=0,
+        le=3600,
+        description="seconds an output that cannot be written (disk full, live runs) keeps trying once the"
+        " run is stopping (Ctrl-C, SIGTERM, end of input); then it gives up, says how many records were"
+        " not written and where, and the run exits 1",
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     duration: float | None = Field(

@@ -40,7 +40,7 @@ def commit(partial: Path, path: Path) -> None:
 
 def discard_if_empty(path: Path) -> None:
     """Remove a file that start-up checks created and nothing was written to."""
-    if path.exists() and not path.stat().st_size:
+    if path.is_file() and not path.stat().st_size:  # never a device or a pipe (--events /dev/null)
         path.unlink()
 
 

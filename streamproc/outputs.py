@@ -96,6 +96,8 @@ def _check_one(
 
 def _holds_json_lines(path: Path) -> bool:
     """Whether a file can be appended to with records: missing, empty, or starting with one."""
+    if not path.is_file():  # a pipe or a terminal (--events /dev/stdout): reading it would block
+        return True
     try:
         with open(path, "rb") as stream:
             start = stream.read(64).lstrip()

@@ -22,7 +22,7 @@ from streamproc.frames import Detections, Frame, FrameResult, SourceState, Statu
 from streamproc.inference.detector import Detector
 from streamproc.memory import limit_malloc_arenas
 from streamproc.pixels import PixelPlan
-from streamproc.sinks.base import Sink, SinkRunner
+from streamproc.sinks.base import Sink, SinkRunner, all_finished, close_runners
 from streamproc.stages.base import Stage
 from streamproc.stats import PipelineStats
 
@@ -220,6 +220,9 @@ class Pipeline:
             result = self._process(frame)
             for runner in self._runners:
                 runner.submit(result)
+            if all_finished(self.sinks) and not self.stopping:  # e.g. `--events - | head`: done
+                log.info("every output's reader has gone: stopping")
+                self.stop()
             self.stats.frame_processed(frame.source_id, frame.wall_time, len(result.detections))
             processed += 1
             if progress is not None:
@@ -245,8 +248,7 @@ class Pipeline:
             source.stop()
         join_sources(self._sources)
         self._end_finished_sources(everything=True)
-        for runner in self._runners:
-            runner.close()
+        close_runners(self._runners)
 
     def _queue_size(self, sink: Sink) -> int:
         """Whole frames are big (1080p: 3 MB, 4K: 12 MB): a sink that keeps them queues fewer."""

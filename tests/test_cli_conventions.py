@@ -1,5 +1,6 @@
-"""Command-line conventions: ``-`` is standard output; without -c the config is $STREAMPROC_CONFIG,
-else ./streamproc.yaml."""
+"""Command-line conventions: ``-`` is standard output (a reader that stops early, as ``head`` does,
+ends the run quietly) or standard input (the source ``stdin``); without -c the config is
+$STREAMPROC_CONFIG, else ./streamproc.yaml."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from conftest import REPO, CliRunner
+from media_gen import ffprobe_frames
 
 
 def _models_dir_used(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
@@ -68,3 +70,75 @@ def test_events_dash_writes_records_to_stdout_and_no_file(run_cli: CliRunner, sa
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
     assert not (REPO / "-").exists()
+
+
+def _shell(command: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Run ``command`` in bash from the repository: (streamproc's exit code, stdout, stderr). The
+    command puts streamproc's own exit code (the pipe's first) on the last line of stderr."""
+    completed = subprocess.run(
+        ["bash", "-c", command + '; echo "exit ${PIPESTATUS[0]}" >&2'],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
+    *log, last = completed.stderr.splitlines()
+    return int(last.removeprefix("exit ")), completed.stdout, "\n".join(log)
+
+
+def _quiet_end(stderr: str) -> None:
+    for noise in ("error", "Traceback", "Exception ignored", "BrokenPipe"):
+        assert noise not in stderr, stderr
+
+
+def test_a_reader_that_stops_early_stops_the_run_quietly(long_video: Path) -> None:
+    streamproc = f"{sys.executable} -m streamproc"
+    code, stdout, stderr = _shell(f"{streamproc} run {long_video} --events - --no-progress | head -n 3")
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 3 and all(json.loads(line) for line in stdout.splitlines())
+    _quiet_end(stderr)
+    assert "(stopped: the reader of standard output went away)" in stderr
+    processed = int(stderr.split("processed ", 1)[1].split()[0])
+    assert processed < 500, f"{processed} of 1000 frames: the run went on after its reader left"
+    code, stdout, stderr = _shell(f"{streamproc} config schema | head -n 1")
+    assert (code, stdout) == (0, "{\n")
+    _quiet_end(stderr)
+
+
+def test_other_outputs_are_finished_when_the_stdout_reader_leaves(tmp_path: Path, sample_video: Path) -> None:
+    video = tmp_path / "a.mp4"
+    command = f"{sys.executable} -m streamproc run {sample_video} --events - --out-video {video}"
+    code, stdout, stderr = _shell(command + " --no-progress | head -n 2")
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == 2
+    _quiet_end(stderr)
+    assert "stopped: the reader" not in stderr, "the video still had frames to write"
+    assert ffprobe_frames(video) == 100, "the annotated video has every frame and plays"
+
+
+def test_a_stream_on_stdin_is_the_source_stdin(tmp_path: Path, sample_video: Path) -> None:
+    events, video = tmp_path / "{source}.jsonl", tmp_path / "{source}.mp4"
+    command = f"cat {sample_video} | {sys.executable} -m streamproc run - --events '{events}'"
+    code, _, stderr = _shell(command + f" --out-video '{video}' --no-progress")
+    assert code == 0, stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["stdin.jsonl", "stdin.mp4"]
+    records = [json.loads(line) for line in (tmp_path / "stdin.jsonl").read_text().splitlines()]
+    assert len(records) > 100 and {record["source"] for record in records} == {"stdin"}
+    assert ffprobe_frames(tmp_path / "stdin.mp4") == 100
+
+
+def test_events_to_a_closed_stdout_is_one_clear_line(sample_video: Path) -> None:
+    command = f"{sys.executable} -m streamproc run {sample_video} --events - --no-progress"
+    code, _, stderr = _shell(command + " >&-")
+    assert code == 1, stderr
+    assert "streamproc: error: events to '-' (standard output), but it is closed" in stderr
+    assert "Traceback" not in stderr and "NoneType" not in stderr
+
+
+def test_events_to_a_pipe_by_its_path(sample_video: Path) -> None:
+    """/dev/stdout (or a shell's >(...)) is a pipe: written to, never read back (that would block)."""
+    command = f"{sys.executable} -m streamproc run {sample_video} --events /dev/stdout --no-progress"
+    code, stdout, stderr = _shell(command + " | cat", timeout=60)
+    assert code == 0, stderr
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))

@@ -112,7 +112,7 @@ def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_pa
     events = tmp_path / "e.jsonl"
     settings = file_to_jsonl(sample_video, events)
     report = build_pipeline(settings, extra_sinks=[ExplodingSink()]).run()
-    assert report.sink_errors == {"exploding": "disk on fire"}
+    assert report.sink_errors == {"exploding": "disk on fire (the 97 frames after it were not written)"}
     assert not report.ok
     assert len(read_records(events)) == count_frames(sample_video)[0]
 

@@ -1,5 +1,6 @@
 """Failures are visible and retried (issue 13, cases 3, 5, 9, 11): a full disk (a real tmpfs), a
-broker ACL that refuses events (a real Mosquitto), and the line that says why a run stopped."""
+broker ACL that refuses events (a real Mosquitto), the line that says why a run stopped, and a run
+stopped on a disk that stays full ending within its shutdown grace."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,9 +24,13 @@ from mqtt_support import Broker, BrokerFactory
 
 from streamproc.builder import build_pipeline
 from streamproc.config import HttpSettings, JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.errors import OutputError
+from streamproc.frames import SourceState, StatusEvent
 from streamproc.pipeline import RunReport
+from streamproc.pixels import PixelPlan
 from streamproc.server import StatusServer
 from streamproc.server.health import readiness
+from streamproc.sinks.jsonl import JsonlSink
 from streamproc.sinks.live import LiveViewSink
 
 
@@ -186,3 +193,144 @@ def test_stop_reason_names_the_signal_or_duration(
     assert process.returncode == 0, stderr
     assert "(stopped by SIGTERM)" in stderr and "--duration" not in stderr
     assert "end of file" not in stderr and "stopped after" in stderr
+
+
+@dataclass
+class _Watched:
+    """A ``streamproc run`` process whose log lines are timed as they arrive."""
+
+    process: subprocess.Popen
+    lines: list[tuple[float, str]]
+
+    def when(self, text: str) -> float | None:
+        return next((at for at, line in self.lines if text in line), None)
+
+    @property
+    def log(self) -> str:
+        return "".join(line for _, line in self.lines)
+
+
+def _watch(*args: str | Path) -> _Watched:
+    command = [sys.executable, "-m", "streamproc", "run", *map(str, args), "--no-progress"]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    watched = _Watched(process, [])
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            watched.lines.append((time.monotonic(), line))
+
+    threading.Thread(target=read, daemon=True).start()
+    return watched
+
+
+@contextlib.contextmanager
+def _stuck_run(tmp_path: Path, video: Path, loop: bool, grace: float) -> Iterator[tuple[_Watched, Path]]:
+    """A run paced like a camera (a full disk is retried, not fatal) writing events and video on a
+    small disk, from the moment both outputs are stuck on it being full."""
+    config = tmp_path / "live.yaml"
+    config.write_text(
+        f"sources:\n  - url: {video}\n    realtime: true\n    loop: {str(loop).lower()}\n"
+        f"shutdown_grace: {grace}\n"
+    )
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        run = _watch("-c", config, "--events", disk / "e.jsonl", "--out-video", disk / "a.mp4")
+        try:
+            partial = disk / "a.partial.mp4"
+            wait_for(lambda: partial.exists() and partial.stat().st_size > 20_000, what="video fragments")
+            fill(disk)
+            for stuck in ("cannot write events file", "cannot write the annotated video"):
+                wait_for(lambda stuck=stuck: run.when(stuck) is not None, what=stuck)
+            yield run, disk
+        finally:
+            run.process.kill()
+            run.process.wait()
+
+
+def _kept_as_written(disk: Path) -> None:
+    """What was written stays valid: whole lines, and each video file kept plays."""
+    frames = [record["frame"] for record in _whole_lines(disk / "e.jsonl") if record["type"] == "frame"]
+    assert frames and frames == sorted(set(frames)), "whole records, in order, none twice"
+    kept = sorted(disk.glob("a.partial*.mp4"))
+    assert disk / "a.partial-1.mp4" in kept, "the video written before the error is set aside"
+    assert all(ffprobe_frames(path) > 0 for path in kept), "each file kept plays; no empty retries"
+    assert not (disk / "a.mp4").exists(), "no finished video claims to be complete"
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "end of input"])
+def test_a_disk_that_stays_full_ends_the_run_within_the_shutdown_grace(
+    tmp_path: Path, sample_video: Path, stop: str
+) -> None:
+    grace = 2  # without a loop, the 4 s of video end after the disk is full
+    with _stuck_run(tmp_path, sample_video, loop=stop == "SIGTERM", grace=grace) as (run, disk):
+        if stop == "SIGTERM":
+            run.process.send_signal(signal.SIGTERM)
+            stopped = time.monotonic()
+        else:
+            wait_for(lambda: run.when("end of file") is not None, timeout=20, what="the end of the input")
+            stopped = run.when("end of file") or 0.0
+        run.process.wait(timeout=60)
+        took = time.monotonic() - stopped
+        print(f"disk full, stopped by {stop}: ended {took:.1f} s later (grace {grace} s)")
+        assert took < grace + 3, f"{took:.1f} s: the grace was not kept\n{run.log}"
+        assert run.process.returncode == 1, run.log
+        assert "Traceback" not in run.log
+        errors = [line for _, line in run.lines if line.startswith("streamproc: error:")]
+        gave_up = f"gave up after the {grace} s shutdown grace"
+        events = disk / "e.jsonl"
+        assert any(gave_up in line and f"records not written to {events}" in line for line in errors), run.log
+        video_error = f"sink video:{disk / 'a.mp4'}"
+        assert any(video_error in line and "No space left" in line for line in errors), run.log
+        _kept_as_written(disk)
+
+
+def test_a_second_ctrl_c_does_not_wait_for_the_grace(tmp_path: Path, sample_video: Path) -> None:
+    with _stuck_run(tmp_path, sample_video, loop=True, grace=60) as (run, disk):
+        run.process.send_signal(signal.SIGINT)
+        wait_for(lambda: run.when("shutdown_grace") is not None, what="the grace announced")
+        run.process.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        run.process.wait(timeout=30)
+        took = time.monotonic() - stopped
+        print(f"second Ctrl-C on a full disk: ended {took:.2f} s later")
+        assert took < 3 and run.process.returncode == 130, run.log
+        assert "interrupted before the outputs were finished" in run.log
+        assert "Traceback" not in run.log
+        _kept_as_written(disk)
+
+
+def test_a_camera_run_on_a_disk_full_from_the_start_retries_then_gives_up(tmp_path: Path) -> None:
+    """The first record of a camera run is its 'connecting' status: already retried, not fatal."""
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)
+        events = disk / "e.jsonl"
+        sink = JsonlSink(JsonlSinkSettings(type="jsonl", path=events), grace_s=1)
+        sink.open(PixelPlan.for_consumers([sink]))
+        connecting = StatusEvent("cam", SourceState.CONNECTING, "connecting", time.time())
+        writer = threading.Thread(target=sink.handle_status, args=(connecting,), daemon=True)
+        writer.start()
+        wait_for(lambda: sink.problem is not None, what="the sink retrying")
+        assert "No space left on device; retrying" in sink.problem
+        stopped = time.monotonic()
+        sink.stopping()
+        writer.join(5)
+        assert not writer.is_alive() and time.monotonic() - stopped < 2, "the 1 s grace was kept"
+        with pytest.raises(OutputError, match=f"1 record not written to {events}"):
+            sink.close()
+        assert events.read_bytes() == b""
+
+
+def test_records_on_standard_output_redirected_to_a_full_disk_stay_whole(
+    tmp_path: Path, sample_video: Path
+) -> None:
+    with small_disk(tmp_path / "disk", "16k") as disk:
+        out = disk / "out.jsonl"
+        with open(out, "wb") as stdout:  # `streamproc run ... --events - > out.jsonl`
+            command = [sys.executable, "-m", "streamproc", "run", sample_video, "--events", "-"]
+            completed = subprocess.run(
+                [*command, "--no-progress"], cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True
+            )
+        assert completed.returncode == 1, completed.stderr
+        assert "No space left on device" in completed.stderr and "Exception ignored" not in completed.stderr
+        frames = [record["frame"] for record in _whole_lines(out) if record["type"] == "frame"]
+        assert frames == list(range(len(frames))) and frames, "whole records up to the full disk"

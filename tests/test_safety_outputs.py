@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
 from streamproc.config import JsonlSinkSettings, SourceSettings, VideoSinkSettings
-from streamproc.files import partial_path
+from streamproc.files import discard_if_empty, partial_path
 from streamproc.outputs import OutputConflictError, check_outputs, input_files
 
 
@@ -131,3 +131,12 @@ def test_sigkill_leaves_a_playable_video_and_whole_json_lines(
     assert "ended in an incomplete line" in result.stderr
     records = [json.loads(line) for line in events.read_text().splitlines()]
     assert sum(record.get("source") == "short" for record in records if record["type"] == "frame") == 100
+
+
+def test_an_empty_output_left_unused_is_removed_but_never_a_pipe_or_device(tmp_path: Path) -> None:
+    fifo, empty = tmp_path / "events.fifo", tmp_path / "e.jsonl"
+    os.mkfifo(fifo)
+    empty.touch()
+    for path in (fifo, empty):  # a FIFO stands for devices too (no /dev/null here: root could remove it)
+        discard_if_empty(path)
+    assert fifo.exists() and not empty.exists()

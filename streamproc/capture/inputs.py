@@ -13,6 +13,7 @@ from streamproc.capture.urls import redact
 from streamproc.errors import InputError
 
 STDIN = "-"
+STDIN_ID = "stdin"  # the source id of "-": in records, MQTT topics and {source} output names
 _SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 SUPPORTED = (
     "video files (a path), '-' or a named pipe (a stream), rtsp:// or rtsps:// cameras, /dev/videoN, camera:N"

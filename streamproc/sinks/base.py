@@ -43,6 +43,12 @@ class Sink(ABC):
         return None
 
     @property
+    def finished(self) -> bool:
+        """Nothing more to write: the only reader went away (standard output closed by ``| head``).
+        When every sink of a run is finished, the run stops."""
+        return False
+
+    @property
     def refused(self) -> int | None:
         """Messages the receiver refused (MQTT 5 reason codes >= 0x80); None for sinks without a
         receiver that can refuse."""
@@ -61,6 +67,10 @@ class Sink(ABC):
     def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
         """Track and scene events (``streamproc.events``), in order: those a frame raised right after
         its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
+
+    def stopping(self) -> None:  # noqa: B027 - optional hook
+        """The run is ending (called from another thread, before ``close``): a sink waiting to
+        retry a failed write gives up within its shutdown grace."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release outputs."""
@@ -138,6 +148,7 @@ class SinkRunner:
         self.dropped = 0
         self.handled = 0
         self.error: str | None = None
+        self._skipped_here = self._skipped_there = 0  # frames a failed sink was not given
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # frames are bounded by _slots
         self._slots = _Slots(queue_size)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
@@ -156,6 +167,7 @@ class SinkRunner:
 
     def submit(self, result: FrameResult) -> None:
         if self.failed:
+            self._skipped_here += 1
             return
         if self._slots.acquire(blocking=self.lossless):
             self._queue.put(result)
@@ -174,9 +186,17 @@ class SinkRunner:
         if not self.failed:
             self._queue.put(event)
 
+    def stop(self) -> None:
+        """Tell the sink the run is ending; it finishes what is queued, then flushes and closes."""
+        self.sink.stopping()
+        self._queue.put(_STOP)
+
     def close(self) -> None:
         """Let the sink finish what is queued, then flush and close it."""
-        self._queue.put(_STOP)
+        self.stop()
+        self._thread.join()
+
+    def join(self) -> None:
         self._thread.join()
 
     def _run(self) -> None:
@@ -189,6 +209,7 @@ class SinkRunner:
             if isinstance(item, FrameResult):
                 self._slots.release()
             if self.failed:
+                self._skipped_there += isinstance(item, FrameResult)
                 continue  # keep draining so producers never block on a dead sink
             try:
                 if isinstance(item, StatusEvent):
@@ -203,13 +224,32 @@ class SinkRunner:
             except Exception as exc:
                 self._fail(exc)
             item = None  # let the frame's picture go while waiting (capture.buffer.PictureBudget)
+        skipped = self._skipped_here + self._skipped_there  # the producer has stopped submitting
+        if self.error is not None and skipped:  # what a failed sink missed is lost: say how much
+            self.error += f" (the {skipped} frames after it were not written)"
         try:
             self.sink.close()
-        except Exception as exc:
-            self._fail(exc)
+        except Exception as exc:  # the run is ending: its summary says so, once
+            if self.error is None:
+                dropped = f" (and {self.dropped} frames dropped from its full queue)" if self.dropped else ""
+                self.error = (str(exc) or type(exc).__name__) + dropped
+            log.debug("sink %s traceback", self.sink.name, exc_info=True)
 
     def _fail(self, exc: Exception) -> None:
         if self.error is None:
             self.error = str(exc) or type(exc).__name__
             log.error("sink %s failed: %s (other sinks continue)", self.sink.name, self.error)
             log.debug("sink %s traceback", self.sink.name, exc_info=True)
+
+
+def close_runners(runners: Sequence[SinkRunner]) -> None:
+    """Stop every sink at once, then wait for each: their shutdown graces run side by side."""
+    for runner in runners:
+        runner.stop()
+    for runner in runners:
+        runner.join()
+
+
+def all_finished(sinks: Sequence[Sink]) -> bool:
+    """Whether a run has sinks and every one of them has nothing more to write."""
+    return bool(sinks) and all(sink.finished for sink in sinks)

@@ -3,15 +3,16 @@
 
 Only whole lines reach the file (see streamproc.sinks.linefile). When writing fails (disk full), a
 run with live sources keeps retrying with backoff, meanwhile reported by ``problem`` (and /readyz),
-and resumes where it stopped; a file run fails the sink at once (exit code 1).
+and resumes where it stopped; once the run is stopping it tries for ``shutdown_grace`` seconds at
+most, then counts what it could not write and fails (exit code 1); a file run fails the sink at once.
+A reader of standard output that goes away (``| head``) ends the sink quietly (``finished``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
-import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,39 +20,26 @@ from typing import Any
 from streamproc.config import JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.files import commit, discard_if_empty, partial_path
-from streamproc.frames import FrameResult, StatusEvent
+from streamproc.frames import FrameResult, SourceState, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
-from streamproc.sinks.linefile import LineFile
-from streamproc.sinks.retry import Retry
+from streamproc.sinks.linefile import STDOUT, LineFile, StdoutLines
+from streamproc.sinks.retry import SHUTDOWN_GRACE_S, Retry
 
 log = logging.getLogger(__name__)
-
-STDOUT = Path("-")
-
-
-class StdoutLines:
-    """Standard output as the sink's file: whole lines, flushed one by one; never closed here."""
-
-    path = STDOUT
-
-    def write(self, line: bytes) -> None:
-        sys.stdout.buffer.write(line)
-        sys.stdout.buffer.flush()
-
-    def close(self) -> None:
-        sys.stdout.buffer.flush()
 
 
 class JsonlSink(Sink):
     """Appends records to one file (or one per source with '{source}' in the path)."""
 
-    def __init__(self, settings: JsonlSinkSettings) -> None:
+    def __init__(self, settings: JsonlSinkSettings, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         self.settings = settings
         self.name = f"jsonl:{settings.path}"
-        self._retry = Retry()
+        self._retry = Retry(grace_s)
+        self._unwritten: Counter[Path] = Counter()  # records given up on at shutdown, per file
         self._files: dict[Path, LineFile | StdoutLines] = {}
+        self._stdout: StdoutLines | None = None
         self._live = False
         self._failed = False
 
@@ -60,9 +48,24 @@ class JsonlSink(Sink):
         """Why records are not being written right now (a live run retrying after a write error)."""
         return self._retry.problem
 
+    @property
+    def finished(self) -> bool:
+        """Writing to standard output, whose reader went away (``| head``): nothing more to do."""
+        return self._stdout is not None and self._stdout.reader_gone
+
+    def stopping(self) -> None:
+        self._retry.stop()
+        if self._retry.problem:
+            log.warning(
+                "stopping: %s; trying for %g s more (shutdown_grace), then what is left is not"
+                " written; a second Ctrl-C stops at once",
+                self._retry.reason,
+                self._retry.grace_s,
+            )
+
     def open(self, pixels: PixelPlan) -> None:
         if self.settings.path == STDOUT:
-            self._files[STDOUT] = StdoutLines()
+            self._files[STDOUT] = self._stdout = StdoutLines()
         elif "{source}" not in str(self.settings.path):
             ensure_writable_file(self._written_path(self.settings.path), "events file")
 
@@ -80,6 +83,8 @@ class JsonlSink(Sink):
 
     def handle_status(self, event: StatusEvent) -> None:
         """A source's state change (a StatusEvent) as one line, with its picture size once known."""
+        # only cameras connect: a camera run whose disk is full from the start retries too
+        self._live = self._live or event.state in (SourceState.CONNECTING, SourceState.RECONNECTING)
         if self.settings.events:
             self._write(event.source_id, status_record(event))
 
@@ -89,19 +94,26 @@ class JsonlSink(Sink):
 
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)
+        if self._unwritten:  # gave up at shutdown: the file keeps the whole lines it has
+            self._unwritten[self._written_path(path)] += 1
+            return
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         while True:
             try:
                 self._write_line(path, line)
             except OSError as exc:
                 problem = f"cannot write events file {path}: {exc.strerror or exc}"
+                if self._live and self._retry.out_of_grace:
+                    self._failed = True  # a replaced file is not committed
+                    self._unwritten[self._written_path(path)] += 1
+                    return
                 if not self._live or self._retry.exhausted:
                     self._failed = True
                     raise OutputError(problem) from None
                 # live runs wait and try again (the sink's queue drops frames meanwhile, counted)
                 delay = self._retry.failed(problem)
                 log.warning("%s; trying again in %g s (live run)", problem, delay)
-                time.sleep(delay)
+                self._retry.wait(delay)
                 continue
             if self._retry.succeeded():
                 log.warning("events file %s: writing again", path)
@@ -123,3 +135,5 @@ class JsonlSink(Sink):
         if not self._files and "{source}" not in str(self.settings.path):
             discard_if_empty(self._written_path(self.settings.path))  # made by open(); nothing came
         self._files.clear()
+        if self._unwritten:
+            raise OutputError(self._retry.gave_up(self._unwritten, "records"))

@@ -57,12 +57,20 @@ class CrashSafeMp4:
         # (by the first packet's decode time: B-frames make it earlier than the first picture's).
         # The remux at the end moves it back, so the finished file has the input's timestamps.
         self._first_dts: int | None = None
+        self._header_size: int | None = None  # the file's size once its header is written
 
     def write(self, frame: Any) -> None:
         for packet in self.stream.encode(frame):
             if self._first_dts is None:
                 self._first_dts = packet.dts or 0
             self.container.mux(packet)
+            if self._header_size is None:  # the first mux writes the header; packets wait for a fragment
+                self._header_size = self.partial.stat().st_size
+
+    @property
+    def holds_video(self) -> bool:
+        """Whether a fragment of video, not just the header, has reached the file."""
+        return self._header_size is not None and self.partial.stat().st_size > self._header_size
 
     def finish(self) -> None:
         """Flush the encoder, then turn the fragments into a faststart MP4 at the target path."""
@@ -77,16 +85,19 @@ class CrashSafeMp4:
             finished.unlink(missing_ok=True)
         self.partial.unlink()
 
-    def abandon(self, aside: bool = False) -> Path:
+    def abandon(self, aside: bool = False) -> Path | None:
         """Close without finishing: the partial file keeps what was written (it plays up to the
         failure), the target is untouched. ``aside``: move the partial to a free numbered name, so a
-        new one can start. Returns where the partial is."""
+        new one can start, or delete it when it holds no video. Returns where the partial is."""
         try:
             if self.container is not None:  # None: closed by finish(), which failed afterwards
                 self.container.close()
         except (av.error.FFmpegError, OSError) as exc:
             log.debug("closing %s after a failure: %s", self.partial, exc)
         kept = self.partial
+        if aside and not self.holds_video:  # nothing to play (e.g. a retry on a disk still full)
+            self.partial.unlink(missing_ok=True)
+            return None
         if aside:
             kept = free_name(self.partial)
             os.rename(self.partial, kept)

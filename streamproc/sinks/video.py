@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -50,6 +51,7 @@ class VideoSink(Sink):
         self._failed = False
         self._retry = Retry()
         self.skipped = 0  # frames not encoded while waiting to retry after a write error
+        self._kept: Path | None = None  # where the file set aside after a write error is
 
     @property
     def problem(self) -> str | None:
@@ -99,14 +101,15 @@ class VideoSink(Sink):
         out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
         writer.file.write(out)
-        if self._retry.succeeded():
+        # recovered once video reaches the disk (the encoder and the muxer hold the first frames)
+        if self._retry.problem is not None and writer.file.holds_video and self._retry.succeeded():
             log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
 
     def _set_aside(self, source_id: str, error: OSError) -> None:
         """Live runs: keep what this source's file holds under a new name and try again later."""
         writer = self._writers.pop(source_id, None)
         if writer is not None:
-            writer.file.abandon(aside=True)
+            self._kept = writer.file.abandon(aside=True) or self._kept
         problem = f"cannot write the annotated video of {source_id}: {error.strerror or error}"
         delay = self._retry.failed(problem)
         log.warning("%s; frames skipped, trying again in %g s (live run)", problem, delay)
@@ -139,14 +142,19 @@ class VideoSink(Sink):
                 continue
             try:
                 writer.file.finish()
+                self._retry.succeeded()  # space came back in the end
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
                 writer.file.abandon()
         if not self._writers and "{source}" not in str(self.settings.path):
             discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
-        if errors:
-            raise OutputError("could not finish output video " + "; ".join(errors))
+        problems = ["could not finish output video " + "; ".join(errors)] if errors else []
+        if self._retry.problem:  # the run ended while waiting to retry: say what is missing
+            kept = f"; the video before the error plays in {self._kept}" if self._kept else ""
+            problems.append(f"{self._retry.reason}: {self.skipped} frames not encoded{kept}")
+        if problems:
+            raise OutputError("; ".join(problems))
 
 
 # no B-frames, no look-ahead, no lowres planes (constant QP, no scene-cut or weighted-prediction
