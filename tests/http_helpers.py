@@ -92,6 +92,17 @@ def serve(videos: Sequence[Path], extra_sinks: Sequence[Sink] = (), start: bool 
                 thread.join(30)
 
 
+def _unbuffered_lines(fd: int) -> Iterator[str]:
+    """Lines read a byte at a time, straight from the pipe: iterating the text stream would read
+    ahead, and ``communicate()`` later reads the pipe itself, losing what that stream buffered."""
+    line = b""
+    while chunk := os.read(fd, 1):
+        line += chunk
+        if chunk == b"\n":
+            yield line.decode(errors="replace")
+            line = b""
+
+
 @contextmanager
 def cli_server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, int]]:
     """``python -m streamproc ARGS`` serving HTTP; yields the process and the port its log names.
@@ -106,7 +117,7 @@ def cli_server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[
     try:
         assert process.stderr is not None
         port = None
-        for line in process.stderr:
+        for line in _unbuffered_lines(process.stderr.fileno()):
             found = re.search(r"HTTP server on https?://\S+:(\d+)/", line)
             if found:
                 port = int(found.group(1))
