@@ -20,7 +20,7 @@ from gst_server import AAC_FROM_TS, G711, GstServer, Publisher, file_mount, live
 from live_run import LIVE, LiveRun, wait_until
 from rtsp_proxy import RtspProxy
 from rtsp_server import RtspServer
-from test_rtsp_decoder_log import DAMAGE_AT, damaged_slices
+from test_ffmpeg_log import DAMAGE_AT, damaged_slices
 
 from streamproc.capture import live as live_module
 from streamproc.capture.base import SourceState

@@ -44,9 +44,8 @@ class _WorkerLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         lines = _adopted.get(threading.get_native_id())
-        if lines is not None:  # PyAV raised FFmpeg's level to Python's: ERROR and worse are errors
-            level = av.logging.ERROR if record.levelno >= logging.ERROR else av.logging.WARNING
-            lines.append((level, record.name, record.getMessage()))
+        if lines is not None:  # only errors pass the logger's level
+            lines.append((av.logging.ERROR, record.name, record.getMessage()))
 
 
 def _enable() -> None:
@@ -55,9 +54,10 @@ def _enable() -> None:
     with _enable_lock:
         if _enabled:
             return
-        # lines of threads without a capture come here; only adopted decoder threads' are kept
+        # lines of threads without a capture come here; only adopted decoder threads' errors are kept
+        # (their warnings are not damage), the rest stays hidden as before
         libav = logging.getLogger("libav")
-        libav.setLevel(logging.WARNING)
+        libav.setLevel(logging.ERROR)
         libav.propagate = False
         libav.addHandler(_WorkerLines())
         # PyAV folds repeated lines across threads, which would move counts to another source
@@ -77,17 +77,19 @@ class StreamDamage:
 
 
 class FfmpegLog:
-    """``with FfmpegLog() as log:`` catches FFmpeg's lines logged by this thread (and by the worker
-    threads of decoders opened with :meth:`open_decoder`); ``take`` counts them."""
+    """``with FfmpegLog() as log:`` catches FFmpeg's lines logged by the thread inside the block (and,
+    always, by the worker threads of decoders opened with :meth:`open_decoder`); ``take`` counts them."""
 
     def __init__(self) -> None:
         _enable()
-        self._capture = av.logging.Capture(local=True)
-        self._lines: list[Line] = []
-        self._from_workers: deque[Line] = deque()
+        self._capture: Any = None
+        self._lines: list[Line] = []  # caught in the thread that entered last
+        self._caught: deque[Line] = deque()  # by adopted threads, and by earlier entries
         self._workers: set[int] = set()
 
     def __enter__(self) -> FfmpegLog:
+        self._caught.extend(self._lines)
+        self._capture = av.logging.Capture(local=True)  # made here: it catches the entering thread
         self._lines = self._capture.__enter__()
         return self
 
@@ -103,7 +105,12 @@ class FfmpegLog:
             codec_context.open(strict=False)
             self._workers = _threads() - before
         for thread in self._workers:
-            _adopted[thread] = self._from_workers
+            _adopted[thread] = self._caught
+
+    @property
+    def threads(self) -> int:
+        """How many threads the decoder opened with :meth:`open_decoder` started."""
+        return len(self._workers)
 
     def close(self) -> None:
         """Forget the adopted threads (call when the decoder is closed: their ids may be reused)."""
@@ -115,8 +122,8 @@ class FfmpegLog:
         """Count and forget the lines caught so far."""
         damage = StreamDamage()
         lines, self._lines[:] = list(self._lines), []
-        while self._from_workers:  # popleft is atomic: a worker may append meanwhile
-            lines.append(self._from_workers.popleft())
+        while self._caught:  # popleft is atomic: a worker may append meanwhile
+            lines.append(self._caught.popleft())
         for level, _name, message in lines:
             missed = _MISSED.search(message)
             if missed:
@@ -124,3 +131,29 @@ class FfmpegLog:
             elif level <= av.logging.ERROR:
                 damage.errors += 1
         return damage
+
+
+class DamagedPictures:
+    """Counts each damaged picture once, though it shows twice: as FFmpeg's error lines and as the
+    corrupt flag on its frame, which a frame-threaded decoder hands out up to ``window`` packets
+    after the lines (its threads' delay, plus frame reordering). Damage that only one sign shows
+    (a refused slice, a frame before a recovery point) counts too."""
+
+    def __init__(self, window: int) -> None:
+        self._window = window
+        self._packet = 0
+        self._unmatched: deque[tuple[int, bool]] = deque()  # (packet, shown by lines) awaiting the other sign
+
+    def seen(self, logged: bool, flagged: bool) -> bool:
+        """One packet's signs; True when they show a picture not counted yet."""
+        self._packet += 1
+        while self._unmatched and self._packet - self._unmatched[0][0] > self._window:
+            self._unmatched.popleft()
+        if logged == flagged:  # both at once (one thread decoded it all), or neither
+            return logged
+        match = next((item for item in self._unmatched if item[1] != logged), None)
+        if match is not None:  # the other sign of a picture already counted
+            self._unmatched.remove(match)
+            return False
+        self._unmatched.append((self._packet, logged))
+        return True

@@ -21,6 +21,7 @@ import numpy as np
 
 from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
+from streamproc.capture.ffmpeg_log import DamagedPictures, FfmpegLog
 from streamproc.capture.inputs import STDIN, Damage, check_input
 from streamproc.errors import InputError
 from streamproc.frames import Frame, StreamInfo
@@ -29,6 +30,7 @@ from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
+REORDER_SLACK = 2  # packets a damaged frame may come out after its error lines, beyond thread delay
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
@@ -58,6 +60,7 @@ class FileSource(Source):
         self._stream: Any = None
         self._frames: Iterator[Any] = iter(())
         self._damage = Damage()
+        self._log = FfmpegLog()  # decoding errors, also those the decoder's threads meet
         self._packets = 0
         self._turns = 0  # quarter turns counter-clockwise that make a frame upright
         self.info: StreamInfo | None = None
@@ -73,6 +76,8 @@ class FileSource(Source):
         # frame + slice threads: decoding overlaps with inference; a paced file decodes one frame per
         # frame interval, where slice threads alone hold no frames back (latency); huge pictures too
         stream.thread_type = "SLICE" if self.realtime or width * height > HUGE_PIXELS else "AUTO"
+        self._log.open_decoder(stream.codec_context)
+        self._pictures = DamagedPictures(window=self._log.threads + REORDER_SLACK)
         self._frames = self._decoded()
         try:  # the first frame now: its display matrix says which way is up
             first = next(self._frames, None)
@@ -82,6 +87,7 @@ class FileSource(Source):
             problem = "it is damaged or not a video"
         if first is None:
             self._container.close()
+            self._log.close()
             raise InputError(f"input {self.url}: no frame could be decoded: {problem}")
         self._frames = itertools.chain([first], self._frames)
         self._turns = round((first.rotation or 0) / 90) % 4
@@ -117,19 +123,20 @@ class FileSource(Source):
         return self._stream
 
     def _decoded(self) -> Iterator[Any]:
-        """Every decodable frame; packets the decoder rejects are skipped and counted."""
+        """Every decodable frame; packets the decoder rejects or reports damage in are counted
+        (with frame threads, the report may come a few packets later)."""
         for packet in self._container.demux(self._stream):
             if packet.size:
                 self._packets += 1
             try:
-                frames = packet.decode()
+                with self._log:
+                    frames = packet.decode()
             except av.error.FFmpegError:
+                frames = None
+            logged = self._log.take().errors > 0  # taken every time: a refused packet logs too
+            if frames is None or self._pictures.seen(logged, any(frame.is_corrupt for frame in frames)):
                 self._damaged(packet)
-                continue
-            for frame in frames:
-                if frame.is_corrupt:
-                    self._damaged(packet)
-                yield frame
+            yield from frames or ()
 
     def _damaged(self, packet: Any) -> None:
         self._damage.add(packet, self._stream.time_base)
@@ -159,6 +166,7 @@ class FileSource(Source):
             problem = _ffmpeg_reason(exc)
         finally:
             self._container.close()
+            self._log.close()
         self._finish(info, problem)
 
     def _finish(self, info: StreamInfo, problem: str | None) -> None:

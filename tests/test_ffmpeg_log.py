@@ -1,6 +1,6 @@
 """Decoding errors that FFmpeg logs from a decoder's own threads (slice and frame threads) count for
 the source that opened the decoder. Hostile media made on the spot: H.264 with four slices per
-picture (as many cameras send it) and zeroed bytes in five places."""
+picture (as many cameras send it), damaged in five places. (Over RTSP: test_rtsp_gstreamer.py.)"""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from pathlib import Path
 
 import av
 import pytest
+from live_run import LiveRun
 
 from streamproc.capture import ffmpeg_log
 from streamproc.capture.ffmpeg_log import FfmpegLog
+from streamproc.config import Settings
+from streamproc.inference.blazeface import BlazeFaceDetector
 
 DAMAGE_AT = (0.2, 0.35, 0.5, 0.65, 0.8)  # fractions of the file, a keyframe interval or more apart
 TS_PACKET = 188
@@ -69,3 +72,19 @@ def test_errors_logged_by_decoder_threads_count(clip: Path, thread_type: str) ->
     assert seen == expected, "the same errors, whichever thread met them"
     unadopted, _ = damaged_packets(clip, thread_type, 2, adopt=False)
     assert unadopted < expected, "the decoder's threads logged errors that only adoption catches"
+
+
+@pytest.mark.parametrize("realtime", [False, True], ids=["frame-threads", "slice-threads"])
+def test_file_sources_count_every_damaged_picture(
+    clip: Path, blazeface: BlazeFaceDetector, realtime: bool
+) -> None:
+    """A file decodes with frame threads (and slice threads when paced like a camera). With slice
+    threads, a picture damaged in a slice that a worker thread decoded went unreported (2 of 5 were
+    counted); with frame threads each damaged picture shows twice (error lines, then the frame's
+    corrupt flag a packet later) and counts once."""
+    settings = Settings(sources=[{"url": str(clip), "id": "clip", "realtime": realtime}])
+    with LiveRun(settings, blazeface) as run:
+        report = run.wait_ended(timeout=30)
+    assert report.ok, report.problems()
+    stats = run.pipeline.stats_snapshot()["sources"]["clip"]
+    assert stats["frames_decoded"] == 100 and stats["decode_errors"] == len(DAMAGE_AT), stats
