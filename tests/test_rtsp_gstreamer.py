@@ -263,6 +263,11 @@ def test_read_timeout_and_restart_times(gst: dict[str, GstServer], blazeface: Bl
         # the next attempt comes within the backoff bound; then the server builds the shared media
         # (a keyframe of the publisher's, every 0.5 s) and FFmpeg reads up to the next keyframe
         assert took <= BOUND + 1.0 + 2 * GOP_S, f"back {took:.2f} s after the server"
+    log.info(
+        "read_timeout 2 s noticed after %.2f s; streaming %.2f s after the restart",
+        noticed - last_frame,
+        took,
+    )
     _pts_ok(run, "s0")
 
 
