@@ -216,12 +216,24 @@ class RtspSource(LiveSource):
             raise _classify(exc, live.connect_timeout, "answer", transport, waited) from None
         try:
             info = self._stream_info(container, transport)
-            with ffmpeg_log:  # its slice threads log the errors they meet: adopted, they count too
-                ffmpeg_log.open_decoder(container.streams.video[0].codec_context)
+            self._open_decoder(container, ffmpeg_log)
         except LiveSourceError:
             container.close()
+            ffmpeg_log.close()
             raise
         return _RtspConnection(container, info, live.read_timeout, transport, ffmpeg_log)
+
+    @staticmethod
+    def _open_decoder(container: Any, ffmpeg_log: FfmpegLog) -> None:
+        stream = container.streams.video[0]
+        try:
+            with ffmpeg_log:  # its slice threads log the errors they meet: adopted, they count too
+                ffmpeg_log.open_decoder(stream.codec_context)
+        except av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise LiveSourceError(
+                f"cannot decode its {stream.codec_context.name} video ({reason})", misconfigured=True
+            ) from None
 
     def _stream_info(self, container: Any, transport: str) -> StreamInfo:
         if not container.streams.video:
@@ -230,7 +242,7 @@ class RtspSource(LiveSource):
         stream.thread_type = "SLICE"  # frame threads would hold frames back: latency
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
-            if transport == "udp":  # the size comes with the first packet (or the SDP's parameter sets)
+            if transport == "udp":  # FFmpeg's parser reads the size from the first packets
                 raise UdpSilent(
                     f"no video packet arrived over UDP within {self.settings.connect_timeout:g} s:"
                     " a firewall or NAT on the way may drop UDP"
