@@ -91,8 +91,8 @@ class LiveSettings(StrictModel):
     transport: Literal["auto", "tcp", "udp"] = Field(
         "auto",
         description="RTSP transport for the media (RTP): auto tries TCP, falls back to UDP when the server"
-        " refuses TCP, switches to TCP when no video packet arrives over UDP within connect_timeout (a"
-        " firewall or NAT dropping UDP), and keeps what worked; tcp or udp force one",
+        " refuses TCP, switches to the other when no video packet arrives within connect_timeout (over UDP:"
+        " a firewall or NAT dropping it), and keeps what worked; tcp or udp force one",
     )
     connect_timeout: float = Field(
         5.0,

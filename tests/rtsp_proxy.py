@@ -5,7 +5,8 @@ RTSP control stays on its TCP connection, so SETUP and PLAY succeed; with ``bloc
 rewrites the ``client_port`` of every UDP SETUP to a pair of its own sockets that nobody reads, so the
 server's RTP goes somewhere else, as when a firewall drops it. TCP-interleaved media rides the relayed
 connection and keeps working. ``refuse_tcp`` answers TCP-interleaved SETUPs with 461 itself (a
-UDP-only camera); ``drop`` cuts every relayed connection (a network blip). Requests name the
+UDP-only camera); ``mute_tcp`` drops the media interleaved on the connection (a camera that accepts
+RTP over TCP and sends none); ``drop`` cuts every relayed connection (a network blip). Requests name the
 server's own address, so that the server shares one live media between direct and relayed readers
 (GStreamer keys shared media by url).
 """
@@ -32,6 +33,7 @@ class RtspProxy:
     target_port: int
     block_udp: bool = False
     refuse_tcp: bool = False
+    mute_tcp: bool = False
     port: int = 0
     udp_setups: int = 0  # SETUPs asking for UDP, and of those, how many were sent to the dead ports
     diverted: int = 0
@@ -84,10 +86,16 @@ class RtspProxy:
             threading.Thread(target=self._replies, args=(server, client, sending), daemon=True).start()
 
     def _replies(self, server: socket.socket, client: socket.socket, sending: threading.Lock) -> None:
+        """Replies, and the server's interleaved media, one message at a time."""
+        pending = b""
         with contextlib.suppress(OSError):
             while data := server.recv(65536):
-                with sending:
-                    client.sendall(data)
+                pending += data
+                while (message := _next_message(pending)) is not None:
+                    pending = pending[len(message) :]
+                    if not (self.mute_tcp and message[:1] == b"$"):
+                        with sending:
+                            client.sendall(message)
         self._close_both(server, client)
 
     def _requests(self, client: socket.socket, server: socket.socket, sending: threading.Lock) -> None:

@@ -280,6 +280,7 @@ def test_udp_dropped_on_the_way_switches_to_tcp(
     # UDP first, as it worked before: a UDP-only camera (461 to TCP) until the network changes
     moving = RtspProxy(target, refuse_tcp=True).start()
     blocked, both = RtspProxy(target, block_udp=True).start(), RtspProxy(target, True, True).start()
+    mute = RtspProxy(target, mute_tcp=True).start()  # the other way round: RTP over TCP never comes
     timeout = 2.0
     # the shared camera media is built on a first DESCRIBE and can take longer than 2 s: a reader
     # that stays (reading nothing: UDP does not hold the server back) keeps it built
@@ -288,6 +289,7 @@ def test_udp_dropped_on_the_way_switches_to_tcp(
         {"id": "auto", "url": moving.url("cam")},
         {"id": "forced", "url": blocked.url("cam"), "live": {"transport": "udp"}},
         {"id": "nowhere", "url": both.url("cam"), "live": {"misconfig_attempts": 1}},
+        {"id": "mute", "url": mute.url("cam")},
     ]
     live = {**AUTO, "connect_timeout": timeout, "stall_timeout": 30.0}
     try:
@@ -301,17 +303,21 @@ def test_udp_dropped_on_the_way_switches_to_tcp(
             took = run.first("auto", SourceState.STREAMING, cut) - cut  # type: ignore[operator]
             wait_until(lambda: len(run.collector.of("auto", cut)) >= 10, 10, "frames over TCP")
             wait_until(lambda: run.first("nowhere", SourceState.FAILED), 10, "no transport")
+            wait_until(lambda: len(run.collector.of("mute")) >= 10, 10, "frames over UDP after a mute TCP")
     finally:
-        for proxy in (moving, blocked, both):
+        for proxy in (moving, blocked, both, mute):
             proxy.close()
         keeper.close()
     assert run.messages("auto", SourceState.STREAMING)[-1].endswith("over TCP")
     assert moving.diverted == 1, "UDP was asked for first (it had worked), once"
-    switched = [r.getMessage() for r in caplog.records if "switching to TCP" in r.getMessage()]
+    switched = sorted(r.getMessage() for r in caplog.records if "; switching to " in r.getMessage())
     assert switched == [
         f"source auto: no video packet arrived over UDP within {timeout:g} s: a firewall or NAT on the way"
-        " may drop UDP; switching to TCP"
+        " may drop UDP; switching to TCP",
+        f"source mute: no video packet arrived over TCP within {timeout:g} s: the server sends none (or no"
+        " keyframe yet); switching to UDP",
     ]
+    assert run.messages("mute", SourceState.STREAMING)[0].endswith("over UDP")
     # the dropped connection is noticed at once; then a UDP session that stays silent for the probing
     # time (connect_timeout), and TCP, a keyframe of the camera's away
     assert took <= timeout + BOUND + 1.0 + 2 * GOP_S, f"streaming over TCP {took:.2f} s after the cut"

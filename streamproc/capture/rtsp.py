@@ -6,7 +6,8 @@ asked for UDP at once, and the transport that worked is asked for first on every
 
 Over UDP the session can be set up and played on the RTSP connection while a firewall or NAT on the
 way drops every RTP packet: FFmpeg then probes until ``connect_timeout`` without a single packet (so
-without a picture size). ``auto`` asks for TCP at once when that happens, and keeps TCP.
+without a picture size). ``auto`` asks for TCP at once when that happens, and keeps TCP; likewise for
+UDP when a server accepts RTP over TCP and then sends none.
 """
 
 from __future__ import annotations
@@ -49,8 +50,12 @@ class TransportRefused(LiveSourceError):
     """The server will not send RTP over the transport asked for."""
 
 
-class UdpSilent(LiveSourceError):
-    """The session over UDP was set up and played, but no video packet arrived."""
+class Silent(LiveSourceError):
+    """The session was set up and played, but no video packet arrived over ``transport``."""
+
+    def __init__(self, transport: str, message: str) -> None:
+        super().__init__(message)
+        self.transport = transport
 
 
 def _refuses_transport(exc: Exception) -> bool:
@@ -170,10 +175,11 @@ class RtspSource(LiveSource):
         for transport in transports:
             try:
                 connection = self._open(transport)
-            except (TransportRefused, UdpSilent) as exc:
+            except (TransportRefused, Silent) as exc:
                 failed.append(exc)
-                if isinstance(exc, UdpSilent) and transport != transports[-1]:
-                    log.warning("source %s: %s; switching to TCP", self.source_id, exc)
+                if isinstance(exc, Silent) and transport != transports[-1]:
+                    other = transports[-1].upper()
+                    log.warning("source %s: %s; switching to %s", self.source_id, exc, other)
                 continue
             if self.settings.transport == "auto":
                 self._worked = transport
@@ -184,16 +190,22 @@ class RtspSource(LiveSource):
         """Why no transport worked, with what to change."""
         if len(failed) == 1:  # live.transport forced the one transport tried
             exc = failed[0]
+            other = "udp" if self.settings.transport == "tcp" else "tcp"
             hint = (
-                "; try live.transport: tcp" if isinstance(exc, UdpSilent) else " (set live.transport: auto)"
+                " (set live.transport: auto)"
+                if isinstance(exc, TransportRefused)
+                else f"; try live.transport: {other}"
             )
-            return type(exc)(f"{exc}{hint}", misconfigured=exc.misconfigured)
+            return LiveSourceError(f"{exc}{hint}", misconfigured=exc.misconfigured)
         if all(isinstance(exc, TransportRefused) for exc in failed):
             return LiveSourceError(
                 "the server refuses RTP over TCP and UDP: check the url", misconfigured=True
             )
-        # TCP refused and UDP dropped on the way: only the network (or the camera's settings) can fix it
-        return LiveSourceError("; ".join(map(str, failed)), misconfigured=True)
+        # TCP refused and UDP dropped on the way: only the network (or the camera's settings) can fix
+        # it; a silent TCP session is a camera that does not send (yet), as when it does not answer
+        udp_dropped = any(isinstance(exc, Silent) and exc.transport == "udp" for exc in failed)
+        refused = any(isinstance(exc, TransportRefused) for exc in failed)
+        return LiveSourceError("; ".join(map(str, failed)), misconfigured=refused and udp_dropped)
 
     def _open(self, transport: str) -> _RtspConnection:
         live = self.settings
@@ -241,13 +253,16 @@ class RtspSource(LiveSource):
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"  # frame threads would hold frames back: latency
         width, height = stream.codec_context.width, stream.codec_context.height
-        if not width or not height:
-            if transport == "udp":  # FFmpeg's parser reads the size from the first packets
-                raise UdpSilent(
-                    f"no video packet arrived over UDP within {self.settings.connect_timeout:g} s:"
-                    " a firewall or NAT on the way may drop UDP"
-                )
-            raise LiveSourceError("the video has no picture size yet (no keyframe received)")
+        if not width or not height:  # FFmpeg's parser reads the size from the first packets
+            why = (
+                "a firewall or NAT on the way may drop UDP"
+                if transport == "udp"
+                else "the server sends none (or no keyframe yet)"
+            )
+            within = f"{self.settings.connect_timeout:g} s"
+            raise Silent(
+                transport, f"no video packet arrived over {transport.upper()} within {within}: {why}"
+            )
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         return StreamInfo(
             source_id=self.source_id,
