@@ -17,6 +17,7 @@ import contextlib
 import re
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rtsp_server import HOST, free_udp_range
@@ -86,32 +87,24 @@ class RtspProxy:
             threading.Thread(target=self._replies, args=(server, client, sending), daemon=True).start()
 
     def _replies(self, server: socket.socket, client: socket.socket, sending: threading.Lock) -> None:
-        """Replies, and the server's interleaved media, one message at a time."""
-        pending = b""
+        """Replies, and the server's interleaved media."""
         with contextlib.suppress(OSError):
-            while data := server.recv(65536):
-                pending += data
-                while (message := _next_message(pending)) is not None:
-                    pending = pending[len(message) :]
-                    if not (self.mute_tcp and message[:1] == b"$"):
-                        with sending:
-                            client.sendall(message)
+            for message in _messages(server):
+                if not (self.mute_tcp and message[:1] == b"$"):
+                    with sending:
+                        client.sendall(message)
         self._close_both(server, client)
 
     def _requests(self, client: socket.socket, server: socket.socket, sending: threading.Lock) -> None:
-        """Requests, and the client's interleaved RTCP, one message at a time."""
-        pending = b""
+        """Requests, and the client's interleaved RTCP."""
         with contextlib.suppress(OSError):
-            while data := client.recv(65536):
-                pending += data
-                while (message := _next_message(pending)) is not None:
-                    pending = pending[len(message) :]
-                    refusal = self._refusal(message)
-                    if refusal:
-                        with sending:
-                            client.sendall(refusal)
-                    else:
-                        server.sendall(self._rewrite(message))
+            for message in _messages(client):
+                refusal = self._refusal(message)
+                if refusal:
+                    with sending:
+                        client.sendall(refusal)
+                else:
+                    server.sendall(self._rewrite(message))
         self._close_both(server, client)
 
     def _refusal(self, message: bytes) -> bytes | None:
@@ -140,6 +133,16 @@ class RtspProxy:
             with contextlib.suppress(OSError):
                 each.shutdown(socket.SHUT_RDWR)
             each.close()
+
+
+def _messages(connection: socket.socket) -> Iterator[bytes]:
+    """Whole messages as they arrive, until the connection closes."""
+    pending = b""
+    while data := connection.recv(65536):
+        pending += data
+        while (message := _next_message(pending)) is not None:
+            pending = pending[len(message) :]
+            yield message
 
 
 def _next_message(data: bytes) -> bytes | None:
