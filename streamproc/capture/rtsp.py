@@ -51,11 +51,7 @@ class TransportRefused(LiveSourceError):
 
 
 class Silent(LiveSourceError):
-    """The session was set up and played, but no video packet arrived over ``transport``."""
-
-    def __init__(self, transport: str, message: str) -> None:
-        super().__init__(message)
-        self.transport = transport
+    """The session was set up and played, but no video packet arrived."""
 
 
 def _refuses_transport(exc: Exception) -> bool:
@@ -201,11 +197,9 @@ class RtspSource(LiveSource):
             return LiveSourceError(
                 "the server refuses RTP over TCP and UDP: check the url", misconfigured=True
             )
-        # TCP refused and UDP dropped on the way: only the network (or the camera's settings) can fix
-        # it; a silent TCP session is a camera that does not send (yet), as when it does not answer
-        udp_dropped = any(isinstance(exc, Silent) and exc.transport == "udp" for exc in failed)
-        refused = any(isinstance(exc, TransportRefused) for exc in failed)
-        return LiveSourceError("; ".join(map(str, failed)), misconfigured=refused and udp_dropped)
+        # one refused, the other silent: a firewall dropping UDP, or a camera that does not send yet
+        # (its encoder restarting): retried, as when it does not answer
+        return LiveSourceError("; ".join(map(str, failed)))
 
     def _open(self, transport: str) -> _RtspConnection:
         live = self.settings
@@ -260,9 +254,7 @@ class RtspSource(LiveSource):
                 else "the server sends none (or no keyframe yet)"
             )
             within = f"{self.settings.connect_timeout:g} s"
-            raise Silent(
-                transport, f"no video packet arrived over {transport.upper()} within {within}: {why}"
-            )
+            raise Silent(f"no video packet arrived over {transport.upper()} within {within}: {why}")
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         return StreamInfo(
             source_id=self.source_id,
