@@ -92,10 +92,15 @@ class LiveSettings(StrictModel):
     transport: Literal["auto", "tcp", "udp"] = Field(
         "auto",
         description="RTSP transport for the media (RTP): auto tries TCP, falls back to UDP when the server"
-        " refuses TCP and keeps what worked; tcp or udp force one",
+        " refuses TCP, switches to the other when no video packet arrives within connect_timeout (over UDP:"
+        " a firewall or NAT dropping it), and keeps what worked; tcp or udp force one",
     )
     connect_timeout: float = Field(
-        5.0, gt=0, le=600, description="seconds allowed for each step of connecting (handshake, probing)"
+        5.0,
+        gt=0,
+        le=600,
+        description="seconds allowed for each step of connecting (handshake, probing: over UDP, the wait"
+        " for the first video packet)",
     )
     read_timeout: float = Field(5.0, gt=0, le=600, description="seconds without any data before reconnecting")
     stall_timeout: float = Field(

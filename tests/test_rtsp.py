@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -105,13 +106,26 @@ def test_server_killed_and_restarted(
     assert_no_thread_leak(threads_before, timeout=LIVE["connect_timeout"] * 2 + 2)
 
 
-@pytest.mark.parametrize("case", ["closed-port", "other-loopback-host", "wrong-path"])
+def closed_port_with_461() -> int:
+    """A port nothing listens on whose number holds 461, as FFmpeg's 461 Unsupported Transport."""
+    for port in (*range(4610, 4620), *range(14610, 14620), *range(34610, 34620)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("every port tried is taken")
+
+
+@pytest.mark.parametrize("case", ["closed-port", "closed-port-461", "other-loopback-host", "wrong-path"])
 def test_unreachable_camera_retries_with_backoff_then_fails(
     rtsp_server: RtspServer, sample_video: Path, blazeface: BlazeFaceDetector, case: str
 ) -> None:
     rtsp_server.publish("cam", sample_video)
     url, reason = {
         "closed-port": (f"rtsp://127.0.0.1:{rtsp_server.source_port + 7}/cam", "Connection refused"),
+        "closed-port-461": (f"rtsp://127.0.0.1:{closed_port_with_461()}/cam", "Connection refused"),
         "other-loopback-host": (f"rtsp://127.0.0.2:{rtsp_server.client_port}/cam", "Connection refused"),
         "wrong-path": (rtsp_server.url("nope", credentials="admin:hunter2"), "404 Not Found"),
     }[case]
@@ -131,6 +145,7 @@ def test_unreachable_camera_retries_with_backoff_then_fails(
     ]
     failed = run.messages("cam", SourceState.FAILED)[0]
     assert reason in failed and "gave up after 3 attempts" in failed
+    assert "refuses RTP" not in failed, "a refused connection is not a refused transport"
     assert not report.ok and report.sources[0].error == failed
     delays = retry_delays(run.messages("cam", SourceState.RECONNECTING))
     assert len(delays) == 2 and delays[0] < delays[1]

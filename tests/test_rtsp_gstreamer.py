@@ -5,6 +5,7 @@ auth, H.265, AAC and G.711 tracks, a size change, 1080p, lost packets, restarts)
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ import yaml
 from conftest import CliRunner, read_records
 from gst_server import AAC_FROM_TS, G711, GstServer, Publisher, file_mount, live_h264
 from live_run import LIVE, LiveRun, wait_until
+from rtsp_proxy import RtspProxy
 from rtsp_server import RtspServer
+from test_ffmpeg_log import DAMAGE_AT, damaged_slices
 
 from streamproc.capture import live as live_module
 from streamproc.capture.base import SourceState
@@ -27,6 +30,7 @@ from streamproc.inference.blazeface import BlazeFaceDetector
 PASSWORD = "Pa@ss#7/x y'z"  # every character a url reserves, unescaped in the urls below
 AUTO = {**LIVE, "transport": "auto"}
 GOP_S = 0.5  # keyframe interval of the camera clip (-g 12 at 25 fps)
+log = logging.getLogger(__name__)
 BOUND = LIVE["reconnect"]["max"] * (1 + LIVE["reconnect"]["jitter"])  # the longest backoff delay
 
 
@@ -61,6 +65,7 @@ def media(tmp_path_factory: pytest.TempPathFactory, sample_video: Path) -> dict[
         "resize": resize,
         "h265": _clip(folder / "h265.ts", "320x240", "libx265"),
         "hd": _clip(folder / "hd.ts", "1920x1080", seconds=1),
+        "slices": damaged_slices(folder / "slices.ts", seconds=3),
     }
 
 
@@ -77,7 +82,7 @@ def gst(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> Ite
             live={"cam": live_h264(ports[0], AAC_FROM_TS), "g711": live_h264(ports[1], G711)},
             files={
                 name: file_mount(media[name], "h265" if name == "h265" else "h264")
-                for name in ("h265", "resize", "hd")
+                for name in ("h265", "resize", "hd", "slices")
             },
         ),
         "tcp": GstServer(workdir, ["--protocols", "tcp"], live={"cam": live_h264(ports[2])}),
@@ -258,4 +263,81 @@ def test_read_timeout_and_restart_times(gst: dict[str, GstServer], blazeface: Bl
         # the next attempt comes within the backoff bound; then the server builds the shared media
         # (a keyframe of the publisher's, every 0.5 s) and FFmpeg reads up to the next keyframe
         assert took <= BOUND + 1.0 + 2 * GOP_S, f"back {took:.2f} s after the server"
+    log.info(
+        "read_timeout 2 s noticed after %.2f s; streaming %.2f s after the restart",
+        noticed - last_frame,
+        took,
+    )
     _pts_ok(run, "s0")
+
+
+def test_udp_dropped_on_the_way_switches_to_tcp(
+    gst: dict[str, GstServer], blazeface: BlazeFaceDetector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A firewall between camera and reader: the RTSP session over UDP is set up and played, and
+    not one RTP packet arrives (tests/rtsp_proxy.py sends the server's RTP to ports nobody reads)."""
+    target = gst["open"].port
+    # UDP first, as it worked before: a UDP-only camera (461 to TCP) until the network changes
+    moving = RtspProxy(target, refuse_tcp=True).start()
+    blocked, both = RtspProxy(target, block_udp=True).start(), RtspProxy(target, True, True).start()
+    mute = RtspProxy(target, mute_tcp=True).start()  # the other way round: RTP over TCP never comes
+    timeout = 2.0
+    # the shared camera media is built on a first DESCRIBE and can take longer than 2 s: a reader
+    # that stays (reading nothing: UDP does not hold the server back) keeps it built
+    keeper = av.open(gst["open"].url("cam"), options={"rtsp_transport": "udp"}, timeout=10)
+    sources = [
+        {"id": "auto", "url": moving.url("cam")},
+        {"id": "forced", "url": blocked.url("cam"), "live": {"transport": "udp"}},
+        {"id": "nowhere", "url": both.url("cam")},
+        {"id": "mute", "url": mute.url("cam")},
+    ]
+    live = {**AUTO, "connect_timeout": timeout, "stall_timeout": 30.0}
+    try:
+        with LiveRun(Settings(sources=sources, live=live), blazeface) as run:
+            wait_until(lambda: len(run.collector.of("auto")) >= 10, 15, "frames over UDP")
+            assert run.messages("auto", SourceState.STREAMING)[0].endswith("over UDP")
+            moving.refuse_tcp, moving.block_udp = False, True
+            cut = time.monotonic()
+            moving.drop()  # the network changes under a running session
+            wait_until(lambda: run.first("auto", SourceState.STREAMING, cut), 20, "streaming again")
+            took = run.first("auto", SourceState.STREAMING, cut) - cut  # type: ignore[operator]
+            wait_until(lambda: len(run.collector.of("auto", cut)) >= 10, 10, "frames over TCP")
+            wait_until(lambda: run.first("nowhere", SourceState.RECONNECTING), 10, "no transport")
+            wait_until(lambda: len(run.collector.of("mute")) >= 10, 10, "frames over UDP after a mute TCP")
+    finally:
+        for proxy in (moving, blocked, both, mute):
+            proxy.close()
+        keeper.close()
+    assert run.messages("auto", SourceState.STREAMING)[-1].endswith("over TCP")
+    assert moving.diverted == 1, "UDP was asked for first (it had worked), once"
+    switched = sorted(r.getMessage() for r in caplog.records if "; switching to " in r.getMessage())
+    assert switched == [
+        f"source auto: no video packet arrived over UDP within {timeout:g} s: a firewall or NAT on the way"
+        " may drop UDP; switching to TCP",
+        f"source mute: no video packet arrived over TCP within {timeout:g} s: the server sends none (or no"
+        " keyframe yet); switching to UDP",
+    ]
+    assert run.messages("mute", SourceState.STREAMING)[0].endswith("over UDP")
+    # the dropped connection is noticed at once; then a UDP session that stays silent for the probing
+    # time (connect_timeout), and TCP, a keyframe of the camera's away
+    assert took <= timeout + BOUND + 1.0 + 2 * GOP_S, f"streaming over TCP {took:.2f} s after the cut"
+    log.info("blocked UDP: streaming over TCP %.2f s after the network changed", took)
+    forced = run.messages("forced", SourceState.RECONNECTING)[0]
+    assert f"no video packet arrived over UDP within {timeout:g} s" in forced, forced
+    assert "may drop UDP; try live.transport: tcp; attempt 2 in " in forced, forced
+    assert not run.collector.of("forced") and blocked.diverted >= 1
+    nowhere = run.messages("nowhere", SourceState.RECONNECTING)[0]
+    assert "refuses RTP over TCP; no video packet arrived over UDP within 2 s" in nowhere, nowhere
+
+
+def test_errors_of_the_decoders_threads_are_counted(
+    gst: dict[str, GstServer], blazeface: BlazeFaceDetector
+) -> None:
+    """A camera that sends four slices per picture, decoded by slice threads: the errors met in
+    slices decoded by FFmpeg's worker threads count too (zeroed bytes in five places of the clip)."""
+    settings = Settings(sources=[{"url": gst["open"].url("slices"), "id": "s0"}], live=AUTO)
+    with LiveRun(settings, blazeface) as run:
+        wait_until(lambda: run.first("s0", SourceState.RECONNECTING), 15, "the clip played once")
+        stats = run.pipeline.stats_snapshot()["sources"]["s0"]
+    log.info("damaged slices over RTSP: %s", stats)
+    assert stats["decode_errors"] == len(DAMAGE_AT), "one for each damaged picture"

@@ -22,6 +22,7 @@ import numpy as np
 
 from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
+from streamproc.capture.ffmpeg_log import DamagedPictures, FfmpegLog
 from streamproc.capture.inputs import STDIN, Damage, check_input
 from streamproc.errors import InputError
 from streamproc.frames import Frame, StreamInfo
@@ -30,6 +31,7 @@ from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
+REORDER_SLACK = 2  # packets a damaged frame may come out after its error lines, beyond thread delay
 
 ONE_THREAD_PIXELS = 1280 * 720  # files up to this size decode on one thread (see _one_decoding_thread)
 ONE_THREAD_PIXELS_TWO_CORES = 1920 * 1088  # ... and up to this size on a machine with two cores
@@ -62,6 +64,7 @@ class FileSource(Source):
         self._stream: Any = None
         self._frames: Iterator[Any] = iter(())
         self._damage = Damage()
+        self._log = FfmpegLog()  # decoding errors, also those the decoder's threads meet
         self._packets = 0
         self._turns = 0  # quarter turns counter-clockwise that make a frame upright
         self.info: StreamInfo | None = None
@@ -79,6 +82,8 @@ class FileSource(Source):
         stream.thread_type = "SLICE" if self.realtime or width * height > HUGE_PIXELS else "AUTO"
         if not self.realtime and _one_decoding_thread(width * height):
             stream.thread_count = 1
+        self._log.open_decoder(stream.codec_context)
+        self._pictures = DamagedPictures(window=self._log.threads + REORDER_SLACK)
         self._frames = self._decoded()
         try:  # the first frame now: its display matrix says which way is up
             first = next(self._frames, None)
@@ -88,6 +93,7 @@ class FileSource(Source):
             problem = "it is damaged or not a video"
         if first is None:
             self._container.close()
+            self._log.close()
             raise InputError(f"input {self.url}: no frame could be decoded: {problem}")
         self._frames = itertools.chain([first], self._frames)
         self._turns = round((first.rotation or 0) / 90) % 4
@@ -123,19 +129,20 @@ class FileSource(Source):
         return self._stream
 
     def _decoded(self) -> Iterator[Any]:
-        """Every decodable frame; packets the decoder rejects are skipped and counted."""
+        """Every decodable frame; packets the decoder rejects or reports damage in are counted
+        (with frame threads, the report may come a few packets later)."""
         for packet in self._container.demux(self._stream):
             if packet.size:
                 self._packets += 1
             try:
-                frames = packet.decode()
+                with self._log:
+                    frames = packet.decode()
             except av.error.FFmpegError:
+                frames = None
+            logged = self._log.take().errors > 0  # taken every time: a refused packet logs too
+            if frames is None or self._pictures.seen(logged, any(frame.is_corrupt for frame in frames)):
                 self._damaged(packet)
-                continue
-            for frame in frames:
-                if frame.is_corrupt:
-                    self._damaged(packet)
-                yield frame
+            yield from frames or ()
 
     def _damaged(self, packet: Any) -> None:
         self._damage.add(packet, self._stream.time_base)
@@ -165,6 +172,7 @@ class FileSource(Source):
             problem = _ffmpeg_reason(exc)
         finally:
             self._container.close()
+            self._log.close()
         self._finish(info, problem)
 
     def _finish(self, info: StreamInfo, problem: str | None) -> None:

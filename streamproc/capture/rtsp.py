@@ -3,12 +3,18 @@
 ``transport: auto`` asks for RTP over the RTSP connection (TCP) first, as most cameras and NVRs
 serve it and it passes firewalls; a server that refuses it (400, 461 "Unsupported transport") is
 asked for UDP at once, and the transport that worked is asked for first on every reconnect.
+
+Over UDP the session can be set up and played on the RTSP connection while a firewall or NAT on the
+way drops every RTP packet: FFmpeg then probes until ``connect_timeout`` without a single packet (so
+without a picture size). ``auto`` asks for TCP at once when that happens, and keeps TCP; likewise for
+UDP when a server accepts RTP over TCP and then sends none.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import re
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -26,6 +32,7 @@ from streamproc.pictures import AvPicture
 
 log = logging.getLogger(__name__)
 
+_FAILED_461 = re.compile(r"failed: 461\b")
 TIMED_OUT = 0.95  # a failure after this share of a timeout is that timeout
 
 # errors that retrying cannot fix, by FFmpeg error class, with what to check
@@ -43,12 +50,21 @@ class TransportRefused(LiveSourceError):
     """The server will not send RTP over the transport asked for."""
 
 
+class Silent(LiveSourceError):
+    """The session was set up and played, but no video packet arrived."""
+
+
 def _refuses_transport(exc: Exception) -> bool:
     """400 Bad Request to a SETUP (e.g. rtsp-server-perl to TCP) or 461 Unsupported transport,
     which FFmpeg reports as 'Protocol not supported'."""
     if isinstance(exc, av.error.HTTPBadRequestError):
         return True
-    return getattr(exc, "errno", None) == errno.EPROTONOSUPPORT or "461" in str(exc)
+    if getattr(exc, "errno", None) == errno.EPROTONOSUPPORT:
+        return True
+    # FFmpeg's last error line ("method SETUP failed: 461 ..."), not str(exc), which holds the url,
+    # whose port may well contain 461
+    said: tuple[int, str, str] | None = getattr(exc, "log", None)
+    return said is not None and _FAILED_461.search(said[2]) is not None
 
 
 def _classify(
@@ -117,6 +133,7 @@ class _RtspConnection:
 
     def close(self) -> None:
         self._container.close()
+        self._log.close()
 
 
 class RtspSource(LiveSource):
@@ -149,24 +166,40 @@ class RtspSource(LiveSource):
         return [first, *(other for other in ("tcp", "udp") if other != first)]
 
     def _connect(self) -> _RtspConnection:
-        refused: list[str] = []
-        for transport in self._transports():
+        transports = self._transports()
+        failed: list[LiveSourceError] = []
+        for transport in transports:
             try:
                 connection = self._open(transport)
-            except TransportRefused as exc:
-                refused.append(transport.upper())
-                last = exc
-                log.debug("source %s: %s", self.source_id, exc)
+            except (TransportRefused, Silent) as exc:
+                failed.append(exc)
+                if isinstance(exc, Silent) and transport != transports[-1]:
+                    other = transports[-1].upper()
+                    log.warning("source %s: %s; switching to %s", self.source_id, exc, other)
                 continue
             if self.settings.transport == "auto":
                 self._worked = transport
             return connection
-        if len(refused) > 1:
-            raise LiveSourceError(
-                f"the server refuses RTP over {' and '.join(refused)}: check the url", misconfigured=True
+        raise self._no_transport(failed)
+
+    def _no_transport(self, failed: list[LiveSourceError]) -> LiveSourceError:
+        """Why no transport worked, with what to change."""
+        if len(failed) == 1:  # live.transport forced the one transport tried
+            exc = failed[0]
+            other = "udp" if self.settings.transport == "tcp" else "tcp"
+            hint = (
+                " (set live.transport: auto)"
+                if isinstance(exc, TransportRefused)
+                else f"; try live.transport: {other}"
             )
-        hint = "" if self.settings.transport == "auto" else " (set live.transport: auto)"
-        raise TransportRefused(f"{last}{hint}", misconfigured=True)
+            return LiveSourceError(f"{exc}{hint}", misconfigured=exc.misconfigured)
+        if all(isinstance(exc, TransportRefused) for exc in failed):
+            return LiveSourceError(
+                "the server refuses RTP over TCP and UDP: check the url", misconfigured=True
+            )
+        # one refused, the other silent: a firewall dropping UDP, or a camera that does not send yet
+        # (its encoder restarting): retried, as when it does not answer
+        return LiveSourceError("; ".join(map(str, failed)))
 
     def _open(self, transport: str) -> _RtspConnection:
         live = self.settings
@@ -188,20 +221,40 @@ class RtspSource(LiveSource):
             waited = time.monotonic() - began
             raise _classify(exc, live.connect_timeout, "answer", transport, waited) from None
         try:
-            info = self._stream_info(container)
+            info = self._stream_info(container, transport)
+            self._open_decoder(container, ffmpeg_log)
         except LiveSourceError:
             container.close()
+            ffmpeg_log.close()
             raise
         return _RtspConnection(container, info, live.read_timeout, transport, ffmpeg_log)
 
-    def _stream_info(self, container: Any) -> StreamInfo:
+    @staticmethod
+    def _open_decoder(container: Any, ffmpeg_log: FfmpegLog) -> None:
+        stream = container.streams.video[0]
+        try:
+            with ffmpeg_log:  # its slice threads log the errors they meet: adopted, they count too
+                ffmpeg_log.open_decoder(stream.codec_context)
+        except av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise LiveSourceError(
+                f"cannot decode its {stream.codec_context.name} video ({reason})", misconfigured=True
+            ) from None
+
+    def _stream_info(self, container: Any, transport: str) -> StreamInfo:
         if not container.streams.video:
             raise LiveSourceError("the stream has no video (audio only?): check the url", misconfigured=True)
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"  # frame threads would hold frames back: latency
         width, height = stream.codec_context.width, stream.codec_context.height
-        if not width or not height:
-            raise LiveSourceError("the video has no picture size yet (no keyframe received)")
+        if not width or not height:  # FFmpeg's parser reads the size from the first packets
+            why = (
+                "a firewall or NAT on the way may drop UDP"
+                if transport == "udp"
+                else "the server sends none (or no keyframe yet)"
+            )
+            within = f"{self.settings.connect_timeout:g} s"
+            raise Silent(f"no video packet arrived over {transport.upper()} within {within}: {why}")
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         return StreamInfo(
             source_id=self.source_id,
