@@ -162,11 +162,11 @@ def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | Non
     if settings.type == "mqtt":
         from streamproc.sinks.mqtt import MqttSink
 
-        return MqttSink(settings, run.mqtt, stats)
+        return MqttSink(settings, run.mqtt, stats, run.shutdown_grace)
     if settings.type == "video":
         from streamproc.sinks.video import VideoSink
 
-        return VideoSink(settings)
+        return VideoSink(settings, run.shutdown_grace)
     return JsonlSink(settings, run.shutdown_grace)
 
 

@@ -248,7 +248,6 @@ class MqttSinkSettings(StrictModel):
     max_inflight: int = Field(20, ge=1, le=65_535, description="QoS>=1 messages awaiting their ack")
     reconnect_min_delay: float = Field(0.5, gt=0, le=3600, description="first retry after a loss (s)")
     reconnect_max_delay: float = Field(30.0, gt=0, le=3600, description="retries slow down to this (s)")
-    close_timeout: float = Field(10.0, ge=0, le=3600, description="time to deliver the rest at exit (s)")
     stats_interval: float = Field(10.0, ge=0, description="seconds between {prefix}/stats messages; 0: off")
     snapshot: bool = Field(False, description="publish a JPEG of the best face")
     snapshot_interval: float = Field(5.0, ge=0, description="at most one snapshot per source this often (s)")
@@ -256,6 +255,14 @@ class MqttSinkSettings(StrictModel):
     detections: bool = Field(False, description="publish per-frame detections")
     detections_interval: float = Field(1.0, ge=0, description="min seconds between them; 0: all")
     home_assistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_close_timeout(cls, data: Any) -> Any:
+        # one bound for every output once a run stops; a config from before says where it went
+        if isinstance(data, dict) and "close_timeout" in data:
+            raise ValueError("close_timeout was replaced by the top-level shutdown_grace: move it there")
+        return data
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> MqttSinkSettings:
@@ -517,9 +524,10 @@ class Settings(BaseSettings, NumbersAreNumbers):
         SHUTDOWN_GRACE_S,
         ge=0,
         le=3600,
-        description="seconds an output that cannot be written (disk full, live runs) keeps trying once the"
-        " run is stopping (Ctrl-C, SIGTERM, end of input); then it gives up, says how many records were"
-        " not written and where, and the run exits 1",
+        description="seconds an output keeps trying once the run is stopping (Ctrl-C, SIGTERM, end of"
+        " input): a file that cannot be written (disk full, live runs), MQTT messages the broker has not"
+        " taken; then it gives up, says how many records or messages were not delivered and where, and"
+        " the run exits 1",
     )
     progress: bool = Field(True, description="show a progress bar for files when attached to a terminal")
     duration: float | None = Field(

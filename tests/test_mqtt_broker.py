@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,7 +196,7 @@ def test_full_queue_drops_the_oldest_and_says_so(
         wait_until(lambda: len(recorder.on("streamproc/events")) >= 10, 10, "the queued messages")
         assert recorder.texts("streamproc/events") == [str(number) for number in range(40, 50)]
     finally:
-        undelivered = publisher.close()
+        undelivered = publisher.close(deadline=time.monotonic() + 10)
     assert undelivered == 0
 
 
@@ -225,6 +226,44 @@ def test_sigkill_leaves_the_retained_offline(
     late = recorders(broker.port, ("streamproc/available",))
     wait_until(lambda: late.on("streamproc/available"), 5, "the retained state")
     assert [(m.payload, m.retain) for m in late.on("streamproc/available")] == [(b"offline", True)]
+
+
+def test_an_unreachable_broker_ends_the_run_within_the_shutdown_grace(
+    tmp_path: Path, broker: Broker, recorders: RecorderFactory, long_video: Path
+) -> None:
+    """One bound for every output: with the broker gone and messages queued, SIGTERM ends the run
+    within shutdown_grace (not the 10 s MQTT used to wait on its own), saying how many were lost."""
+    grace = 2
+    recorder = recorders(broker.port, ("streamproc/available",))
+    config = write_yaml(
+        tmp_path / "run.yaml",
+        f"sources:\n  - {{url: {long_video}, realtime: true, loop: true}}\nshutdown_grace: {grace}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}\n"
+        "sinks:\n  - {type: mqtt, stats_interval: 0.2, reconnect_min_delay: 0.2, reconnect_max_delay: 0.5}\n",
+    )
+    command = [sys.executable, "-m", "streamproc", "run", "-c", str(config), "--no-progress"]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_until(lambda: recorder.texts("streamproc/available") == ["online"], 30, "online")
+        broker.stop()
+        time.sleep(1.0)  # five stats messages (and face counts) queue up with nobody to take them
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - stopped
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    print(f"broker gone, SIGTERM: the run ended {took:.2f} s later (shutdown_grace {grace} s)")
+    assert grace - 0.5 <= took < grace + 2, f"{took:.2f} s: the grace was not what bounded the stop\n{stderr}"
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "trying for 2 s more (shutdown_grace)" in stderr, stderr
+    lost = re.search(
+        rf"gave up after the {grace} s shutdown grace: (\d+) MQTT messages not delivered", stderr
+    )
+    assert lost is not None and int(lost.group(1)) >= 5, stderr
 
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])

@@ -131,3 +131,13 @@ def test_example_config_documents_every_mqtt_field(repo_dir: Path, tmp_path: Pat
             assert re.search(rf"(?m)^\s*(# )?\s*(- )?{name}:", enabled), (
                 f"{model.__name__}.{name} undocumented"
             )
+
+
+def test_close_timeout_says_where_it_went(tmp_path: Path, run_cli: CliRunner) -> None:
+    """The MQTT sink's own close_timeout gave way to the run's shutdown_grace: a config that still
+    sets it gets one line naming the replacement, not 'extra inputs are not permitted'."""
+    config = write_config(tmp_path, "sinks:\n  - type: mqtt\n    close_timeout: 5\n")
+    result = run_cli("config", "check", config)
+    assert result.returncode == 2
+    assert "close_timeout was replaced by the top-level shutdown_grace" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -97,13 +97,13 @@ class Publisher:
         self._births[message.topic] = message
         self.publish(message)
 
-    def close(self) -> int:
-        """Deliver what is queued (within close_timeout), publish 'offline', disconnect.
+    def close(self, deadline: float) -> int:
+        """Deliver what is queued until ``deadline`` (time.monotonic()), publish 'offline', disconnect.
 
         Returns how many messages could not be delivered.
         """
         if self._thread.is_alive():
-            self._close_deadline = time.monotonic() + self._options.close_timeout
+            self._close_deadline = deadline
             self._closing.set()
             self._interrupt.set()
             self._wake()

@@ -26,6 +26,7 @@ from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
 from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink
+from streamproc.sinks.retry import SHUTDOWN_GRACE_S
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,16 @@ class Throttle:
 class MqttSink(Sink):
     """Maps results and source status to messages under the topic prefix (see streamproc.mqtt.topics)."""
 
-    def __init__(self, settings: MqttSinkSettings, broker: MqttSettings, stats: StatsProvider | None = None):
+    def __init__(
+        self,
+        settings: MqttSinkSettings,
+        broker: MqttSettings,
+        stats: StatsProvider | None = None,
+        grace_s: float = SHUTDOWN_GRACE_S,
+    ) -> None:
         self.settings = settings
+        self.grace_s = grace_s  # once the run stops, how long what is queued may take to be delivered
+        self._deadline: float | None = None  # set by stopping()
         self.broker = broker
         self.name = f"mqtt:{broker.host}:{broker.port}"
         self.topics = Topics(broker.topic_prefix, broker.instance)
@@ -120,6 +129,20 @@ class MqttSink(Sink):
         """Publishes the broker refused (MQTT 5 only: 3.1.1 brokers drop them silently)."""
         return self.publisher.rejected if self.publisher is not None else 0
 
+    def stopping(self) -> None:
+        """The grace starts now, as the other sinks' do: they run side by side, not one after another."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.grace_s
+            backlog = self.backlog
+            if backlog:
+                log.info(
+                    "MQTT: stopping with %d messages not yet delivered to %s; trying for %g s more"
+                    " (shutdown_grace)",
+                    backlog,
+                    self.name,
+                    self.grace_s,
+                )
+
     def close(self) -> None:
         if self.publisher is None:
             return
@@ -127,7 +150,9 @@ class MqttSink(Sink):
             self._stop_stats.set()
             self._stats_thread.join()
             self._publish_stats()  # the run's final numbers
-        undelivered = self.publisher.close()
+        self.stopping()  # closed without a stop (a file run that ended): the grace starts now
+        assert self._deadline is not None
+        undelivered = self.publisher.close(self._deadline)
         counters = self.publisher.counters()
         log.log(
             logging.WARNING if counters["dropped"] else logging.INFO,
@@ -145,8 +170,8 @@ class MqttSink(Sink):
             )
         if undelivered:
             raise OutputError(
-                f"{undelivered} MQTT messages were not delivered to {self.name} within "
-                f"close_timeout ({self.settings.close_timeout:g} s): the broker is unreachable"
+                f"gave up after the {self.grace_s:g} s shutdown grace: {undelivered} MQTT messages"
+                f" not delivered to {self.name} (the broker is unreachable)"
             )
 
     def _introduce(self, source: str) -> None:
