@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -28,7 +29,14 @@ from starlette.types import ASGIApp
 from streamproc import __version__
 from streamproc.config import HttpSettings
 from streamproc.errors import ConfigError, OutputError
-from streamproc.server.access import AccessControl, Refusals, allowed_hosts, is_loopback, load_token
+from streamproc.server.access import (
+    OPEN_PATHS,
+    AccessControl,
+    Refusals,
+    allowed_hosts,
+    is_loopback,
+    load_token,
+)
 from streamproc.server.api_metrics import ApiMetrics
 from streamproc.server.detect_api import router as detect_router
 from streamproc.server.detect_pool import DetectPool
@@ -45,6 +53,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 2  # open streams end within POLL_S; stragglers are cancelled after this
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+BEARER = "bearerToken"  # the security scheme's name in the OpenAPI schema
 REFUSAL_SUMMARY_S = 60.0  # refused Hosts and tokens: at most one summary line per kind this often
 
 
@@ -57,6 +66,29 @@ def allowed_methods(request: Request) -> str:
         if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return ", ".join(allowed)
+
+
+def declare_bearer(app: FastAPI) -> None:
+    """Name the token in the OpenAPI schema (HTTP bearer) on every operation that needs it, so that
+    /docs shows "Authorize" and its "Try it out" sends ``Authorization: Bearer TOKEN`` itself."""
+    plain = app.openapi
+
+    def with_bearer() -> dict[str, Any]:
+        schema = plain()  # built once and cached by FastAPI: this adds to it once
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if BEARER not in schemes:
+            schemes[BEARER] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "http.token (or STREAMPROC_HTTP__TOKEN, http.token_file)",
+            }
+            for path, operations in schema.get("paths", {}).items():
+                if path not in OPEN_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = [{BEARER: []}]
+        return schema
+
+    app.openapi = with_bearer  # type: ignore[method-assign]
 
 
 def build_app(
@@ -79,6 +111,8 @@ def build_app(
     app.include_router(status_router)
     app.include_router(detect_router)
     app.include_router(docs_router)
+    if token is not None:  # without one there is nothing to authorize
+        declare_bearer(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
