@@ -23,6 +23,7 @@ declare -A NEEDED=(
   [chromium]=chromium                # the live-view test drives a real headless browser
   [chromedriver]=chromium-driver
   [mount]=mount                      # the disk-full tests mount a small tmpfs (CI runs as root)
+  [hostname]=hostname                # `hostname -I`: the addresses the HTTP start-up line should list
 )
 
 missing=()

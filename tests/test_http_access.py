@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import statistics
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -289,3 +290,39 @@ def test_openapi_declares_the_bearer_token_for_swagger_authorize() -> None:
         schema = httpx.get(server.url + "openapi.json").json()
         assert "securitySchemes" not in schema.get("components", {})
         assert not any("security" in op for methods in schema["paths"].values() for op in methods.values())
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_startup_line_on_every_interface_lists_addresses_to_open(
+    host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """http://0.0.0.0:PORT/ cannot be opened: the one start-up line also names this machine's
+    addresses, the same as `hostname -I` finds (IPv4 for 0.0.0.0; IPv6 too for ::), and each answers."""
+    with (
+        caplog.at_level(logging.INFO, logger="streamproc.server"),
+        bare_server(host=host, token=TOKEN) as server,
+    ):
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("HTTP server on ")]
+        assert len(lines) == 1 and "\n" not in lines[0], lines
+        assert lines[0].startswith(f"HTTP server on {server.url} ")
+        expected = [
+            address
+            for address in subprocess.run(
+                ["hostname", "-I"], capture_output=True, text=True, check=True
+            ).stdout.split()
+            if host == "::" or ":" not in address
+        ]
+        opened = re.search(r"\(open (\S+) here, (.+?) from the network; ", lines[0])
+        if not expected:  # a machine without a network: it says so, and names the loopback
+            assert "here; no network address found;" in lines[0], lines[0]
+            return
+        assert opened is not None, lines[0]
+        here, network = opened.group(1), opened.group(2).split(", ")
+        listed = [re.sub(r"^http://\[?(.*?)\]?:\d+/$", r"\1", url) for url in network[:4]]
+        assert listed and set(listed) <= set(expected), (listed, expected)
+        assert len(listed) == min(4, len(expected)), (listed, expected)
+        for url in [here, *network[:4]]:
+            assert url.endswith(f":{server.port}/") and "0.0.0.0" not in url and "[::]" not in url
+            reply = httpx.get(url + "healthz", timeout=5)
+            assert reply.status_code == 200, url
+    print(lines[0])

@@ -37,6 +37,7 @@ from streamproc.server.access import (
     is_loopback,
     load_token,
 )
+from streamproc.server.addresses import addresses_to_open, is_unspecified
 from streamproc.server.api_metrics import ApiMetrics
 from streamproc.server.detect_api import router as detect_router
 from streamproc.server.detect_pool import DetectPool
@@ -55,6 +56,7 @@ SHUTDOWN_GRACE_S = 2  # open streams end within POLL_S; stragglers are cancelled
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 BEARER = "bearerToken"  # the security scheme's name in the OpenAPI schema
 REFUSAL_SUMMARY_S = 60.0  # refused Hosts and tokens: at most one summary line per kind this often
+MAX_ADDRESSES_SHOWN = 4  # the start-up line stays one line on a host with many bridges
 
 
 def allowed_methods(request: Request) -> str:
@@ -223,17 +225,31 @@ class StatusServer:
 
     @property
     def url(self) -> str:
-        host = self.settings.host
+        return self.url_at(self.settings.host)
+
+    def url_at(self, host: str) -> str:
         host = f"[{host}]" if ":" in host else host
         scheme = "https" if self.settings.tls_cert is not None else "http"
         return f"{scheme}://{host}:{self.port}/"
+
+    def where_to_open(self) -> str:
+        """For a server on every interface, the urls a browser can open (one line's worth); else ""."""
+        if not is_unspecified(self.settings.host):
+            return ""
+        found = addresses_to_open(self.settings.host)
+        here = self.url_at("127.0.0.1" if self.settings.host == "0.0.0.0" else "::1")
+        if not found:
+            return f"open {here} here; no network address found; "
+        shown = ", ".join(map(self.url_at, found[:MAX_ADDRESSES_SHOWN]))
+        more = f" and {len(found) - MAX_ADDRESSES_SHOWN} more" if len(found) > MAX_ADDRESSES_SHOWN else ""
+        return f"open {here} here, {shown}{more} from the network; "
 
     def start(self) -> None:
         self._thread.start()
         what = "live view; /metrics, /healthz, /readyz, /api/stats"
         if self.detect is not None:
             what += ", POST /api/v1/detect"
-        log.info("HTTP server on %s (%s; docs at /docs)", self.url, what)
+        log.info("HTTP server on %s (%s%s; docs at /docs)", self.url, self.where_to_open(), what)
         if not is_loopback(self.settings.host) and self.settings.tls_cert is None:
             log.warning(
                 "http: serving the network without TLS: the token and the pictures cross it in clear "
