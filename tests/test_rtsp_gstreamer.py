@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -341,3 +342,64 @@ def test_errors_of_the_decoders_threads_are_counted(
         stats = run.pipeline.stats_snapshot()["sources"]["s0"]
     log.info("damaged slices over RTSP: %s", stats)
     assert stats["decode_errors"] == len(DAMAGE_AT), "one for each damaged picture"
+
+
+def _closed_after(message: str) -> int:
+    """The frame count in the reason given when the server ends the connection (fails otherwise)."""
+    closed = re.match(
+        r"the camera closed the connection after (\d+) frames \(camera or NVR restarted, or a device on"
+        r" the way cut it\); attempt 2 in ",
+        message,
+    )
+    assert closed is not None, message
+    return int(closed.group(1))
+
+
+def test_why_a_camera_dropped_closed_or_silent(
+    gst: dict[str, GstServer], blazeface: BlazeFaceDetector
+) -> None:
+    """A camera user reads what happened, not 'the stream ended' (a file's end): a connection the
+    server, or a device on the way, closes (over TCP and over UDP, whose RTSP connection FFmpeg
+    watches too), and one that stays open while no media comes (tests/rtsp_proxy.py cuts or mutes)."""
+    target = gst["open"].port
+    tcp, udp = RtspProxy(target).start(), RtspProxy(target).start()
+    sources = [
+        {"id": "tcp", "url": tcp.url("cam"), "live": {"transport": "tcp"}},
+        {"id": "udp", "url": udp.url("cam"), "live": {"transport": "udp"}},
+    ]
+    live = {**AUTO, "read_timeout": 2.0, "stall_timeout": 30.0}
+    try:
+        with LiveRun(Settings(sources=sources, live=live), blazeface) as run:
+            for source in ("tcp", "udp"):
+                wait_until(lambda source=source: len(run.collector.of(source)) >= 10, 20, f"{source} frames")
+            seen = {source: len(run.collector.of(source)) for source in ("tcp", "udp")}
+            cut = time.monotonic()
+            tcp.drop()
+            udp.drop()
+            for source in ("tcp", "udp"):
+                wait_until(
+                    lambda source=source: run.first(source, SourceState.RECONNECTING, cut), 5, "the cut"
+                )
+            wait_until(lambda: run.first("tcp", SourceState.STREAMING, cut), 15, "streaming again over TCP")
+            tcp.mute_tcp = True  # the connection stays up; the media on it stops
+            muted = time.monotonic()
+            wait_until(lambda: run.first("tcp", SourceState.RECONNECTING, muted), 10, "the silence")
+            # from the last frame: FFmpeg may still hand over what it held back when the media stopped
+            last_frame = run.collector.of("tcp")[-1].at
+            noticed = run.first("tcp", SourceState.RECONNECTING, muted) - last_frame  # type: ignore[operator]
+    finally:
+        tcp.close()
+        udp.close()
+    for source in ("tcp", "udp"):
+        frames = _closed_after(run.messages(source, SourceState.RECONNECTING)[0])
+        assert frames >= seen[source], (
+            f"{frames} frames on the connection, {seen[source]} seen before the cut"
+        )
+    silent = [e.message for at, e in run.events if e.source_id == "tcp" and at >= muted]
+    assert silent[0].startswith(
+        "no data within 2 s: the camera stopped sending, or the network to it is down (the connection"
+        " stayed open); attempt "
+    ), silent
+    assert 1.6 <= noticed <= 2.6, f"read_timeout 2 s noticed {noticed:.2f} s after the last frame"
+    assert not any("stream ended" in message for _, e in run.events for message in [e.message])
+    log.info("a muted TCP connection noticed %.2f s after its last frame", noticed)

@@ -169,6 +169,11 @@ class LiveSource(Source):
         """(packets lost, damaged frames) so far on this connection; sources that can tell override."""
         return 0, 0
 
+    def _ended(self, frames: int) -> str:
+        """Why streaming stopped when the connection ended without an error, after ``frames`` frames
+        on it; sources that can tell who ended it override."""
+        return f"the stream ended after {frames} frames"
+
     def _transport_of(self, connection: Connection) -> str:
         """How the media travels, for the streaming message (`` over TCP``); empty if not networked."""
         return ""
@@ -227,6 +232,7 @@ class LiveSource(Source):
         Returns when streaming started (monotonic seconds, None if no frame came) and why it ended.
         """
         started: float | None = None
+        frames = 0  # on this connection
         last_frame = time.monotonic()
         stall = self.settings.stall_timeout
         self._timeline.new_connection()
@@ -248,9 +254,10 @@ class LiveSource(Source):
                 if not self.emit(self._frame(connection.info, capture), wait=now - started < BURST_S):
                     break
                 self.frames_decoded += 1
+                frames += 1
         except LiveSourceError as exc:
             return started, str(exc)
-        return started, "the stream ended"
+        return started, self._ended(frames)
 
     def _count_damage(self, connection: Connection) -> None:
         damage = self._damage

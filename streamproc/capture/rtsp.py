@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 _FAILED_461 = re.compile(r"failed: 461\b")
 TIMED_OUT = 0.95  # a failure after this share of a timeout is that timeout
+# a timeout while streaming: nothing closed the connection, nothing came on it
+SILENCE_CAUSES = {
+    "data": ": the camera stopped sending, or the network to it is down (the connection stayed open)"
+}
 
 # errors that retrying cannot fix, by FFmpeg error class, with what to check
 _MISCONFIGURED: tuple[tuple[type[Exception], str], ...] = (
@@ -76,7 +80,8 @@ def _classify(
     interrupted read as "Invalid data" or an I/O error: a failure after the whole timeout is a timeout.
     """
     if isinstance(exc, av.error.ExitError) or waited >= TIMED_OUT * timeout:
-        return LiveSourceError(f"no {waiting_for} within {timeout:g} s")
+        why = SILENCE_CAUSES.get(waiting_for, "")
+        return LiveSourceError(f"no {waiting_for} within {timeout:g} s{why}")
     reason = getattr(exc, "strerror", None) or type(exc).__name__
     if _refuses_transport(exc):
         return TransportRefused(
@@ -153,6 +158,14 @@ class RtspSource(LiveSource):
     def _connection_damage(self, connection: Connection) -> tuple[int, int]:
         assert isinstance(connection, _RtspConnection)
         return connection.packets_lost, connection.decode_errors
+
+    def _ended(self, frames: int) -> str:
+        # FFmpeg reads the end of an RTSP stream only when the TCP connection closes (both transports:
+        # over UDP it watches the RTSP connection too); a cut that sends nothing is "no data" instead
+        return (
+            f"the camera closed the connection after {frames} frames"
+            " (camera or NVR restarted, or a device on the way cut it)"
+        )
 
     def _transport_of(self, connection: Connection) -> str:
         assert isinstance(connection, _RtspConnection)
