@@ -166,7 +166,7 @@ def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | Non
     if settings.type == "video":
         from streamproc.sinks.video import VideoSink
 
-        return VideoSink(settings, run.shutdown_grace)
+        return VideoSink(settings)
     return JsonlSink(settings, run.shutdown_grace)
 
 

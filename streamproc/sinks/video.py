@@ -22,7 +22,7 @@ from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, source_path
 from streamproc.sinks.mp4 import CrashSafeMp4
-from streamproc.sinks.retry import SHUTDOWN_GRACE_S, Retry
+from streamproc.sinks.retry import Retry
 from streamproc.sinks.timestamps import Timeline
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,13 @@ class VideoSink(Sink):
     to the error); frames are skipped (``skipped``) until a new file can be started, with backoff.
     """
 
-    def __init__(self, settings: VideoSinkSettings, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+    def __init__(self, settings: VideoSinkSettings) -> None:
         self.settings = settings
         self.name = f"video:{settings.path}"
         self._writers: dict[str, _Writer] = {}
         self._encoder_frame: EncoderFrameReader | None = None
         self._failed = False
-        self._retry = Retry(grace_s)
+        self._retry = Retry()
         self.skipped = 0  # frames not encoded while waiting to retry after a write error
         self._kept: Path | None = None  # where the file set aside after a write error is
 
