@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help="video file, - (a stream on stdin), rtsp:// url, /dev/videoN or camera:N; replaces the"
-        " config's sources",
+        help="video file, image, folder or quoted glob of images, - (a stream on stdin), rtsp:// url,"
+        " /dev/videoN or camera:N; replaces the config's sources",
     )
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     _add_outputs(run)
