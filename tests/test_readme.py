@@ -186,3 +186,12 @@ def test_every_relative_link_leads_somewhere(doc: Path) -> None:
             if anchor not in {_anchor(heading) for heading in headings}:
                 broken.append(target)
     assert broken == []
+
+
+def test_architecture_names_every_module_and_package() -> None:
+    text = _text(REPO / "docs" / "architecture.md")
+    package = REPO / "streamproc"
+    parts = [f"{path.stem}.py" for path in package.glob("*.py") if not path.stem.startswith("__")]
+    parts += [f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").exists()]
+    assert len(parts) > 30
+    assert [part for part in parts if f"`{part}" not in text] == []
