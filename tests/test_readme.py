@@ -195,3 +195,11 @@ def test_architecture_names_every_module_and_package() -> None:
     parts += [f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").exists()]
     assert len(parts) > 30
     assert [part for part in parts if f"`{part}" not in text] == []
+
+
+def test_every_path_named_in_the_docs_exists() -> None:
+    """Files of the repository the docs name in code spans (`tests/rtsp_server.py`, `benchmarks/...`)."""
+    pattern = r"`(\.?(?:tests|benchmarks|scripts|streamproc|docs|config|samples|models|\.ci)/[^`\s]*)`"
+    named = {path for doc in DOCS for path in re.findall(pattern, _text(doc))}
+    assert len(named) > 20
+    assert sorted(path for path in named if not any(REPO.glob(path.rstrip("/")))) == []
