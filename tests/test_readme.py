@@ -112,14 +112,20 @@ def test_every_flag_of_run_and_serve_is_in_the_readme(command: str) -> None:
     assert undocumented == []
 
 
-def _config_snippets() -> list[tuple[str, dict[str, Any]]]:
-    """YAML blocks whose top-level keys are settings (a compose file or a TOML sidecar is not)."""
-    snippets = []
+def _config_snippets() -> list[tuple[str, Any]]:
+    """YAML blocks whose top-level keys are settings (a compose file is not); a block that is not
+    YAML at all is kept as its error, for the test to report."""
+    snippets: list[tuple[str, Any]] = []
     for doc in DOCS:
         for i, body in enumerate(_blocks(doc, {"yaml", "yml"})):
-            data = yaml.safe_load(body)
+            where = f"{doc.relative_to(REPO)}#{i + 1}"
+            try:
+                data = yaml.safe_load(body)
+            except yaml.YAMLError as exc:
+                snippets.append((where, exc))
+                continue
             if isinstance(data, dict) and set(data) & set(Settings.model_fields):
-                snippets.append((f"{doc.relative_to(REPO)}#{i + 1}", data))
+                snippets.append((where, data))
     return snippets
 
 
@@ -131,7 +137,8 @@ def test_the_docs_show_config_snippets() -> None:
 
 
 @pytest.mark.parametrize(("where", "data"), SNIPPETS, ids=[where for where, _ in SNIPPETS])
-def test_every_config_snippet_is_valid(where: str, data: dict[str, Any]) -> None:
+def test_every_config_snippet_is_valid(where: str, data: Any) -> None:
+    assert not isinstance(data, yaml.YAMLError), f"{where} is not YAML: {data}"
     # the schema checks keys, types, ranges and choices; files the snippet names need not exist here
     jsonschema.validate(data, Settings.model_json_schema())
 
