@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from conftest import REPO
 
 from streamproc.cli import build_parser
 from streamproc.config import Settings
+from streamproc.inference.tfjs.sidecar import Sidecar
 
 README = REPO / "README.md"
 DOCS = [
@@ -28,7 +31,7 @@ DOCS = [
 ]
 # variables streamproc reads itself, not settings
 NOT_SETTINGS = {"STREAMPROC_CONFIG", "STREAMPROC_CACHE_DIR", "STREAMPROC_SHARED_DIR"}
-BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+BLOCK = re.compile(r"^ *```(\w*)\n(.*?)^ *```", re.DOTALL | re.MULTILINE)  # also inside list items
 SHELL = {"bash", "sh", "shell", "console", ""}
 ENDS_COMMAND = {"|", "||", "&&", ";", ">", ">>", "2>", "2>&1", "&"}
 
@@ -38,7 +41,7 @@ def _text(doc: Path) -> str:
 
 
 def _blocks(doc: Path, languages: set[str]) -> list[str]:
-    return [body for language, body in BLOCK.findall(_text(doc)) if language in languages]
+    return [textwrap.dedent(body) for language, body in BLOCK.findall(_text(doc)) if language in languages]
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -146,6 +149,13 @@ def test_every_config_snippet_is_valid(where: str, data: Any) -> None:
 def test_the_schema_check_sees_a_misspelt_key() -> None:
     with pytest.raises(jsonschema.ValidationError, match="retry_forevr"):
         jsonschema.validate({"live": {"retry_forevr": True}}, Settings.model_json_schema())
+
+
+def test_the_tfjs_sidecar_example_is_valid_and_is_the_shipped_one() -> None:
+    (example,) = _blocks(README, {"toml"})
+    Sidecar.model_validate(tomllib.loads(example))
+    shipped = tomllib.loads((REPO / "models" / "tfjs" / "emotion.streamproc.toml").read_text())
+    assert tomllib.loads(example) == shipped, "the README shows models/tfjs/emotion.streamproc.toml"
 
 
 def _setting_exists(schema: dict[str, Any], node: dict[str, Any], path: list[str]) -> bool:
