@@ -293,7 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
         video = {"type": "video", "path": args.out_video, "existing": existing}
         settings.sinks.append(VideoSinkSettings.model_validate(video))
-    if not settings.sinks:
+    if not settings.sinks and settings.sources:  # without inputs the error below says it all
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
     if wanted(settings) or args.resume:
         return _run_on_ray(settings, args.resume)
