@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help="video file, - (a stream on stdin), rtsp:// url, /dev/videoN or camera:N; replaces the"
-        " config's sources",
+        help="video file, image, folder or quoted glob of images, - (a stream on stdin), rtsp:// url,"
+        " /dev/videoN or camera:N; replaces the config's sources",
     )
     run.add_argument("-c", "--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     _add_outputs(run)
@@ -293,7 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
         video = {"type": "video", "path": args.out_video, "existing": existing}
         settings.sinks.append(VideoSinkSettings.model_validate(video))
-    if not settings.sinks:
+    if not settings.sinks and settings.sources:  # without inputs the error below says it all
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
     if wanted(settings) or args.resume:
         return _run_on_ray(settings, args.resume)

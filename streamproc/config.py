@@ -581,17 +581,19 @@ def load_settings(config_path: Path | None = None, overrides: Mapping[str, Any] 
     try:
         loaded = _Loaded(**cli_data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, config_path, cli_data)) from None
+        raise ConfigError(_describe(exc, config_path, file_data, cli_data)) from None
     return loaded
 
 
-def _describe(exc: ValidationError, config_path: Path | None, cli_data: Mapping[str, Any]) -> str:
+def _describe(
+    exc: ValidationError, config_path: Path | None, file_data: Mapping[str, Any], cli_data: Mapping[str, Any]
+) -> str:
     """One line naming the first bad key, where it came from and what is wrong."""
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     # pydantic adds the union member's tag after the list index (sinks.0.<type>.field); drop it
     key = ".".join(part for i, part in enumerate(loc) if not (i == 2 and loc[0] == "sinks"))
-    origin = _origin(error["loc"], config_path, cli_data)
+    origin = _origin(error["loc"], config_path, file_data, cli_data)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling; `streamproc config example` lists every key)"
@@ -599,16 +601,34 @@ def _describe(exc: ValidationError, config_path: Path | None, cli_data: Mapping[
     return f"invalid setting '{key}' {origin}: {message}{more}"
 
 
-def _origin(loc: tuple[Any, ...], config_path: Path | None, cli_data: Mapping[str, Any]) -> str:
+def _origin(
+    loc: tuple[Any, ...], config_path: Path | None, file_data: Mapping[str, Any], cli_data: Mapping[str, Any]
+) -> str:
     top = str(loc[0]) if loc else ""
     if top in cli_data:
         return "on the command line"
     exact_env = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
     if exact_env in os.environ:
         return f"in environment variable {exact_env}"
+    # the file names this very key: another variable of the same section (a password) is not to blame
+    if config_path and _holds(file_data, loc):
+        return f"in {config_path}"
     env_name = ENV_PREFIX + top.upper()
     if any(name.upper().startswith(env_name) for name in os.environ):
         return f"in environment variable {env_name}*"
     if config_path:
         return f"in {config_path}"
     return "in the settings"
+
+
+def _holds(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Whether the parsed YAML has a value at this error location (pydantic's union tags skipped)."""
+    for part in loc:
+        in_list = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if in_list or (isinstance(data, Mapping) and part in data):
+            data = data[part]
+        elif not isinstance(part, int) and isinstance(data, Mapping) and data.get("type") == part:
+            continue  # the tag of a sinks union member (sinks.0.mqtt.host)
+        else:
+            return False
+    return True

@@ -22,6 +22,14 @@ def test_missing_file(run_cli: CliRunner, tmp_path: Path) -> None:
     assert_one_line_error(result.stderr, "nope.mp4", "does not exist")
 
 
+def test_no_input_is_one_line_naming_what_to_give(run_cli: CliRunner) -> None:
+    result = run_cli("run", env={"STREAMPROC_CONFIG": ""})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "streamproc: error: no input given: name a video file (streamproc run VIDEO.mp4) or list sources"
+    ]
+
+
 def test_zero_byte_file(run_cli: CliRunner, tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.touch()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,30 @@ def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("STREAMPROC_DETECTOR__THREADS", "lots")
     with pytest.raises(ConfigError, match="STREAMPROC_DETECTOR__THREADS"):
         load_settings(None)
+
+
+def test_a_bad_file_value_is_blamed_on_the_file_though_its_section_has_a_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the README's MQTT recipe: the password in the environment, a TLS file named in the config
+    config = write(tmp_path, f"mqtt:\n  tls: {{enabled: true, ca_file: {tmp_path / 'no-ca.pem'}}}\n")
+    monkeypatch.setenv("STREAMPROC_MQTT__PASSWORD", "a-password-from-the-environment")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"'mqtt.tls.ca_file' in {config}:" in str(caught.value)
+    # a key the file does not name still points at the variables of its section
+    monkeypatch.setenv("STREAMPROC_MQTT__PORT", "0")
+    with pytest.raises(ConfigError, match=r"'mqtt.port' in environment variable STREAMPROC_MQTT__PORT"):
+        load_settings(write(tmp_path, "mqtt:\n  host: broker.lan\n"))
+
+
+def test_a_bad_sink_value_in_the_file_is_blamed_on_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path, "sinks:\n  - type: mqtt\n    qos: {events: 3}\n")
+    monkeypatch.setenv("STREAMPROC_SINKS_UNRELATED", "x")  # any variable starting STREAMPROC_SINKS
+    with pytest.raises(ConfigError, match=re.escape(f"'sinks.0.qos.events' in {config}:")):
+        load_settings(config)
 
 
 def test_bad_cli_value_says_command_line() -> None:

@@ -277,6 +277,18 @@ def test_a_tfjs_model_classifies_faces_over_http(
         assert abs(sum(label["score"] for label in top) - 1) < 0.2, "softmax: five of seven carry most"
 
 
+def test_every_api_model_is_offered_also_the_classifier_sections_default() -> None:
+    """`serve --api-model mobilenet_v1 --api-model mobilenet_v2` with classification off: mobilenet_v2
+    is also the classifier section's default model, which must not hide it from the API."""
+    api = DetectApiSettings(models=[MODEL, "mobilenet_v2", MODEL], workers=1)
+    pool = open_detect_pool(Settings(http=HttpSettings(enabled=True, port=0, api=api)))
+    try:
+        assert pool.models == [MODEL, "mobilenet_v2"]
+        assert pool.workers[0].classifiers[""].classifier.name == MODEL, "a request naming none: the first"
+    finally:
+        pool.close()
+
+
 def test_concurrent_requests_share_the_classifier_call(face_jpeg: bytes) -> None:
     """One worker, 12 clients: requests that wait together are classified together (micro-batch)."""
     with api_server(workers=1, batch=8) as url, ThreadPoolExecutor(12) as clients:

@@ -50,6 +50,20 @@ def test_cli_run_writes_every_frame_and_a_true_annotated_video(
     assert duration_out == pytest.approx(duration_in, abs=1e-3)
 
 
+def test_a_files_status_events_carry_its_picture_size(sample_video: Path, tmp_path: Path) -> None:
+    """As a camera's do: the `streaming` line of a file says how big its pictures are."""
+    events = tmp_path / "e.jsonl"
+    settings = Settings(
+        sources=[SourceSettings(url=str(sample_video))], sinks=[JsonlSinkSettings(type="jsonl", path=events)]
+    )
+    assert build_pipeline(settings).run().ok
+    status = read_records(events, "status")
+    assert [(s["state"], s["width"], s["height"]) for s in status] == [
+        ("streaming", 640, 360),
+        ("stopped", 640, 360),
+    ]
+
+
 def test_annotated_video_shows_the_boxes(tmp_path: Path, sample_video: Path, run_cli: CliRunner) -> None:
     import av
 

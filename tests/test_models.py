@@ -196,8 +196,12 @@ def test_model_that_is_not_a_classifier() -> None:
 
 
 def test_unknown_model_name_lists_the_known_ones() -> None:
-    with pytest.raises(ModelError, match=r"unknown model 'mobilenet_v3'.*mobilenet_v1.*mobilenet_v2"):
+    with pytest.raises(
+        ModelError, match=r"unknown model 'mobilenet_v3'.*mobilenet_v1.*mobilenet_v2"
+    ) as caught:
         open_classifier(ClassifierSettings(enabled=True, model="mobilenet_v3"), ModelRegistry.load())
+    # a classifier is asked for: detectors and label files are no answer
+    assert "blazeface" not in str(caught.value) and "imagenet_labels" not in str(caught.value)
 
 
 def test_path_model_must_declare_its_preprocessing() -> None:

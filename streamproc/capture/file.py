@@ -99,6 +99,7 @@ class FileSource(Source):
         self._turns = round((first.rotation or 0) / 90) % 4
         if self._turns % 2:
             width, height = height, width
+        self.size = (width, height)  # status events carry it, as a camera's do
         self.info = StreamInfo(
             source_id=self.source_id,
             url=self.url,

@@ -205,7 +205,7 @@ def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry)
         )
     path = Path(settings.model)
     if not path.exists() and not path.suffix:
-        registry.get(settings.model)  # neither a file nor a known name: list the names
+        registry.get(settings.model, "classifier")  # neither a file nor a known name: list the names
     if settings.preprocessing is None:
         raise ConfigError(
             f"classifier.preprocessing must be set for the model file {path} "

@@ -143,10 +143,11 @@ class ModelRegistry:
         folder = Path(models_dir).expanduser() if models_dir else default_models_dir()
         return cls(specs, folder, manifest)
 
-    def get(self, name: str) -> ModelSpec:
+    def get(self, name: str, kind: str | None = None) -> ModelSpec:
+        """The entry called ``name``; unknown, the error lists the names (of this ``kind`` if given)."""
         spec = self.specs.get(name)
         if spec is None:
-            known = ", ".join(sorted(self.specs))
+            known = ", ".join(sorted(n for n, s in self.specs.items() if kind in (None, s.kind)))
             raise ModelError(
                 f"unknown model {name!r}: choose one of {known} (see `streamproc models list`), "
                 "or give the path of a model file"

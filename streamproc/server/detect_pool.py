@@ -234,14 +234,15 @@ def open_detect_pool(settings: Settings) -> DetectPool:
     """The API's workers: the configured detector, and each API model as a classifier (the first,
     or the classifier section's when enabled, answers requests that name none)."""
     api, classify = settings.http.api, settings.classifier
-    names = ([classify.model] if classify.enabled else []) + [m for m in api.models if m != classify.model]
+    names = [classify.model] if classify.enabled else []
+    names += [m for m in dict.fromkeys(api.models) if m not in names]  # the classifier section's may be off
     one_thread = settings.detector.model_copy(update={"threads": 1})  # workers run side by side
     registry = ModelRegistry.load(settings.models_dir) if names else None
 
     def make_worker() -> DetectWorker:
         classifiers: dict[str, ClassifierRunner] = {}
         for name in names:
-            own = classify if name == classify.model else ClassifierSettings(model=name)
+            own = classify if classify.enabled and name == classify.model else ClassifierSettings(model=name)
             assert registry is not None
             model = open_classifier(own.model_copy(update={"top_k": MAX_TOP_K, "threads": 1}), registry)
             classifiers[name] = classifiers[model.name] = ClassifierRunner(model)
