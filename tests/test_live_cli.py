@@ -40,6 +40,10 @@ class CliProcess:
         for line in self.process.stderr:
             self.lines.append(line)
 
+    def read_to_end(self) -> None:
+        """After the process ended: wait until the reader has every line (it may lag behind)."""
+        self._reader.join(timeout=10)
+
     def saw(self, text: str) -> bool:
         return any(text in line for line in self.lines)
 
@@ -62,6 +66,7 @@ def test_ctrl_c_stops_within_two_seconds_while_retrying(silent_server: int, came
         cli.process.send_signal(signal.SIGINT)
         returncode = cli.process.wait(timeout=10)
         took = time.monotonic() - asked
+        cli.read_to_end()
     finally:
         cli.kill()
     log = "".join(cli.lines)
