@@ -32,6 +32,7 @@ from streamproc.config import Settings
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.cameras import run_cameras
 from streamproc.distributed.files import run_files
+from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.outputs import TEMP_MARK
 from streamproc.events import SCHEMA_PATH
 
@@ -92,6 +93,31 @@ def test_the_flags_without_ray_say_how_to_install_it(sample_video: Path, tmp_pat
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'streamproc[ray]'" in lines[0], result.stderr
+
+
+def test_the_track_registry_owes_ends_per_output_and_incarnation() -> None:
+    registry = TrackRegistry(outputs=[0, 2])  # the plain class: the actor's logic without Ray
+    for track_id in ("t1", "t2"):
+        registry.opened("g", "old", {"track_id": track_id})
+    registry.opened("g", "new", {"track_id": "t3"})
+    registry.ended("g", "old", 0, ["t1"])  # output 0 wrote t1's end, output 2 did not yet
+    registry.ended("g", "old", 0, ["t2"])
+    registry.ended("g", "old", 2, ["t2"])  # both wrote t2's end: nothing owed
+    lost = registry.take("g", lost=None, keep="new")
+    assert {track_id: track.owing for track_id, track in lost.items()} == {"t1": {2}}
+    assert registry.take("g", lost=None, keep="new") == {}, "taken once"
+    assert set(registry.take("g", lost="new", keep=None)) == {"t3"}
+
+
+def test_files_and_cameras_in_one_run_are_refused_in_one_line(
+    sample_video: Path, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    camera = "rtsp://127.0.0.1:9/never-opened"  # refused before anything connects (Ray is not started)
+    result = run_cli("run", sample_video, camera, "--workers", "2", "--events", tmp_path / "{source}.jsonl")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not both" in lines[0] and "one run for each" in lines[0], result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
@@ -207,10 +233,12 @@ def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it remov
 
         gap = wait_until(lambda: _restart_gap(events, f"cam-{lost}", killed_at), 30, "frames of a new worker")
         assert gap < 5.0, f"frames of group {lost} resumed {gap:.1f} s after the last one"
-        ends = wait_until(lambda: _worker_lost_ends(events), 10, "end events with worker_lost")
+        newest = fresh[-1]["track_id"]
+        ended = lambda: {e["track_id"] for e in _worker_lost_ends(events)}  # noqa: E731 - read anew
+        wait_until(lambda: newest in ended(), 10, "a worker_lost end of the track announced last")
+        ends = _worker_lost_ends(events)
         started = {e["track_id"] for e in _news(events, f"cam-{lost}")}
         assert {e["track_id"] for e in ends} <= started and {e["source"] for e in ends} == {f"cam-{lost}"}
-        assert fresh[-1]["track_id"] in {e["track_id"] for e in ends}, "the newest track got no end"
         schema = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
         for end in ends:
             schema.validate(end)
