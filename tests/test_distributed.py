@@ -97,17 +97,18 @@ def test_the_flags_without_ray_say_how_to_install_it(sample_video: Path, tmp_pat
 
 
 def test_the_track_registry_owes_ends_per_output_and_incarnation() -> None:
-    registry = TrackRegistry(outputs=[0, 2])  # the plain class: the actor's logic without Ray
-    for track_id in ("t1", "t2"):
-        registry.opened("g", "old", {"track_id": track_id})
-    registry.opened("g", "new", {"track_id": "t3"})
-    registry.ended("g", "old", 0, ["t1"])  # output 0 wrote t1's end, output 2 did not yet
-    registry.ended("g", "old", 0, ["t2"])
-    registry.ended("g", "old", 2, ["t2"])  # both wrote t2's end: nothing owed
+    registry = TrackRegistry()  # the plain class: the actor's logic without Ray
+    for output in (0, 2):  # outputs 0 and 2 announce t1 and t2; output 2 lags behind on t3
+        for track_id in ("t1", "t2"):
+            registry.opened("g", "old", output, {"track_id": track_id})
+    registry.opened("g", "old", 0, {"track_id": "t3"})
+    registry.opened("g", "new", 0, {"track_id": "t4"})
+    registry.ended("g", "old", 0, ["t1", "t2"])  # output 0 wrote their ends, output 2 only t2's
+    registry.ended("g", "old", 2, ["t2"])
     lost = registry.take("g", lost=None, keep="new")
-    assert {track_id: track.owing for track_id, track in lost.items()} == {"t1": {2}}
+    assert {track_id: track.owing for track_id, track in lost.items()} == {"t1": {2}, "t3": {0}}
     assert registry.take("g", lost=None, keep="new") == {}, "taken once"
-    assert set(registry.take("g", lost="new", keep=None)) == {"t3"}
+    assert set(registry.take("g", lost="new", keep=None)) == {"t4"}
 
 
 def test_files_and_cameras_in_one_run_are_refused_in_one_line(

@@ -17,7 +17,7 @@ from typing import Any
 from streamproc.config import Settings
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.driver_outputs import DriverOutputs
-from streamproc.distributed.group_worker import REPORTED_SINKS, GroupWorker
+from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
 from streamproc.distributed.ledger import LostEnd, TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
@@ -39,14 +39,13 @@ class GroupWatch:
         self.incarnation: str | None = None  # of the worker that answered last
 
 
-def start_registry(ray: Any, settings: Settings) -> Any:
+def start_registry(ray: Any) -> Any:
     """The track registry, on this (the driver's) node: it must outlive any worker node."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    outputs = [index for index, sink in enumerate(settings.sinks) if sink.type in REPORTED_SINKS]
     registry_class = ray.remote(TrackRegistry).options(num_cpus=0, scheduling_strategy=here)
-    registry = registry_class.remote(outputs)
+    registry = registry_class.remote()
     ray.get(registry.__ray_ready__.remote())  # placed and constructed before any worker reports
     return registry
 
@@ -147,7 +146,7 @@ def run_cameras(
     view = view or ClusterView()
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
-    registry = start_registry(ray, settings)
+    registry = start_registry(ray)
     watches = start_groups(ray, settings, registry)
     ends = LostTracks(ray, registry, outputs)
     deadline = time.monotonic() + settings.duration if settings.duration else float("inf")

@@ -4,14 +4,16 @@
 worker node). Each output sink of a group's worker (JSON Lines, MQTT) is wrapped in
 :class:`ReportingSink`, which runs in that sink's thread and
 
-- before the sink writes a ``new``, registers the track and waits for the registry's answer, so a
-  track any output has announced is always known beside the driver, however soon the worker dies;
+- before the sink writes a ``new``, registers the track for this output and waits for the
+  registry's answer, so a track an output has announced is always known beside the driver, however
+  soon the worker dies (outputs lag each other: each registers for itself);
 - after the sink wrote an ``end``, tells the registry (fire and forget) that this output has it.
 
 When a worker is lost, the driver takes its incarnation's tracks from the registry and writes, to
-each output that has not written a track's ``end``, one ``end`` with ``end_reason: worker_lost``.
-A worker killed between a sink writing an ``end`` and its message leaving the process can give
-that output a second ``end`` (a window of about a millisecond). :class:`TrackLedger` keeps each
+each output that announced a track but has not written its ``end``, one ``end`` with
+``end_reason: worker_lost``. A worker killed between a sink's registration and its write of the
+``new`` (or between its write of an ``end`` and the message leaving the process) gives that output
+an ``end`` too many: windows of about a millisecond. :class:`TrackLedger` keeps each
 open track's latest state on the worker; the driver's polls carry it, so a lost end tells where
 the track was last seen.
 """
@@ -55,7 +57,8 @@ class TrackLedger(Sink):
 
 @dataclass
 class OpenTrack:
-    """A track some output announced: its ``new`` event, and the outputs still owing its ``end``."""
+    """A track some output announced: its ``new`` event, and the outputs that announced it and still
+    owe its ``end``."""
 
     new: dict[str, Any]
     owing: set[int]
@@ -64,13 +67,13 @@ class OpenTrack:
 class TrackRegistry:
     """The actor beside the driver: open tracks per group and worker incarnation."""
 
-    def __init__(self, outputs: Sequence[int]) -> None:
-        self._outputs = frozenset(outputs)  # indexes (in settings.sinks) of the reported outputs
+    def __init__(self) -> None:
         self._tracks: dict[str, dict[str, dict[str, OpenTrack]]] = {}  # group -> incarnation -> id
 
-    def opened(self, group: str, incarnation: str, event: dict[str, Any]) -> None:
+    def opened(self, group: str, incarnation: str, output: int, event: dict[str, Any]) -> None:
+        """Output ``output`` (its index in settings.sinks) is about to announce the track."""
         tracks = self._tracks.setdefault(group, {}).setdefault(incarnation, {})
-        tracks.setdefault(str(event["track_id"]), OpenTrack(event, set(self._outputs)))
+        tracks.setdefault(str(event["track_id"]), OpenTrack(event, set())).owing.add(output)
 
     def ended(self, group: str, incarnation: str, output: int, track_ids: list[str]) -> None:
         tracks = self._tracks.get(group, {}).get(incarnation, {})
@@ -106,7 +109,7 @@ class ReportingSink(Sink):
 
         fresh = [e for e in events if e.type == "new" and e.track_id not in self._known]
         if fresh:  # wait for the answers: the registry must know a track before anyone hears of it
-            ray.get([self._registry.opened.remote(*self._where, e.to_dict()) for e in fresh])
+            ray.get([self._registry.opened.remote(*self._where, self._output, e.to_dict()) for e in fresh])
             self._known.update(e.track_id for e in fresh)
         self.inner.handle_events(events)
         ended = [e.track_id for e in events if e.type == "end"]
