@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ FAST_HEALTH_CHECKS = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every address stays 127.0.0.1 (nothing leaves this host)
 }
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
+# Ray's health_check_initial_delay_ms (5000 by default): a node is not checked at all until it has
+# been up this long, so one killed sooner is noticed only seconds later (by the GCS's reconnects)
+HEALTH_CHECKS_START_S = 5.0
+WORKER_NODE_STARTED: dict[str, float] = {}  # node id -> time.monotonic() when it had joined
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +43,20 @@ def ray_cluster() -> Iterator[Any]:
             initialize_head=True, head_node_args={**node, "include_dashboard": False, "temp_dir": temp_dir}
         )
         try:
-            cluster.add_node(**node)
+            worker = cluster.add_node(**node)
             cluster.wait_for_nodes()
+            WORKER_NODE_STARTED[worker.node_id] = time.monotonic()
             ray.init(address=cluster.address, include_dashboard=False)
             yield cluster
         finally:
             ray.shutdown()
             cluster.shutdown()
+
+
+def wait_for_health_checks(node_id: str) -> None:
+    """Until the GCS health-checks the node, as it does every node of a cluster that has run a
+    while (the failover tests measure that case; the suite's earlier tests usually cover the wait)."""
+    time.sleep(max(0.0, WORKER_NODE_STARTED[node_id] + HEALTH_CHECKS_START_S - time.monotonic()))
 
 
 def without_wall_time(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Frames never leave the worker that decodes them (a 720p frame costs ~19 ms to ship to another
 process); the driver only polls each group's small snapshot, sends ``worker_lost`` ends for tracks
-that died with a worker, keeps the aggregate availability and serves the whole system's numbers.
+that died with a worker (known from the track registry beside it, see ledger), keeps the aggregate
+availability and serves the whole system's numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.driver_outputs import DriverOutputs
 from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
-from streamproc.distributed.ledger import LostEnd
+from streamproc.distributed.ledger import LostEnd, TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
 from streamproc.errors import ConfigError
 
@@ -35,9 +36,21 @@ class GroupWatch:
         self.pending: Any = None
         self.open_tracks: dict[str, dict[str, Any]] = {}
         self.finished = False  # its pipeline ended (duration, or it could not start)
+        self.incarnation: str | None = None  # of the worker that answered last
 
 
-def start_groups(ray: Any, settings: Settings) -> list[GroupWatch]:
+def start_registry(ray: Any) -> Any:
+    """The track registry, on this (the driver's) node: it must outlive any worker node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    registry_class = ray.remote(TrackRegistry).options(num_cpus=0, scheduling_strategy=here)
+    registry = registry_class.remote()
+    ray.get(registry.__ray_ready__.remote())  # placed and constructed before any worker reports
+    return registry
+
+
+def start_groups(ray: Any, settings: Settings, registry: Any) -> list[GroupWatch]:
     options = settings.distributed
     groups = camera_groups(with_ids(settings.sources), options.cameras_per_worker)
     _check_cpus(len(groups) * options.group_cpus, ray.cluster_resources().get("CPU", 0.0), settings)
@@ -47,7 +60,7 @@ def start_groups(ray: Any, settings: Settings) -> list[GroupWatch]:
     watches = []
     for group, sources in groups.items():
         log.info("group %s: %s", group, ", ".join(source.id or source.url for source in sources))
-        actor = actor_class.remote(group_settings(settings, group, sources), group, driver_level())
+        actor = actor_class.remote(group_settings(settings, group, sources), group, driver_level(), registry)
         watches.append(GroupWatch(group, actor))
     return watches
 
@@ -66,9 +79,7 @@ def _check_cpus(needed: float, available: float, settings: Settings) -> None:
     log.warning("%s; groups wait until the cluster has room", problem)
 
 
-def poll(
-    ray: Any, watches: list[GroupWatch], view: ClusterView, outputs: DriverOutputs, wait_s: float
-) -> None:
+def poll(ray: Any, watches: list[GroupWatch], view: ClusterView, ends: LostTracks, wait_s: float) -> None:
     """One look at every group: record snapshots, notice lost workers and end their tracks."""
     for watch in watches:
         if watch.pending is None and not watch.finished:
@@ -85,20 +96,32 @@ def poll(
             if view.alive(watch.group) or watch.open_tracks:
                 log.warning("group %s: worker lost (%s); Ray restarts it", watch.group, type(exc).__name__)
             view.lost(watch.group)
-            _end_lost(watch, outputs)
+            if watch.incarnation is not None:
+                ends.end(watch, lost=watch.incarnation)
             continue
         if view.update(watch.group, snapshot):
             log.warning("group %s: resumed on %s (pid %d)", watch.group, snapshot.node, snapshot.pid)
-            _end_lost(watch, outputs)
+        if snapshot.incarnation != watch.incarnation:  # incarnations the driver never saw die, too
+            ends.end(watch, keep=snapshot.incarnation)
+            watch.incarnation = snapshot.incarnation
         watch.open_tracks, watch.finished = snapshot.open_tracks, not snapshot.running
-    outputs.set_available(not view.all_lost())
+    ends.outputs.set_available(not view.all_lost())
 
 
-def _end_lost(watch: GroupWatch, outputs: DriverOutputs) -> None:
-    if watch.open_tracks:
-        log.info("group %s: %d tracks ended as worker_lost", watch.group, len(watch.open_tracks))
-        outputs.send([LostEnd(last) for last in watch.open_tracks.values()])
-        watch.open_tracks = {}
+class LostTracks:
+    """Writes the ``worker_lost`` ends of a lost worker's tracks to the outputs still owing them."""
+
+    def __init__(self, ray: Any, registry: Any, outputs: DriverOutputs) -> None:
+        self._ray, self._registry, self.outputs = ray, registry, outputs
+
+    def end(self, watch: GroupWatch, lost: str | None = None, keep: str | None = None) -> None:
+        tracks = self._ray.get(self._registry.take.remote(watch.group, lost, keep))
+        if not tracks:
+            return
+        log.info("group %s: %d tracks ended as worker_lost", watch.group, len(tracks))
+        for track_id, track in tracks.items():  # the latest state polled, else the announcement
+            last = watch.open_tracks.pop(track_id, track.new)
+            self.outputs.send([LostEnd(last)], track.owing)
 
 
 def stop_groups(ray: Any, watches: list[GroupWatch]) -> list[str]:
@@ -123,14 +146,17 @@ def run_cameras(
     view = view or ClusterView()
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
-    watches = start_groups(ray, settings)
+    registry = start_registry(ray)
+    watches = start_groups(ray, settings, registry)
+    ends = LostTracks(ray, registry, outputs)
     deadline = time.monotonic() + settings.duration if settings.duration else float("inf")
     try:
         with _http(settings, view):
             while not stop.is_set() and time.monotonic() < deadline and not all(w.finished for w in watches):
-                poll(ray, watches, view, outputs, settings.distributed.poll_interval)
+                poll(ray, watches, view, ends, settings.distributed.poll_interval)
                 stop.wait(max(0.0, settings.distributed.poll_interval - 0.05))
         problems = stop_groups(ray, watches)
+        ray.kill(registry)
         _log_summary(view)
     finally:
         outputs.close()

@@ -9,10 +9,11 @@ while the driver runs and at least one worker group is up, while each group has 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from streamproc.builder import build_sink
 from streamproc.config import Settings
+from streamproc.distributed.group_worker import REPORTED_SINKS
 from streamproc.errors import StreamprocError
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.topics import OFFLINE, ONLINE
@@ -25,9 +26,12 @@ log = logging.getLogger(__name__)
 
 class DriverOutputs:
     def __init__(self, settings: Settings, stats: StatsProvider) -> None:
-        self._sinks: list[Sink] = [
-            build_sink(sink, settings, stats) for sink in settings.sinks if sink.type in ("jsonl", "mqtt")
-        ]
+        self._outputs: dict[int, Sink] = {  # by their index in settings.sinks, as the workers report
+            index: build_sink(sink, settings, stats)
+            for index, sink in enumerate(settings.sinks)
+            if sink.type in REPORTED_SINKS
+        }
+        self._sinks = list(self._outputs.values())
         self._mqtt = next((sink for sink in self._sinks if isinstance(sink, MqttSink)), None)
         self._available = True
 
@@ -36,9 +40,10 @@ class DriverOutputs:
         for sink in self._sinks:
             sink.open(pixels)
 
-    def send(self, events: Sequence[object]) -> None:
-        for sink in self._sinks:
-            sink.handle_events(events)
+    def send(self, events: Sequence[object], outputs: Collection[int]) -> None:
+        """Write ``events`` to the outputs with these indexes."""
+        for index in outputs:
+            self._outputs[index].handle_events(events)
 
     def set_available(self, up: bool) -> None:
         """The aggregate availability: published when it changes."""

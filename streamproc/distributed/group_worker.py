@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from typing import Any
 
 from streamproc.builder import build_pipeline
 from streamproc.config import Settings
 from streamproc.distributed.aggregate import WorkerSnapshot
-from streamproc.distributed.ledger import TrackLedger
-from streamproc.distributed.worker_logs import setup_worker_logging
+from streamproc.distributed.ledger import ReportingSink, TrackLedger
+from streamproc.distributed.worker_logs import process_age, setup_worker_logging
 from streamproc.errors import StreamprocError
 from streamproc.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+REPORTED_SINKS = ("jsonl", "mqtt")  # the outputs the driver also opens, to end lost tracks there
 
 
 class GroupWorker:
@@ -24,25 +27,36 @@ class GroupWorker:
     (Ray constructs it again) resumes its cameras by itself. Frame numbers, track ids and stats
     start over in each incarnation."""
 
-    def __init__(self, data: dict[str, Any], group: str, level: int) -> None:
+    def __init__(self, data: dict[str, Any], group: str, level: int, registry: Any) -> None:
         import ray  # inside a worker: Ray is there
 
+        began = time.perf_counter()
         self.incarnation = uuid.uuid4().hex
         self._node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:12]}"
         setup_worker_logging(level, group)
         self._ledger = TrackLedger()
         self._problems: list[str] = []
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
+        settings = Settings.model_validate(data)
         try:
-            self._pipeline: Pipeline | None = build_pipeline(
-                Settings.model_validate(data), extra_sinks=[self._ledger]
-            )
+            self._pipeline: Pipeline | None = build_pipeline(settings, extra_sinks=[self._ledger])
         except StreamprocError as exc:  # reported to the driver, which stops watching this group
             log.error("group %s cannot start: %s", group, exc)
             self._pipeline, self._problems = None, [str(exc)]
             return
+        sinks = self._pipeline.sinks
+        for index, sink in enumerate(settings.sinks):
+            if sink.type in REPORTED_SINKS:
+                sinks[index] = ReportingSink(sinks[index], index, registry, group, self.incarnation)
         self._thread.start()
-        log.info("group %s started (incarnation %s)", group, self.incarnation[:8])
+        age = process_age()
+        log.info(
+            "group %s started (incarnation %s): pipeline built in %.2f s, in a worker process up %s",
+            group,
+            self.incarnation[:8],
+            time.perf_counter() - began,
+            "(unknown)" if age is None else f"{age:.2f} s",
+        )
 
     def _run(self) -> None:
         assert self._pipeline is not None

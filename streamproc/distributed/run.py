@@ -28,8 +28,8 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
     live = [source for source in settings.sources if is_live(source)]
     if live and len(live) != len(settings.sources):
         raise ConfigError(
-            "a distributed run takes either files or live sources (cameras, realtime/loop files): "
-            "run them as two jobs"
+            "a distributed run takes files or live sources (cameras, realtime/loop files), not both: "
+            "files end, cameras run until stopped; start one run for each (on one --cluster they share it)"
         )
     if resume and live:
         raise ConfigError("--resume applies to files, not to live sources")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from streamproc.logs import OWN_LOGGER, setup_logging
 
@@ -32,3 +33,14 @@ def setup_worker_logging(level: int, group: str) -> None:
 def driver_level() -> int:
     """The level streamproc's loggers have here, for the workers to use too."""
     return logging.getLogger(OWN_LOGGER).getEffectiveLevel()
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux), to tell how long a restarted worker took to
+    come up; None where /proc cannot say."""
+    try:
+        with open("/proc/self/stat") as stat:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
