@@ -12,6 +12,7 @@ from streamproc.capture.urls import display_url
 from streamproc.frames import Frame, SourceState, StatusEvent, StreamInfo
 from streamproc.redaction import redact
 
+CAPTURE_THREAD_PREFIX = "capture-"
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +64,8 @@ class Source:
         """Start the capture thread; ``prepare`` runs on each frame there and returns what is buffered."""
         assert self._buffer is not None, "bind() a buffer first"
         self._prepare = prepare
-        self._thread = threading.Thread(target=self._run, name=f"capture-{self.source_id}", daemon=True)
+        name = f"{CAPTURE_THREAD_PREFIX}{self.source_id}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -112,6 +114,11 @@ class Source:
             self._buffer.close()
             if self.state not in (SourceState.FAILED, SourceState.STOPPED):
                 self.set_state(SourceState.STOPPED)
+
+
+def capture_threads_running() -> int:
+    """Capture threads still running, e.g. left inside a camera's connect after ``join_grace``."""
+    return sum(1 for thread in threading.enumerate() if thread.name.startswith(CAPTURE_THREAD_PREFIX))
 
 
 def join_sources(sources: Iterable[Source]) -> None:
