@@ -58,7 +58,7 @@ def view_dict(view: Observation) -> dict[str, Any]:
 
 
 class RunIds:
-    """Ids unique across runs and sources: ``<run>-<n>`` for tracks, ``<track>.<seq>`` for events.
+    """Ids unique across sources and live runs: ``<run>-<n>`` for tracks, ``<track>.<seq>`` for events.
 
     The run part is the start time (UTC, to the second) plus a random suffix, so ids sort by time
     and two processes started in the same second still differ. A run over files only is named after
