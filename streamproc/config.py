@@ -490,6 +490,7 @@ class Settings(BaseSettings, NumbersAreNumbers):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=ENV_NESTED_DELIMITER,
+        env_ignore_empty=True,  # `STREAMPROC_X= cmd` clears a variable, as in the shell (was: "" as a value)
         extra="forbid",
         allow_inf_nan=False,
         nested_model_default_partial_update=True,

@@ -36,6 +36,15 @@ def test_precedence_file_then_env_then_cli(tmp_path: Path, monkeypatch: pytest.M
     assert settings.detector.threads == 2
 
 
+def test_an_empty_variable_counts_as_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(tmp_path, "models_dir: /srv/models\ndetector:\n  min_score: 0.6\n")
+    monkeypatch.setenv("STREAMPROC_MODELS_DIR", "")  # was the current directory
+    monkeypatch.setenv("STREAMPROC_DETECTOR__MIN_SCORE", "")  # was an error
+    settings = load_settings(config)
+    assert settings.models_dir == Path("/srv/models")
+    assert settings.detector.min_score == 0.6
+
+
 def test_example_config_is_valid(repo_dir: Path) -> None:
     settings = load_settings(repo_dir / "config" / "example.yaml")
     assert settings.sinks, "the example documents the sinks"
