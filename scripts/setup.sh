@@ -24,6 +24,7 @@ declare -A NEEDED=(
   [chromedriver]=chromium-driver
   [mount]=mount                      # the disk-full tests mount a small tmpfs (CI runs as root)
   [hostname]=hostname                # `hostname -I`: the addresses the HTTP start-up line should list
+  [curl]=curl                        # the detection API test posts a photo as users do, with curl
 )
 
 missing=()

@@ -4,12 +4,14 @@ orientation, classification, each bad request, a full queue and a decompression 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -92,6 +94,21 @@ def test_every_content_type_finds_the_same_faces(detect_url: str, face_jpeg: byt
     assert np.abs(boxes(webp) - boxes(reference)).max() < 4  # lossy: nearly the same
     form = httpx.post(detect_url, files={"file": ("../../etc/passwd", face_jpeg, "image/jpeg")}, timeout=30)
     assert form.status_code == 200 and np.array_equal(boxes(form.json()), boxes(reference))
+
+
+def test_curl_without_a_content_type_is_understood(detect_url: str, shared_dir: Path) -> None:
+    """`curl --data-binary @photo.jpg` labels the body as a urlencoded form; the bytes are a JPEG."""
+    photo = shared_dir / "images" / "face.jpg"
+    reply = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "--data-binary", f"@{photo}", detect_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reply.returncode == 0, reply.stdout + reply.stderr
+    answer = json.loads(reply.stdout)
+    reference = post(detect_url, photo.read_bytes(), "image/jpeg").json()
+    assert answer["format"] == "jpeg" and np.array_equal(boxes(answer), boxes(reference))
 
 
 def test_exif_orientation_is_applied(detect_url: str, face_jpeg: bytes) -> None:

@@ -21,6 +21,7 @@ RAW_TYPES = frozenset(
         "image/bmp",
         "image/x-ms-bmp",
         "application/octet-stream",  # format found from the bytes
+        "application/x-www-form-urlencoded",  # what `curl --data-binary @photo.jpg` sends unless told
     }
 )
 FORM_FIELD = b"file"
