@@ -17,11 +17,9 @@ SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 IF_INET6 = "/proc/net/if_inet6"  # Linux: every IPv6 address, one per line
 # documentation addresses (RFC 5737, RFC 3849): only the route towards them is looked up
 ROUTE_PROBES = {socket.AF_INET: "198.51.100.1", socket.AF_INET6: "2001:db8::1"}
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
 # a server on "::" takes IPv4 too (Linux's default: IPV6_V6ONLY off)
 EVERY_INTERFACE = {"0.0.0.0": [socket.AF_INET], "::": [socket.AF_INET, socket.AF_INET6]}
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def is_unspecified(host: str) -> bool:
@@ -44,14 +42,21 @@ def addresses_to_open(host: str) -> list[str]:
 
 
 def _interfaces(family: socket.AddressFamily) -> list[str]:
-    if family == socket.AF_INET6:
-        try:
-            with open(IF_INET6, encoding="ascii") as table:
-                rows = [line.split()[0] for line in table if line.strip()]
-        except OSError:
-            return []
-        return [":".join(row[i : i + 4] for i in range(0, 32, 4)) for row in rows]
-    found = []
+    return _ipv6_addresses() if family == socket.AF_INET6 else _ipv4_addresses()
+
+
+def _ipv6_addresses() -> list[str]:
+    try:
+        with open(IF_INET6, encoding="ascii") as table:
+            rows = [line.split()[0] for line in table if line.strip()]
+    except OSError:
+        return []
+    # each row is 32 hex digits without colons
+    return [":".join(row[i : i + 4] for i in range(0, 32, 4)) for row in rows]
+
+
+def _ipv4_addresses() -> list[str]:
+    found: list[str] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         for _, name in socket.if_nameindex():
             with contextlib.suppress(OSError):  # an interface without an IPv4 address
