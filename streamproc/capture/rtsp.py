@@ -22,7 +22,7 @@ from typing import Any
 
 import av
 
-from streamproc.capture.ffmpeg_log import FfmpegLog
+from streamproc.capture.ffmpeg_log import FfmpegLog, Line
 from streamproc.capture.live import Capture, Connection, LiveSource, LiveSourceError
 from streamproc.capture.mediaclock import MediaClock
 from streamproc.capture.urls import parse_url
@@ -67,7 +67,7 @@ def _refuses_transport(exc: Exception) -> bool:
         return True
     # FFmpeg's last error line ("method SETUP failed: 461 ..."), not str(exc), which holds the url,
     # whose port may well contain 461
-    said: tuple[int, str, str] | None = getattr(exc, "log", None)
+    said: Line | None = getattr(exc, "log", None)
     return said is not None and _FAILED_461.search(said[2]) is not None
 
 
