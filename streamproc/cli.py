@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("streamproc")
 
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 CONFIG_HELP = (
     "YAML config file (default: $STREAMPROC_CONFIG, else ./streamproc.yaml if present; "
     "`streamproc config example` prints a commented one)"
