@@ -37,7 +37,7 @@ class LiveViewSink(Sink):
     def __init__(self, jpeg_quality: int = 80) -> None:
         self.jpeg_quality = jpeg_quality
         self.frames_encoded = 0
-        self._changed = threading.Condition()
+        self._latest_lock = threading.Lock()  # the sink thread writes, the server reads
         self._latest: dict[str, FrameResult] = {}
         self._encoded: dict[str, tuple[FrameResult, LiveFrame]] = {}
         self._lock = threading.Lock()  # guards the counters and the lock table
@@ -52,20 +52,12 @@ class LiveViewSink(Sink):
         self._bgr = pixels.bgr(self)
 
     def handle(self, result: FrameResult) -> None:
-        with self._changed:
+        with self._latest_lock:
             self._latest[result.frame.source_id] = result
-            self._changed.notify_all()
 
     def latest(self, source_id: str) -> FrameResult | None:
-        with self._changed:
+        with self._latest_lock:
             return self._latest.get(source_id)
-
-    def wait_newer(self, source_id: str, than: FrameResult | None, timeout: float) -> FrameResult | None:
-        """The latest result once it differs from ``than``; None if none came within ``timeout``."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._latest.get(source_id, than) is not than, timeout)
-            result = self._latest.get(source_id)
-        return None if result is than else result
 
     def jpeg(self, result: FrameResult) -> LiveFrame:
         """Draw and encode a result, reusing the encoding when another viewer already asked for it."""
