@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -461,7 +461,7 @@ def _cmd_config_example(_args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stop_on_signals(stop: Any) -> list[str]:
+def _stop_on_signals(stop: Callable[[], object]) -> list[str]:
     """First SIGINT/SIGTERM: ordered shutdown (drain, flush, close). Second: stop at once.
 
     Returns the list the names of received signals are added to."""
