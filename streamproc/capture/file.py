@@ -31,8 +31,8 @@ from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
 from streamproc.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
-REORDER_SLACK = 2  # packets a damaged frame may come out after its error lines, beyond thread delay
 
+REORDER_SLACK = 2  # packets a damaged frame may come out after its error lines, beyond thread delay
 ONE_THREAD_PIXELS = 1280 * 720  # files up to this size decode on one thread (see _one_decoding_thread)
 ONE_THREAD_PIXELS_TWO_CORES = 1920 * 1088  # ... and up to this size on a machine with two cores
 
