@@ -197,6 +197,7 @@ class SinkRunner:
         self._thread.join()
 
     def join(self) -> None:
+        """Wait until the sink is closed (after :meth:`stop`): apart, so that stops can run side by side."""
         self._thread.join()
 
     def _run(self) -> None:
