@@ -156,6 +156,7 @@ class ReportingSink(Sink):
 class LostEnd:
     """The ``end`` of a track whose worker died: its last known state, ended there."""
 
+    type = "end"  # read by sinks as a TrackEvent's (not a field: no annotation)
     last: dict[str, Any]
 
     @property
@@ -166,14 +167,12 @@ class LostEnd:
     def track_id(self) -> str:
         return str(self.last["track_id"])
 
-    type = "end"
-
     def to_dict(self) -> dict[str, Any]:
         seq = int(self.last["seq"]) + 1
         seen = {key: self.last[key] for key in ("frame", "pts", "wall_time")}
         return {
             **self.last,
-            "type": "end",
+            "type": self.type,
             "event_id": f"{self.track_id}.{seq}",
             "seq": seq,
             "end": seen,
