@@ -152,7 +152,7 @@ class AccessControl:
 
     def _count_token_refusal(self, scope: Scope, wrong: bool) -> None:
         self.refusals.metric.labels("wrong_token" if wrong else "no_token").inc()
-        if wrong:
+        if wrong:  # keyed by address, not address:port: one client guessing counts as one key
             client = scope.get("client")
             self.refusals.tokens.refused(client[0] if client else "?", f"on {scope['path'][:100]}")
 
