@@ -76,9 +76,17 @@ class Sink(ABC):
         """Flush and release outputs."""
 
 
+SOURCE_FIELD = "{source}"
+
+
 def source_path(template: Path, source_id: str) -> Path:
     """Expand '{source}' in an output path template."""
-    return Path(str(template).replace("{source}", source_id))
+    return Path(str(template).replace(SOURCE_FIELD, source_id))
+
+
+def one_file(template: Path) -> bool:
+    """Whether every source writes to the same file (no '{source}' in the path)."""
+    return SOURCE_FIELD not in str(template)
 
 
 def ensure_writable_file(path: Path, what: str) -> None:

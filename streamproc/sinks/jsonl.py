@@ -23,7 +23,7 @@ from streamproc.files import commit, discard_if_empty, partial_path
 from streamproc.frames import FrameResult, SourceState, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record, status_record
-from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.linefile import STDOUT, LineFile, StdoutLines
 from streamproc.sinks.retry import SHUTDOWN_GRACE_S, Retry
 
@@ -66,7 +66,7 @@ class JsonlSink(Sink):
     def open(self, pixels: PixelPlan) -> None:
         if self.settings.path == STDOUT:
             self._files[STDOUT] = self._stdout = StdoutLines()
-        elif "{source}" not in str(self.settings.path):
+        elif one_file(self.settings.path):
             ensure_writable_file(self._written_path(self.settings.path), "events file")
 
     def handle(self, result: FrameResult) -> None:
@@ -132,7 +132,7 @@ class JsonlSink(Sink):
             stream.close()
             if self.settings.existing == "replace" and not self._failed and path != STDOUT:
                 commit(stream.path, path)
-        if not self._files and "{source}" not in str(self.settings.path):
+        if not self._files and one_file(self.settings.path):
             discard_if_empty(self._written_path(self.settings.path))  # made by open(); nothing came
         self._files.clear()
         if self._unwritten:

@@ -20,7 +20,7 @@ from streamproc.frames import FrameResult, StreamInfo
 from streamproc.memory import HUGE_PIXELS
 from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
-from streamproc.sinks.base import Sink, ensure_writable_file, source_path
+from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.mp4 import CrashSafeMp4
 from streamproc.sinks.retry import Retry
 from streamproc.sinks.timestamps import Timeline
@@ -68,7 +68,7 @@ class VideoSink(Sink):
 
     def open(self, pixels: PixelPlan) -> None:
         self._encoder_frame = pixels.yuv420p(self)
-        if "{source}" not in str(self.settings.path):
+        if one_file(self.settings.path):
             ensure_writable_file(partial_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
@@ -146,7 +146,7 @@ class VideoSink(Sink):
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
                 writer.file.abandon()
-        if not self._writers and "{source}" not in str(self.settings.path):
+        if not self._writers and one_file(self.settings.path):
             discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
         problems = ["could not finish output video " + "; ".join(errors)] if errors else []
