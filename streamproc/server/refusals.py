@@ -33,6 +33,7 @@ class RefusalLog:
         self._timer: asyncio.TimerHandle | None = None
 
     def refused(self, key: str, detail: str) -> None:
+        """One refusal for ``key``; ``detail`` (where it came from) shows only in the full line."""
         if key not in self._named and len(self._named) < NAMED_KEYS:
             self._named.add(key)
             log.warning(
