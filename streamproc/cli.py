@@ -55,7 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"streamproc {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(commands)
+    _add_serve(commands)
+    _add_models(commands)
+    _add_report(commands)
+    _add_config(commands)
+    add_events_command(commands, _add_common)
+    return parser
 
+
+def _add_run(commands: Any) -> None:
     run = commands.add_parser(
         "run",
         help="process video files (and streams) through the pipeline",
@@ -99,13 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distributed(run)
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
-
-    _add_serve(commands)
-    _add_models(commands)
-    _add_report(commands)
-    _add_config(commands)
-    add_events_command(commands, _add_common)
-    return parser
 
 
 def _add_distributed(run: argparse.ArgumentParser) -> None:
