@@ -27,9 +27,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from streamproc.config_yaml import read_config_file, refuse_bool_for_number
 from streamproc.errors import ConfigError
-from streamproc.sinks.retry import SHUTDOWN_GRACE_S
 
 ENV_PREFIX = "STREAMPROC_"
+SHUTDOWN_GRACE_S = 15.0  # once the run is stopping, a failing sink tries for this long at most
 ENV_NESTED_DELIMITER = "__"
 # queued results per sink that keeps whole frames (~50 MB at 1080p): more costs memory, not speed
 PICTURE_QUEUE_LIMIT = 16

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamproc.config import JsonlSinkSettings
+from streamproc.config import SHUTDOWN_GRACE_S, JsonlSinkSettings
 from streamproc.errors import OutputError
 from streamproc.files import commit, discard_if_empty, partial_path
 from streamproc.frames import FrameResult, SourceState, StatusEvent
@@ -25,7 +25,7 @@ from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.linefile import STDOUT, LineFile, StdoutLines
-from streamproc.sinks.retry import SHUTDOWN_GRACE_S, Retry
+from streamproc.sinks.retry import Retry
 
 log = logging.getLogger(__name__)
 

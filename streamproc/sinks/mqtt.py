@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.config import MqttSettings, MqttSinkSettings
+from streamproc.config import SHUTDOWN_GRACE_S, MqttSettings, MqttSinkSettings
 from streamproc.errors import OutputError
 from streamproc.frames import FrameResult, StatusEvent
 from streamproc.imaging import context_crop, encode_jpeg
@@ -26,7 +26,6 @@ from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
 from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink
-from streamproc.sinks.retry import SHUTDOWN_GRACE_S
 
 log = logging.getLogger(__name__)
 

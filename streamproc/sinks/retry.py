@@ -13,10 +13,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from streamproc.config import SHUTDOWN_GRACE_S
+
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 RETRY_FOR_S = 600.0  # without one success for this long, the sink fails for good
-SHUTDOWN_GRACE_S = 15.0  # once the run is stopping, a failing sink tries for this long at most
 
 
 class Retry:
