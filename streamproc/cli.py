@@ -521,6 +521,14 @@ def _exit_past_stuck_captures(code: int) -> None:
         os._exit(code)
 
 
+def _last_word(text: str, json_logs: bool) -> None:
+    """The line a failed or interrupted command ends with: JSON for log shippers, else plain."""
+    if json_logs:
+        log.error("%s", text)
+    else:
+        print(f"streamproc: {text}", file=sys.stderr)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -536,16 +544,13 @@ def _main(argv: Sequence[str] | None) -> int:
         if getattr(args, "debug", False):
             log.exception("failed")
         for line in str(exc).splitlines() or [""]:  # several problems: one line each
-            if json_logs:  # log shippers get every line as JSON
-                log.error("error: %s", line)
-            else:
-                print(f"streamproc: error: {line}", file=sys.stderr)
+            _last_word(f"error: {line}", json_logs)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(
-            "streamproc: interrupted before the outputs were finished: JSON Lines files hold whole lines;"
+        _last_word(
+            "interrupted before the outputs were finished: JSON Lines files hold whole lines;"
             " an annotated video stays as NAME.partial.mp4 (it plays up to the stop)",
-            file=sys.stderr,
+            json_logs,
         )
         return 130
     except BrokenPipeError:  # stdout's reader went away (`config schema | head`): it read enough
