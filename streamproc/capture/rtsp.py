@@ -34,10 +34,8 @@ log = logging.getLogger(__name__)
 
 _FAILED_461 = re.compile(r"failed: 461\b")
 TIMED_OUT = 0.95  # a failure after this share of a timeout is that timeout
-# a timeout while streaming: nothing closed the connection, nothing came on it
-SILENCE_CAUSES = {
-    "data": ": the camera stopped sending, or the network to it is down (the connection stayed open)"
-}
+# a timeout while streaming (waiting for "data"): nothing closed the connection, nothing came on it
+SILENT_CONNECTION = ": the camera stopped sending, or the network to it is down (the connection stayed open)"
 
 # errors that retrying cannot fix, by FFmpeg error class, with what to check
 _MISCONFIGURED: tuple[tuple[type[Exception], str], ...] = (
@@ -80,7 +78,7 @@ def _classify(
     interrupted read as "Invalid data" or an I/O error: a failure after the whole timeout is a timeout.
     """
     if isinstance(exc, av.error.ExitError) or waited >= TIMED_OUT * timeout:
-        why = SILENCE_CAUSES.get(waiting_for, "")
+        why = SILENT_CONNECTION if waiting_for == "data" else ""
         return LiveSourceError(f"no {waiting_for} within {timeout:g} s{why}")
     reason = getattr(exc, "strerror", None) or type(exc).__name__
     if _refuses_transport(exc):
