@@ -25,6 +25,7 @@ from streamproc.events import run_ids_for
 from streamproc.frames import SourceState, StatusEvent, StreamInfo
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
+from streamproc.locks import OutputLocks
 from streamproc.outputs import check_outputs, input_files
 from streamproc.pipeline import (
     OpenedSource,
@@ -61,8 +62,24 @@ def build_pipeline(
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
-    # outputs that would destroy an input or each other: refused before anything is opened
-    check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
+    # outputs that would destroy an input or each other: refused before anything is opened; the
+    # rest are locked until the run ends (a second run writing one of them is refused)
+    locks = check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
+    try:
+        return _build_locked(settings, stats, detector, extra_sinks, status_listener, locks)
+    except BaseException:
+        locks.release()
+        raise
+
+
+def _build_locked(
+    settings: Settings,
+    stats: PipelineStats,
+    detector: Detector | None,
+    extra_sinks: Sequence[Sink],
+    status_listener: Callable[[StatusEvent], None] | None,
+    locks: OutputLocks,
+) -> Pipeline:
     stages = build_stages(settings, stats.inference)  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
     opened, failed = open_sources(settings, status)
@@ -91,6 +108,7 @@ def build_pipeline(
         sink_queue_size=settings.sink_queue_size,
         queue_bytes=settings.queue_bytes,
         failed_at_open=failed,
+        locks=locks,
     )
 
 

@@ -12,14 +12,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from streamproc.capture.base import Source, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler, frames_within
 from streamproc.config import PICTURE_QUEUE_LIMIT
 from streamproc.events import EndReason, Event
+from streamproc.files import settle
 from streamproc.frames import Detections, Frame, FrameResult, SourceState, StatusEvent, StreamInfo
 from streamproc.inference.detector import Detector
+from streamproc.locks import OutputLocks
 from streamproc.memory import limit_malloc_arenas
 from streamproc.pixels import PixelPlan
 from streamproc.sinks.base import Sink, SinkRunner, all_finished, close_runners
@@ -56,6 +59,7 @@ class RunReport:
     frames_processed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    kept: list[Path] = field(default_factory=list)  # outputs a failed run left beside their targets
 
     @property
     def fps(self) -> float:
@@ -126,6 +130,7 @@ class Pipeline:
         sink_queue_size: int = 64,
         queue_bytes: int | None = None,
         failed_at_open: Sequence[SourceReport] = (),
+        locks: OutputLocks | None = None,
     ) -> None:
         self.detector = detector
         self.stages = list(stages)
@@ -138,6 +143,7 @@ class Pipeline:
         self._sink_queue_size = sink_queue_size
         self._queue_bytes = queue_bytes
         self._failed_at_open = list(failed_at_open)
+        self._locks = locks or OutputLocks()
         self._sources = [opened.source for opened in sources]
         self._scheduler = FrameScheduler(queue_bytes)  # decoded pictures in flight, bounded in bytes
         for opened in sources:
@@ -197,6 +203,9 @@ class Pipeline:
         report.interrupted = self._stop.is_set()
         report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
         report.sink_errors = {r.sink.name: r.error for r in self._runners if r.error}
+        # a failed run replaces no file that was there before: its outputs stay NAME.partial.EXT
+        report.kept = settle([out for sink in self.sinks for out in sink.finished_outputs], report.ok)
+        self._locks.release()
         return report
 
     def _prepare(self, frame: Frame) -> Frame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from abc import ABC, abstractmethod
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.errors import OutputError
+from streamproc.files import is_stream
 from streamproc.frames import FrameResult, StatusEvent
 from streamproc.pixels import PixelFormat, PixelPlan
 from streamproc.priority import lower_thread_priority
@@ -54,6 +56,13 @@ class Sink(ABC):
         receiver that can refuse."""
         return None
 
+    @property
+    def finished_outputs(self) -> Sequence[tuple[Path, Path]]:
+        """After ``close``: ``(partial, target)`` of each file written aside and complete. The run
+        moves them over their targets (:func:`streamproc.files.settle`), or keeps them aside when
+        it failed and the target exists."""
+        return ()
+
     def open(self, pixels: PixelPlan) -> None:  # noqa: B027 - optional hook
         """Check and create outputs (raise OutputError naming the problem); take the pixel readers
         this sink declared from ``pixels``."""
@@ -91,6 +100,10 @@ def one_file(template: Path) -> bool:
 
 def ensure_writable_file(path: Path, what: str) -> None:
     """Fail at start-up, not after an hour of processing, when an output cannot be written."""
+    if is_stream(path):  # opening a named pipe would wait for its reader: the permission says enough
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {what} {path}: permission denied: choose another path")
+        return
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise OutputError(f"{what} {path} is a directory: give a file name")

@@ -19,7 +19,7 @@ from typing import Any
 
 from streamproc.config import SHUTDOWN_GRACE_S, JsonlSinkSettings
 from streamproc.errors import OutputError
-from streamproc.files import commit, discard_if_empty, partial_path
+from streamproc.files import discard_if_empty, is_stream, partial_path
 from streamproc.frames import FrameResult, SourceState, StatusEvent
 from streamproc.pixels import PixelPlan
 from streamproc.records import frame_record, status_record
@@ -42,6 +42,7 @@ class JsonlSink(Sink):
         self._stdout: StdoutLines | None = None
         self._live = False
         self._failed = False
+        self._finished: list[tuple[Path, Path]] = []
 
     @property
     def problem(self) -> str | None:
@@ -88,9 +89,13 @@ class JsonlSink(Sink):
         if self.settings.events:
             self._write(event.source_id, status_record(event))
 
+    @property
+    def finished_outputs(self) -> list[tuple[Path, Path]]:
+        return self._finished
+
     def _written_path(self, path: Path) -> Path:
-        """Replaced files are written aside until the run ends well."""
-        return partial_path(path) if self.settings.existing == "replace" else path
+        """Replaced files are written aside until the run ends well; devices and pipes in place."""
+        return partial_path(path) if self.settings.existing == "replace" and not is_stream(path) else path
 
     def _write(self, source_id: str, record: dict[str, Any]) -> None:
         path = source_path(self.settings.path, source_id)
@@ -130,8 +135,8 @@ class JsonlSink(Sink):
     def close(self) -> None:
         for path, stream in self._files.items():
             stream.close()
-            if self.settings.existing == "replace" and not self._failed and path != STDOUT:
-                commit(stream.path, path)
+            if stream.path != path and not self._failed:  # written aside: the run moves it over path
+                self._finished.append((stream.path, path))
         if not self._files and one_file(self.settings.path):
             discard_if_empty(self._written_path(self.settings.path))  # made by open(); nothing came
         self._files.clear()

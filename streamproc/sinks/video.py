@@ -15,7 +15,7 @@ import numpy as np
 from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
-from streamproc.files import discard_if_empty, partial_path
+from streamproc.files import discard_if_empty, is_stream, partial_path
 from streamproc.frames import FrameResult, StreamInfo
 from streamproc.memory import HUGE_PIXELS
 from streamproc.pictures import plane_array
@@ -52,6 +52,7 @@ class VideoSink(Sink):
         self._retry = Retry()
         self.skipped = 0  # frames not encoded while waiting to retry after a write error
         self._kept: Path | None = None  # where the file set aside after a write error is
+        self._finished: list[tuple[Path, Path]] = []
 
     @property
     def problem(self) -> str | None:
@@ -63,13 +64,17 @@ class VideoSink(Sink):
         """Frames whose timestamp was missing, repeated, out of order or jumping."""
         return sum(writer.timeline.repairs for writer in self._writers.values())
 
+    @property
+    def finished_outputs(self) -> list[tuple[Path, Path]]:
+        return self._finished
+
     def pixel_needs(self) -> frozenset[PixelFormat]:
         return frozenset({PixelFormat.YUV420P})
 
     def open(self, pixels: PixelPlan) -> None:
         self._encoder_frame = pixels.yuv420p(self)
         if one_file(self.settings.path):
-            ensure_writable_file(partial_path(self.settings.path), "output video")
+            ensure_writable_file(written_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
         try:
@@ -116,7 +121,7 @@ class VideoSink(Sink):
 
     def _open_writer(self, info: StreamInfo) -> _Writer:
         path = source_path(self.settings.path, info.source_id)
-        ensure_writable_file(partial_path(path), "output video")
+        ensure_writable_file(written_path(path), "output video")
         rate = Fraction(info.fps).limit_denominator(1001)
         width, height = _even(info.width), _even(info.height)
         options = encoder_options(self.settings, width * height)
@@ -141,13 +146,14 @@ class VideoSink(Sink):
                 writer.file.abandon()
                 continue
             try:
-                writer.file.finish()
+                if (finished := writer.file.finish()) is not None:
+                    self._finished.append(finished)
                 self._retry.succeeded()  # space came back in the end
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
                 writer.file.abandon()
         if not self._writers and one_file(self.settings.path):
-            discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
+            discard_if_empty(written_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
         problems = ["could not finish output video " + "; ".join(errors)] if errors else []
         if self._retry.problem:  # the run ended while waiting to retry: say what is missing
@@ -172,6 +178,12 @@ def encoder_options(settings: VideoSinkSettings, pixels: int = 0) -> dict[str, s
     if pixels > HUGE_PIXELS:
         return {"preset": settings.preset, "threads": "1", "x264-params": f"qp={settings.crf}:{_HUGE_X264}"}
     return {"crf": str(settings.crf), "preset": settings.preset, "threads": threads}
+
+
+def written_path(path: Path) -> Path:
+    """Where the video of ``path`` is written while the run goes on: beside it, or in place for a
+    device or pipe."""
+    return path if is_stream(path) else partial_path(path)
 
 
 def _padded(picture: av.VideoFrame, stream: Any) -> av.VideoFrame:
