@@ -60,6 +60,8 @@ class RunReport:
     seconds: float = 0.0
     interrupted: bool = False
     kept: list[Path] = field(default_factory=list)  # outputs a failed run left beside their targets
+    # per sink: frames received, written, and not written by reason (SinkRunner.accounting)
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -198,7 +200,7 @@ class Pipeline:
         try:
             report.frames_processed = self._loop(started, progress)
         finally:
-            self._shut_down()
+            report.sinks = self._shut_down()
         report.seconds = time.perf_counter() - started
         report.interrupted = self._stop.is_set()
         report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
@@ -252,12 +254,13 @@ class Pipeline:
             events.extend(raised)
         return FrameResult(frame, detections, detect_ms, tuple(events))
 
-    def _shut_down(self) -> None:
+    def _shut_down(self) -> dict[str, dict[str, Any]]:
+        """Stop sources, end their tracks, close every sink; returns each sink's accounting."""
         for source in self._sources:  # not self.stop(): a run that ended by itself was not stopped
             source.stop()
         join_sources(self._sources)
         self._end_finished_sources(everything=True)
-        close_runners(self._runners)
+        return close_runners(self._runners)
 
     def _queue_size(self, sink: Sink) -> int:
         """Whole frames are big (1080p: 3 MB, 4K: 12 MB): a sink that keeps them queues fewer."""
@@ -289,6 +292,7 @@ class Pipeline:
                 "url": source.url,
                 "state": source.state.value,
                 "error": source.error,
+                "message": source.message,
                 "buffered": len(buffer) if buffer else 0,
             }
         return found
@@ -300,6 +304,7 @@ class Pipeline:
                 "queued": runner.queued,
                 "handled": runner.handled,
                 "dropped": runner.dropped,
+                "not_written": runner.not_written(),
                 "error": runner.error,
                 "backlog": runner.sink.backlog,
                 "problem": runner.sink.problem,

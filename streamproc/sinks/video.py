@@ -51,6 +51,7 @@ class VideoSink(Sink):
         self._failed = False
         self._retry = Retry()
         self.skipped = 0  # frames not encoded while waiting to retry after a write error
+        self._encoded = 0
         self._kept: Path | None = None  # where the file set aside after a write error is
         self._finished: list[tuple[Path, Path]] = []
 
@@ -68,6 +69,15 @@ class VideoSink(Sink):
     def finished_outputs(self) -> list[tuple[Path, Path]]:
         return self._finished
 
+    @property
+    def written(self) -> int:
+        """Frames handed to the encoder."""
+        return self._encoded
+
+    @property
+    def not_written(self) -> dict[str, int]:
+        return {"write error, waiting to retry": self.skipped}
+
     def pixel_needs(self) -> frozenset[PixelFormat]:
         return frozenset({PixelFormat.YUV420P})
 
@@ -83,6 +93,7 @@ class VideoSink(Sink):
             if not result.frame.stream.live or self._retry.exhausted:
                 self._failed = True  # close() keeps the partial files and leaves the targets alone
                 raise
+            self.skipped += 1  # the frame it failed on
             self._set_aside(result.frame.source_id, exc)
         except Exception:
             self._failed = True
@@ -106,6 +117,7 @@ class VideoSink(Sink):
         out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
         writer.file.write(out)
+        self._encoded += 1
         # recovered once video reaches the disk (the encoder and the muxer hold the first frames)
         if self._retry.problem is not None and writer.file.holds_video and self._retry.succeeded():
             log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
