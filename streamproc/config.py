@@ -178,6 +178,13 @@ class SourceSettings(StrictModel):
         default_factory=LiveOverrides, description="keys of the global 'live' settings to change here"
     )
     camera: CameraSettings = Field(default_factory=CameraSettings, description="local cameras only")
+    video_track: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="files only: which video track to read, counting from 0 (default: the first; a file"
+        " with several says which it reads)",
+    )
     realtime: bool = Field(
         False,
         description="files only: deliver frames at the file's own frame rate, like a camera (a recording"

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 class _Writer:
     file: CrashSafeMp4
     timeline: Timeline
+    size: tuple[int, int]  # the first picture's: the video keeps it
+    resized: int = 0  # pictures of another size, scaled to fit it
 
 
 class VideoSink(Sink):
@@ -108,12 +110,13 @@ class VideoSink(Sink):
                 return
             writer = self._open_writer(frame.stream)
         assert self._encoder_frame is not None, "open() first"
-        # at the picture's own size: an odd-sized one is padded below, never scaled
-        out = _padded(self._encoder_frame(frame, frame.width, frame.height), writer.file.stream)
-        planes = [plane_array(plane) for plane in out.planes]
-        draw_detections_yuv420(
-            planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
-        )
+        # at the picture's own size: an odd-sized one is padded, never scaled
+        picture = self._encoder_frame(frame, frame.width, frame.height)
+        same_size = (frame.width, frame.height) == writer.size
+        out = _padded(picture, writer.file.stream) if same_size else picture
+        self._draw(out, result)
+        if not same_size:  # drawn at its own size, then fitted into the video's
+            out = self._resized(writer, out, frame.source_id)
         out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
         writer.file.write(out)
@@ -121,6 +124,32 @@ class VideoSink(Sink):
         # recovered once video reaches the disk (the encoder and the muxer hold the first frames)
         if self._retry.problem is not None and writer.file.holds_video and self._retry.succeeded():
             log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
+
+    def _draw(self, picture: av.VideoFrame, result: FrameResult) -> None:
+        planes = [plane_array(plane) for plane in picture.planes]
+        draw_detections_yuv420(
+            planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
+        )
+
+    @staticmethod
+    def _resized(writer: _Writer, picture: av.VideoFrame, source_id: str) -> av.VideoFrame:
+        """A picture whose size changed mid-stream (a camera's new resolution, photos of several
+        sizes): scaled to fit the video's first size, aspect kept, centred on black."""
+        if not writer.resized:
+            width, height = writer.size
+            log.warning(
+                "annotated video of %s: the picture size changed from %dx%d to %dx%d; the video keeps"
+                " %dx%d (pictures of another size are scaled to fit, with black bars)",
+                source_id,
+                width,
+                height,
+                picture.width,
+                picture.height,
+                width,
+                height,
+            )
+        writer.resized += 1
+        return fitted(picture, writer.file.stream.width, writer.file.stream.height)
 
     def _set_aside(self, source_id: str, error: OSError) -> None:
         """Live runs: keep what this source's file holds under a new name and try again later."""
@@ -138,7 +167,8 @@ class VideoSink(Sink):
         width, height = _even(info.width), _even(info.height)
         options = encoder_options(self.settings, width * height)
         file = CrashSafeMp4(path, width, height, info.time_base, rate, options)
-        writer = self._writers[info.source_id] = _Writer(file, Timeline(info.time_base, info.fps))
+        timeline = Timeline(info.time_base, info.fps)
+        writer = self._writers[info.source_id] = _Writer(file, timeline, (info.width, info.height))
         odd = (width, height) != (info.width, info.height)
         padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if odd else ""
         log.info("writing annotated video for %s to %s%s", info.source_id, writer.file.partial, padded)
@@ -207,6 +237,24 @@ def _padded(picture: av.VideoFrame, stream: Any) -> av.VideoFrame:
     for target, plane in zip(copy.planes, picture.planes, strict=True):
         _copy_padded(plane_array(target), plane_array(plane))
     return copy
+
+
+def fitted(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``picture`` scaled to fit ``width`` x ``height`` (even), aspect kept, centred on black."""
+    scale = min(width / picture.width, height / picture.height)
+    inner_width = min(width, max(2, round(picture.width * scale / 2) * 2))
+    inner_height = min(height, max(2, round(picture.height * scale / 2) * 2))
+    inner = picture.reformat(inner_width, inner_height, "yuv420p")
+    out = av.VideoFrame(width, height, "yuv420p")
+    left, top = (width - inner_width) // 4 * 2, (height - inner_height) // 4 * 2  # even: chroma aligns
+    for index, (target, plane) in enumerate(zip(out.planes, inner.planes, strict=True)):
+        shift = 0 if index == 0 else 1  # chroma planes are half the size
+        canvas = plane_array(target)
+        canvas[:] = 16 if index == 0 else 128  # black (limited range)
+        source = plane_array(plane)
+        rows, columns = source.shape
+        canvas[top >> shift : (top >> shift) + rows, left >> shift : (left >> shift) + columns] = source
+    return out
 
 
 def _copy_padded(target: np.ndarray, plane: np.ndarray) -> None:
