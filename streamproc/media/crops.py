@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamproc.errors import OutputError
+from streamproc.core.errors import OutputError
 
 
 def square_crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
