@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streamproc.area_resize import area_shrink
-from streamproc.errors import StreamprocError
+from streamproc.core.errors import StreamprocError
 from streamproc.inference import opencv_check
+from streamproc.media.area_resize import area_shrink
 
 
 def _shapes() -> list[tuple[int, int, int, int]]:

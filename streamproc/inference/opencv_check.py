@@ -19,7 +19,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from streamproc.errors import StreamprocError
+from streamproc.core.errors import StreamprocError
 from streamproc.inference.image_to_tensor import SquareRoi, roi_to_tensor_matrix
 
 CHECKED_VERSION = "5.0.0"

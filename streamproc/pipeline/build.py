@@ -1,5 +1,5 @@
 """Making a pipeline from settings: every part is built and opened here, then handed to
-:class:`streamproc.pipeline.Pipeline`, which only runs it.
+:class:`streamproc.pipeline.run.Pipeline`, which only runs it.
 
 Order matters for users: models are loaded and checked first, then inputs opened, then outputs
 opened, so each mistake is reported before anything is written. Callers (the CLI, the HTTP API,
@@ -15,18 +15,20 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from streamproc.analysis.events import run_ids_for
 from streamproc.capture.buffer import BufferPolicy
 from streamproc.capture.factory import build_source
 from streamproc.capture.inputs import STDIN, STDIN_ID
 from streamproc.capture.urls import default_source_id
-from streamproc.config import Settings, SinkSettings, SourceSettings
-from streamproc.errors import ConfigError, InputError
-from streamproc.events import run_ids_for
-from streamproc.frames import SourceState, StatusEvent, StreamInfo
+from streamproc.config.settings import Settings, SinkSettings, SourceSettings
+from streamproc.core.errors import ConfigError, InputError
+from streamproc.core.frames import SourceState, StatusEvent, StreamInfo
+from streamproc.core.stats import PipelineStats
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
-from streamproc.outputs import check_outputs, input_files
-from streamproc.pipeline import (
+from streamproc.media.pixels import PixelPlan
+from streamproc.pipeline.output_checks import check_outputs, input_files
+from streamproc.pipeline.run import (
     OpenedSource,
     Pipeline,
     ProgressCallback,
@@ -35,12 +37,10 @@ from streamproc.pipeline import (
     StatusRelay,
     stats_snapshot,
 )
-from streamproc.pixels import PixelPlan
 from streamproc.sinks.base import Sink
 from streamproc.sinks.jsonl import JsonlSink
 from streamproc.stages.base import Stage
 from streamproc.stages.tracks import TrackStage
-from streamproc.stats import PipelineStats
 
 if TYPE_CHECKING:
     from streamproc.sinks.mqtt import StatsProvider

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from streamproc.config import load_settings
-from streamproc.errors import ModelError
+from streamproc.config.settings import load_settings
+from streamproc.core.errors import ModelError
 from streamproc.inference.fetch import download
 from streamproc.inference.models import FileCheck, FileState, ModelRegistry, ModelSpec, fix_command
 

@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 from streamproc.capture.urls import display_url
-from streamproc.config import Settings, load_settings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import Settings, load_settings
+from streamproc.core.errors import ConfigError
 
 MASK = "********"
 # keys whose values are secrets, whatever section they are in (MQTT password, API tokens...)

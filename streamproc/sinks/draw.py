@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamproc.frames import Detections
+from streamproc.core.frames import Detections
 
 Colour = tuple[int, int, int]  # BGR
 BOX_COLOUR: Colour = (0, 220, 0)

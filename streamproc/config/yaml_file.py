@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic.fields import FieldInfo
 
-from streamproc.errors import ConfigError
+from streamproc.core.errors import ConfigError
 
 MAX_DEPTH = 50  # the deepest real setting is ~5 levels down
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamproc.config import TrackingSettings
-from streamproc.frames import Detections
-from streamproc.geometry import box_iou, inside_fraction
+from streamproc.config.settings import TrackingSettings
+from streamproc.core.frames import Detections
+from streamproc.core.geometry import box_iou, inside_fraction
 
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest motion in the velocity estimate
 

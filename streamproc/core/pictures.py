@@ -2,7 +2,7 @@
 
 A picture is what a source decoded (a PyAV frame, or an array from OpenCV or an image file). It
 converts itself on demand; which conversions a run makes, on which thread, is decided by the run's
-pixel plan (:mod:`streamproc.pixels`), not by the picture.
+pixel plan (:mod:`streamproc.media.pixels`), not by the picture.
 """
 
 from __future__ import annotations

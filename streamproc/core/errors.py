@@ -1,6 +1,6 @@
 """User-facing errors: each message is one line naming the problem and what to do."""
 
-from streamproc.redaction import redact
+from streamproc.core.credentials import redact
 
 
 class StreamprocError(Exception):

@@ -1,8 +1,8 @@
 """The core records that travel through the pipeline: frames, detections, results and status.
 
-A Frame carries the decoded picture (:mod:`streamproc.pictures`) and the detector's model input,
+A Frame carries the decoded picture (:mod:`streamproc.core.pictures`) and the detector's model input,
 made once on the capture thread. Which other pixels a run reads is the pixel plan's business
-(:mod:`streamproc.pixels`); a frame only caches what the plan's readers ask of it.
+(:mod:`streamproc.media.pixels`); a frame only caches what the plan's readers ask of it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from streamproc import rounding
-from streamproc.pictures import Picture, ReleasedPicture
+from streamproc.core import rounding
+from streamproc.core.pictures import Picture, ReleasedPicture
 
 if TYPE_CHECKING:
     from streamproc.inference.detector import ModelInput
@@ -122,7 +122,8 @@ class Frame:
 
     def cached(self, key: tuple[str, int, int], convert: Any) -> np.ndarray:
         """An array converted once from this frame and shared, read-only, by every thread that asks
-        (see :class:`streamproc.pixels.PixelPlan`, whose readers are how stages and sinks get pixels)."""
+        (see :class:`streamproc.media.pixels.PixelPlan`, whose readers are how stages and sinks get
+        pixels)."""
         with self._lock:
             image = self._cache.get(key)
             if image is None:

@@ -25,8 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streamproc.config_yaml import read_config_file, refuse_bool_for_number
-from streamproc.errors import ConfigError
+from streamproc.config.yaml_file import read_config_file, refuse_bool_for_number
+from streamproc.core.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
 SHUTDOWN_GRACE_S = 15.0  # once the run is stopping, a failing sink tries for this long at most

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from streamproc.errors import ConfigError
+from streamproc.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def readable(event: dict[str, Any]) -> str:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    from streamproc.config import load_settings
+    from streamproc.config.settings import load_settings
     from streamproc.mqtt.client import build_client, connect, default_client_id, describe_broker
     from streamproc.mqtt.topics import Topics
 

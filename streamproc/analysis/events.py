@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from streamproc import rounding
+from streamproc.analysis.tracking import Moment, Observation, Track
 from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.config import SourceSettings
-from streamproc.frames import Classification
-from streamproc.tracking import Moment, Observation, Track
+from streamproc.config.settings import SourceSettings
+from streamproc.core import rounding
+from streamproc.core.frames import Classification
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = files("streamproc") / "schemas" / "event.schema.json"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamproc.config import KeyframeSettings
-from streamproc.frames import Frame
-from streamproc.pixels import ScaledRgbReader
+from streamproc.config.settings import KeyframeSettings
+from streamproc.core.frames import Frame
+from streamproc.media.pixels import ScaledRgbReader
 
 THUMBNAIL_WIDTH = 64  # enough to see a scene change, too small to notice noise or a moving face
 

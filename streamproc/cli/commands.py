@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamproc import __version__
-from streamproc.errors import ConfigError, StreamprocError
-from streamproc.logs import set_own_level, setup_logging
-from streamproc.mqtt.subscriber import add_events_command
+from streamproc.cli.events import add_events_command
+from streamproc.cli.logs import set_own_level, setup_logging
+from streamproc.core.errors import ConfigError, StreamprocError
 
 if TYPE_CHECKING:
-    from streamproc.config import Settings
-    from streamproc.pipeline import Pipeline, RunReport
+    from streamproc.config.settings import Settings
+    from streamproc.pipeline.run import Pipeline, RunReport
 
 log = logging.getLogger("streamproc")
 
@@ -280,9 +280,9 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     with _collector_paused():
-        from streamproc.builder import build_pipeline
-        from streamproc.config import JsonlSinkSettings, VideoSinkSettings, load_settings
+        from streamproc.config.settings import JsonlSinkSettings, VideoSinkSettings, load_settings
         from streamproc.distributed import wanted
+        from streamproc.pipeline.build import build_pipeline
 
         settings = load_settings(args.config, _run_overrides(args))
     if not _verbosity(args):  # -v/-q/--debug on the command line win over the config's log_level
@@ -324,7 +324,7 @@ def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunRepor
     signals = _stop_on_signals(pipeline.stop)
     if not settings.progress:  # tqdm is imported only for a bar (~5 ms of start-up)
         return pipeline.run(), signals
-    from streamproc.progress import ProgressBar
+    from streamproc.cli.progress import ProgressBar
 
     with ProgressBar(pipeline.total_frames) as bar:
         return pipeline.run(progress=bar.update), signals
@@ -333,7 +333,7 @@ def _run_with_progress(pipeline: Pipeline, settings: Settings) -> tuple[RunRepor
 def _run_serving(settings: Settings) -> tuple[Pipeline, RunReport, list[str]]:
     """``run --http``: the run with the status server, live view and detection API around it (the
     HTTP stack is imported only here: it costs ~0.2 s of start-up)."""
-    from streamproc.builder import build_pipeline
+    from streamproc.pipeline.build import build_pipeline
     from streamproc.server import StatusServer
     from streamproc.server.access import load_token
     from streamproc.server.detect_pool import open_detect_pool
@@ -386,7 +386,7 @@ def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> Non
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from streamproc.config import load_settings
+    from streamproc.config.settings import load_settings
     from streamproc.server.serve import serve
 
     http: dict[str, Any] = {**(args.http or {}), "enabled": True}
@@ -425,7 +425,7 @@ def _run_on_ray(settings: Settings, resume: bool) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from streamproc.inference.models_cli import run_models_command
+    from streamproc.cli.models import run_models_command
 
     return run_models_command(args)
 
@@ -439,7 +439,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from streamproc.config_tools import check_config, effective_config_yaml
+    from streamproc.cli.config_command import check_config, effective_config_yaml
 
     settings = check_config(args.file)
     print(effective_config_yaml(settings, str(args.file)), end="")
@@ -448,7 +448,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_schema(args: argparse.Namespace) -> int:
-    from streamproc.config_tools import config_schema, schema_markdown
+    from streamproc.cli.config_command import config_schema, schema_markdown
 
     schema = config_schema()
     text = schema_markdown(schema) if args.format == "markdown" else json.dumps(schema, indent=2) + "\n"
@@ -457,7 +457,7 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_example(_args: argparse.Namespace) -> int:
-    from streamproc.config_lookup import example_config
+    from streamproc.cli.config_files import example_config
 
     print(example_config(), end="")
     return EXIT_OK
@@ -536,7 +536,7 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(_verbosity(args), json_format=json_logs)
     try:
         if hasattr(args, "config"):  # run, models, events: -c, $STREAMPROC_CONFIG or ./streamproc.yaml
-            from streamproc.config_lookup import find_config
+            from streamproc.cli.config_files import find_config
 
             args.config = find_config(args.config)
         return args.handler(args)

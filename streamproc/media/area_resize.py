@@ -12,7 +12,7 @@ arithmetic itself and the results do not move when OpenCV does:
   order, the rows of an output row then add up in float32 weighted the same way, rounded to
   nearest-even.
 
-Only downscaling (no direction enlarged) is computed here; ``imaging.resize_to`` uses OpenCV for
+Only downscaling (no direction enlarged) is computed here; ``media.crops.resize_to`` uses OpenCV for
 the rest, and ``inference/opencv_check.py`` checks that OpenCV's arithmetic there is the checked one.
 """
 

@@ -1,6 +1,6 @@
 """Running a pipeline: sources -> buffers -> detector -> stages -> sinks, with ordered shutdown.
 
-A :class:`Pipeline` only runs and stops what it is given; :mod:`streamproc.builder` makes the parts
+A :class:`Pipeline` only runs and stops what it is given; :mod:`streamproc.pipeline.build` makes the parts
 from settings. Threads: one capture thread per source (decode, then the detector's ``prepare``),
 this module's inference loop on the caller's thread (detect, stages, fan-out), one thread per sink.
 """
@@ -14,17 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamproc.analysis.events import EndReason, Event
 from streamproc.capture.base import Source, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler, frames_within
-from streamproc.config import PICTURE_QUEUE_LIMIT
-from streamproc.events import EndReason, Event
-from streamproc.frames import Detections, Frame, FrameResult, SourceState, StatusEvent, StreamInfo
+from streamproc.config.settings import PICTURE_QUEUE_LIMIT
+from streamproc.core.frames import Detections, Frame, FrameResult, SourceState, StatusEvent, StreamInfo
+from streamproc.core.memory import limit_malloc_arenas
+from streamproc.core.stats import PipelineStats
 from streamproc.inference.detector import Detector
-from streamproc.memory import limit_malloc_arenas
-from streamproc.pixels import PixelPlan
+from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink, SinkRunner, all_finished, close_runners
 from streamproc.stages.base import Stage
-from streamproc.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Pipeline:
         for runner in self._runners:
             runner.start()
         if not self.lossless:  # live runs last: bound their memory (file runs keep glibc's faster default)
-            limit_malloc_arenas()  # before the capture threads start: see streamproc.memory
+            limit_malloc_arenas()  # before the capture threads start: see streamproc.core.memory
         started = time.perf_counter()
         for source in self._sources:
             source.start(self._prepare)
@@ -265,7 +265,7 @@ class Pipeline:
         return frames_within(self._queue_bytes, info.width, info.height, frames)
 
     def stats_snapshot(self) -> dict[str, Any]:
-        """Current statistics, JSON-ready (see streamproc.stats)."""
+        """Current statistics, JSON-ready (see streamproc.core.stats)."""
         return stats_snapshot(self.stats, self._sources)
 
     def sources_snapshot(self) -> dict[str, dict[str, Any]]:

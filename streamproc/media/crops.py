@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamproc.area_resize import area_shrink
-from streamproc.errors import OutputError
+from streamproc.core.errors import OutputError
+from streamproc.media.area_resize import area_shrink
 
 
 def square_crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
@@ -56,7 +56,7 @@ def resize_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize with area interpolation when shrinking (no aliasing), bilinear when enlarging.
 
     Shrinking in both directions (whole pictures into a classifier) is computed by streamproc
-    itself (``area_resize``), so the classifiers' inputs do not move with OpenCV's releases."""
+    itself (``media/area_resize.py``), so the classifiers' inputs do not move with OpenCV's releases."""
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
     if rgb.shape[1] >= width and rgb.shape[0] >= height:

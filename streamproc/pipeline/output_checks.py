@@ -1,8 +1,8 @@
 """Output safety: no output may overwrite an input or another output, and existing files are handled
 as the user chose (``existing: append | replace | refuse``, ``--overwrite`` on the command line).
 
-Files a failing run must not destroy are written aside (:func:`streamproc.files.partial_path`) and
-moved over the target only when they are complete (:func:`streamproc.files.commit`).
+Files a failing run must not destroy are written aside (:func:`streamproc.core.atomic_files.partial_path`) and
+moved over the target only when they are complete (:func:`streamproc.core.atomic_files.commit`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from streamproc.capture.inputs import STDIN
 from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.errors import OutputError
-from streamproc.files import partial_path
+from streamproc.core.atomic_files import partial_path
+from streamproc.core.errors import OutputError
 from streamproc.sinks.base import source_path
 
 Existing = Literal["append", "replace", "refuse"]

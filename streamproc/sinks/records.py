@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamproc import rounding
-from streamproc.frames import FrameResult, StatusEvent
+from streamproc.core import rounding
+from streamproc.core.frames import FrameResult, StatusEvent
 
 
 def frame_record(result: FrameResult) -> dict[str, Any]:

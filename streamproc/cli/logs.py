@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from streamproc.redaction import RedactingFilter
+from streamproc.core.credentials import RedactingFilter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 OWN_LOGGER = "streamproc"

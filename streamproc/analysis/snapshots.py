@@ -12,9 +12,9 @@ import re
 import cv2
 import numpy as np
 
-from streamproc.config import SnapshotSettings
-from streamproc.events import Snapshot
-from streamproc.imaging import square_crop
+from streamproc.analysis.events import Snapshot
+from streamproc.config.settings import SnapshotSettings
+from streamproc.media.crops import square_crop
 
 
 def safe_name(text: str) -> str:

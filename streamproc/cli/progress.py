@@ -8,7 +8,7 @@ from types import TracebackType
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from streamproc.frames import FrameResult
+from streamproc.core.frames import FrameResult
 
 
 class ProgressBar:

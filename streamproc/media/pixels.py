@@ -26,8 +26,8 @@ from typing import Protocol
 import av
 import numpy as np
 
-from streamproc.errors import ConfigError
-from streamproc.frames import Frame
+from streamproc.core.errors import ConfigError
+from streamproc.core.frames import Frame
 
 
 class PixelFormat(StrEnum):
@@ -82,7 +82,7 @@ class PixelPlan:
             if unknown:
                 raise PixelPlanError(
                     f"{consumer.name} declares unknown pixel formats {unknown}:"
-                    " use streamproc.pixels.PixelFormat"
+                    " use streamproc.media.pixels.PixelFormat"
                 )
             needs[consumer.name] = needs.get(consumer.name, frozenset()) | declared
         return cls(needs)
