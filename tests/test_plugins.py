@@ -18,7 +18,9 @@ from streamproc.config.settings import JsonlSinkSettings, Settings, SinkSettings
 from streamproc.core.errors import ConfigError
 from streamproc.core.frames import Detections, Frame, FrameResult
 from streamproc.core.pictures import Picture
+from streamproc.inference import detectors
 from streamproc.inference.detector import ModelInput
+from streamproc.inference.detectors import DETECTOR_KINDS, DetectorKind, detector_kind, register_detector
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.pipeline.build import build_pipeline
 from streamproc.sinks import kinds
@@ -44,6 +46,17 @@ def test_an_unregistered_sink_type_fails_loudly() -> None:
         make_sink(entry, Settings())
     with pytest.raises(ValueError, match="registered twice"):
         register_sink(sink_kind("jsonl"))
+
+
+def test_each_detector_model_has_one_kind() -> None:
+    assert list(DETECTOR_KINDS) == ["blazeface", "tfjs-blazeface"]
+    assert [detector_kind(model).name for model in ("short", "full", "human/blazeface.json")] == [
+        "blazeface",
+        "blazeface",
+        "tfjs-blazeface",
+    ]
+    with pytest.raises(ConfigError, match="detector model 'medium' is of no registered kind"):
+        detector_kind("medium")
 
 
 def test_a_forwarding_sink_forwards_every_hook() -> None:
@@ -115,15 +128,20 @@ def test_a_sink_stage_and_detector_plug_in(
     def make_count(entry: Any, run: Settings, stats: Any) -> Sink:
         return CountSink(entry)
 
-    monkeypatch.setattr(kinds, "SINK_KINDS", dict(kinds.SINK_KINDS))  # the registration ends with the test
+    # the registrations end with the test
+    monkeypatch.setattr(kinds, "SINK_KINDS", dict(kinds.SINK_KINDS))
+    monkeypatch.setattr(detectors, "DETECTOR_KINDS", dict(detectors.DETECTOR_KINDS))
     register_sink(SinkKind("count", CountSettings, make_count))
+    register_detector(DetectorKind("centre-face", "centre-face.json".__eq__, lambda _: CentreFace()))
     sink = make_sink(CountSettings(type="count"), Settings())
     stage = FaceCounter()
     settings = Settings(
         sources=[SourceSettings(url=str(sample_video), id="cam")],
         sinks=[JsonlSinkSettings(type="jsonl", path=tmp_path / "e.jsonl")],
+        detector={"model": "centre-face.json"},
     )
-    pipeline = build_pipeline(settings, detector=CentreFace(), extra_stages=[stage], extra_sinks=[sink])
+    pipeline = build_pipeline(settings, extra_stages=[stage], extra_sinks=[sink])
+    assert pipeline.detector.name == "centre-face"
     assert [s.name for s in pipeline.stages] == ["tracks", "face-counter"]
     assert pipeline.pixels.formats == {PixelFormat.BGR}
     report = pipeline.run()
