@@ -16,10 +16,9 @@ from pydantic import BaseModel
 from streamproc.analysis.events import Event
 from streamproc.config.settings import JsonlSinkSettings, Settings, SinkSettings, SourceSettings
 from streamproc.core.errors import ConfigError
-from streamproc.core.frames import Detections, Frame, FrameResult
+from streamproc.core.frames import Detections, Frame, FrameResult, ModelInput
 from streamproc.core.pictures import Picture
 from streamproc.inference import detectors
-from streamproc.inference.detector import ModelInput
 from streamproc.inference.detectors import DETECTOR_KINDS, DetectorKind, detector_kind, register_detector
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.pipeline.build import build_pipeline

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from streamproc.analysis.events import run_ids_for
+from streamproc.analysis.events import RunIds, files_run_id
 from streamproc.capture.buffer import BufferPolicy
 from streamproc.capture.factory import build_source
 from streamproc.capture.inputs import STDIN, STDIN_ID
-from streamproc.capture.urls import default_source_id
+from streamproc.capture.urls import SourceKind, default_source_id, source_kind
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, InputError
 from streamproc.core.frames import SourceState, StatusEvent, StreamInfo
@@ -148,6 +148,15 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
         assert runner is not None
         stages.append(SceneStage(classify.keyframes, runner, ids))
     return stages
+
+
+def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:
+    """Ids named after the inputs for a run over recorded files (not replayed as live), else fresh."""
+    recorded = bool(sources) and all(
+        source_kind(source.url) is SourceKind.FILE and not (source.realtime or source.loop)
+        for source in sources
+    )
+    return RunIds(files_run_id([source.url for source in sources]) if recorded else None)
 
 
 def _classifier_runner(settings: Settings, on_inference: InferenceTimer | None) -> ClassifierRunner:
