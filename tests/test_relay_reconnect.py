@@ -13,8 +13,8 @@ from conftest import read_records
 from live_run import LIVE, LiveRun, live_settings, wait_until
 from rtsp_server import RtspServer
 
-from streamproc.config import Settings
-from streamproc.frames import SourceState
+from streamproc.config.settings import Settings
+from streamproc.core.frames import SourceState
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.server.health import readiness
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
-from streamproc.config import JsonlSinkSettings, SourceSettings, VideoSinkSettings
-from streamproc.files import is_stream
-from streamproc.locks import OutputInUseError, OutputLocks
-from streamproc.outputs import check_outputs, input_files
+from streamproc.config.settings import JsonlSinkSettings, SourceSettings, VideoSinkSettings
+from streamproc.core.atomic_files import is_stream
+from streamproc.core.locks import OutputInUseError, OutputLocks
+from streamproc.pipeline.output_checks import check_outputs, input_files
 
 
 @pytest.fixture

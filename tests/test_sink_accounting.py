@@ -14,8 +14,8 @@ from conftest import CliRunner, count_frames, read_records
 from media_gen import constant_rate, write_video
 from prometheus_client import generate_latest
 
-from streamproc.builder import build_pipeline
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.pipeline.build import build_pipeline
 from streamproc.server.metrics import metrics_registry
 
 

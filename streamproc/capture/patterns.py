@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from streamproc.errors import InputError
+from streamproc.core.errors import InputError
 
 RECURSIVE = "**"
 MAX_FOLDERS = 100_000  # a pattern walking more folders is a mistake (``/**/*.jpg``): said, not waited for

@@ -18,15 +18,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamproc import rounding
-from streamproc.config import SHUTDOWN_GRACE_S, JsonlSinkSettings
-from streamproc.errors import OutputError
-from streamproc.files import discard_if_empty, is_stream, partial_path
-from streamproc.frames import FrameResult, SourceState, StatusEvent
-from streamproc.pixels import PixelPlan
-from streamproc.records import frame_record, status_record
+from streamproc.config.settings import SHUTDOWN_GRACE_S, JsonlSinkSettings
+from streamproc.core import rounding
+from streamproc.core.atomic_files import discard_if_empty, is_stream, partial_path
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, SourceState, StatusEvent
+from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.linefile import STDOUT, LineFile, StdoutLines
+from streamproc.sinks.records import frame_record, status_record
 from streamproc.sinks.retry import Retry
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 
 import av
 
-from streamproc.files import free_name, is_stream, partial_path
+from streamproc.core.atomic_files import free_name, is_stream, partial_path
 
 log = logging.getLogger(__name__)
 
