@@ -131,11 +131,11 @@ def _config(lab: Lab, relayed: set[str]) -> Path:
     config = {
         "sources": sources,
         "live": LIVE,
-        "mqtt": {"host": "127.0.0.1", "port": lab.broker.port, "reconnect_max_delay": 1.0},
+        "mqtt": {"host": "127.0.0.1", "port": lab.broker.port},
         "sinks": [
             {"type": "jsonl", "path": str(lab.disk / "{source}.jsonl")},
             {"type": "video", "path": str(lab.disk / "{source}.mp4"), "preset": "ultrafast"},
-            {"type": "mqtt"},
+            {"type": "mqtt", "reconnect_max_delay": 1.0},
         ],
         "progress": False,
     }
@@ -185,7 +185,7 @@ def _mute(lab: Lab, muted: bool) -> None:
     lab.proxy.mute_tcp = muted
 
 
-def run(minutes: float, cameras: int) -> dict:
+def run(minutes: float, cameras: int, keep_log: Path | None = None) -> dict:
     seconds = minutes * 60
     with tempfile.TemporaryDirectory(prefix="soak-") as folder, lab(Path(folder), cameras) as setup:
         relayed = [f"cam{n}" for n in range(cameras // 2)]
@@ -198,6 +198,8 @@ def run(minutes: float, cameras: int) -> dict:
             process = subprocess.Popen(command, stderr=out, stdout=subprocess.DEVNULL, env=env, cwd=REPO)
         started = time.monotonic()
         time.sleep(20)  # every camera streaming, the encoder and the broker warm
+        if process.poll() is not None:
+            raise RuntimeError(f"streamproc ended at start-up:\n{log.read_text()[-3000:]}")
         first = _process_numbers(process.pid)
         faults = _inject(_faults(setup, relayed, served, served[-1], seconds - 40), started + 20)
         while time.monotonic() < started + seconds:
@@ -205,6 +207,8 @@ def run(minutes: float, cameras: int) -> dict:
         last = _process_numbers(process.pid)
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=120)
+        if keep_log is not None:
+            keep_log.write_bytes(log.read_bytes())
         return _results(setup, log, faults, first, last, code, seconds)
 
 
@@ -260,7 +264,7 @@ def _resumed(name: str, back: float, frames: dict[str, list[float]], lines: list
         and words in line["message"]
         and ("writing again" in line["message"] or name == "mqtt")
     ]
-    return round(min(again) - back, 2) if again else 0.0  # 0: it never had to stop (nothing failed)
+    return round(min(again) - back, 2) if again else None
 
 
 def table(result: dict) -> str:
@@ -295,11 +299,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--log", type=Path, help="keep streamproc's log (JSON lines) here")
     args = parser.parse_args()
     if os.geteuid() != 0 or not Path(MOSQUITTO).exists():
         print("the soak needs root (a tmpfs) and mosquitto", file=sys.stderr)
         return 2
-    result = run(args.minutes, args.cameras)
+    result = run(args.minutes, args.cameras, args.log)
     print(json.dumps(result, indent=1))
     print(table(result))
     print(f"streamproc exit code {result['exit_code']}; frames per camera {result['frames']}")
