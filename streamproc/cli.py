@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamproc import __version__
+from streamproc.cli_hints import parse
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.logs import set_own_level, setup_logging
 from streamproc.mqtt.subscriber import add_events_command
@@ -530,8 +531,7 @@ def _last_word(text: str, json_logs: bool) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(build_parser(), argv)
     json_logs = getattr(args, "log_format", "text") == "json"
     setup_logging(_verbosity(args), json_format=json_logs)
     try:

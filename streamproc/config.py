@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from streamproc.config_yaml import read_config_file, refuse_bool_for_number
 from streamproc.errors import ConfigError
+from streamproc.suggest import closest, keys_at
 
 ENV_PREFIX = "STREAMPROC_"
 SHUTDOWN_GRACE_S = 15.0  # once the run is stopping, a failing sink tries for this long at most
@@ -597,7 +598,9 @@ def _describe(
     origin = _origin(error["loc"], config_path, file_data, cli_data)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling; `streamproc config example` lists every key)"
+        match = closest(str(error["loc"][-1]), keys_at(Settings, error["loc"][:-1]))
+        hint = f"did you mean '{match}'? " if match else "check the spelling; "
+        message = f"unknown setting ({hint}`streamproc config example` lists every key)"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     return f"invalid setting '{key}' {origin}: {message}{more}"
 

@@ -142,3 +142,21 @@ def test_events_to_a_pipe_by_its_path(sample_video: Path) -> None:
     assert code == 0, stderr
     records = [json.loads(line) for line in stdout.splitlines()]
     assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
+
+
+def test_a_wrong_flag_shows_the_commands_usage_and_the_flag_meant(run_cli: CliRunner) -> None:
+    wrong = run_cli("run", "x.mp4", "--output", "x.jsonl")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr.startswith("usage: streamproc run [-h]"), wrong.stderr
+    assert "--events PATH" in wrong.stderr and "COMMAND ..." not in wrong.stderr
+    last = wrong.stderr.splitlines()[-1]
+    assert last == "streamproc run: error: unrecognized arguments: --output x.jsonl; did you mean --events?"
+    video = run_cli("run", "x.mp4", "-o=out.mp4").stderr.splitlines()[-1]
+    assert video.endswith("unrecognized arguments: -o=out.mp4; did you mean --out-video?")
+    typo = run_cli("run", "x.mp4", "--evnts", "e.jsonl").stderr.splitlines()[-1]
+    assert typo.endswith("unrecognized arguments: --evnts e.jsonl; did you mean --events?")
+    nested = run_cli("config", "schema", "--formt", "markdown")
+    assert nested.stderr.startswith("usage: streamproc config schema [-h]")
+    assert nested.stderr.splitlines()[-1].endswith("did you mean --format?")
+    unlike = run_cli("report", "r.jsonl", "--zzz").stderr.splitlines()[-1]
+    assert unlike == "streamproc report: error: unrecognized arguments: --zzz"
