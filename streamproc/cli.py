@@ -125,7 +125,10 @@ def _add_outputs(run: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="append per-frame detections and events as JSON Lines ('-': standard output)",
     )
-    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument(
+        "--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4 (with the input's audio)"
+    )
+    run.add_argument("--no-audio", action="store_true", help="annotated videos without the input's audio")
     run.add_argument(
         "--overwrite",
         choices=["append", "replace", "refuse"],
@@ -295,6 +298,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
         video = {"type": "video", "path": args.out_video, "existing": existing}
         settings.sinks.append(VideoSinkSettings.model_validate(video))
+    if args.no_audio:  # every annotated video, the config's too
+        for sink in settings.sinks:
+            if isinstance(sink, VideoSinkSettings):
+                sink.audio = False
     if not settings.sinks and settings.sources:  # without inputs the error below says it all
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
     if wanted(settings) or args.resume:

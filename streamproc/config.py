@@ -211,6 +211,11 @@ class VideoSinkSettings(StrictModel):
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
     draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
     draw_scores: bool = Field(True, description="label each box with its score")
+    audio: bool = Field(
+        True,
+        description="copy the input's audio into the video (not re-encoded; files only, not streams;"
+        " --no-audio: off)",
+    )
 
 
 QoS = Literal[0, 1, 2]

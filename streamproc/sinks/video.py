@@ -120,7 +120,8 @@ class VideoSink(Sink):
         rate = Fraction(info.fps).limit_denominator(1001)
         width, height = _even(info.width), _even(info.height)
         options = encoder_options(self.settings, width * height)
-        file = CrashSafeMp4(path, width, height, info.time_base, rate, options)
+        audio = info.media_file if self.settings.audio else None
+        file = CrashSafeMp4(path, width, height, info.time_base, rate, options, audio)
         writer = self._writers[info.source_id] = _Writer(file, Timeline(info.time_base, info.fps))
         odd = (width, height) != (info.width, info.height)
         padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if odd else ""

@@ -1,0 +1,87 @@
+"""The annotated video keeps the input's audio: copied packet for packet (never re-encoded), up to the
+end of the video, on clips with real AAC (and PCM) tracks that FFmpeg's own encoders write."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import av
+from conftest import CliRunner
+
+
+def make_clip(path: Path, video_s: float, audio: list[tuple[str, float]]) -> Path:
+    """A 320x240 H.264 clip of ``video_s`` seconds with one tone track per (codec, seconds)."""
+    command = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size=320x240:rate=25:d={video_s}",
+    ]
+    for _, seconds in audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}"]
+    command += ["-map", "0:v"]
+    for index, (codec, _) in enumerate(audio, start=1):
+        command += ["-map", f"{index}:a", f"-c:a:{index - 1}", codec]
+    subprocess.run([*command, "-c:v", "libx264", "-preset", "ultrafast", str(path)], check=True, timeout=60)
+    return path
+
+
+def audio_packets(path: Path) -> list[list[tuple[Any, ...]]]:
+    """Per audio track: (pts, dts, duration, bytes) of every packet, in the stream's time base."""
+    with av.open(str(path)) as container:
+        tracks: list[list[tuple[Any, ...]]] = [[] for _ in container.streams.audio]
+        positions = {stream.index: i for i, stream in enumerate(container.streams.audio)}
+        for packet in container.demux(*container.streams.audio) if tracks else ():
+            if packet.dts is not None:
+                tracks[positions[packet.stream.index]].append(
+                    (packet.pts, packet.dts, packet.duration, bytes(packet))
+                )
+        return tracks
+
+
+def durations(path: Path) -> dict[str, float]:
+    with av.open(str(path)) as container:
+        return {
+            stream.type: float(stream.duration * stream.time_base)
+            for stream in container.streams
+            if stream.duration is not None
+        }
+
+
+def test_the_annotated_video_carries_the_inputs_aac_track(tmp_path: Path, run_cli: CliRunner) -> None:
+    clip = make_clip(tmp_path / "phone.mp4", 2.0, [("aac", 2.0)])
+    annotated, silent = tmp_path / "annotated.mp4", tmp_path / "silent.mp4"
+    result = run_cli("run", clip, "--out-video", annotated, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    (source_audio,) = audio_packets(clip)
+    assert len(source_audio) > 90, "two seconds of AAC at 48 kHz: about 94 packets"
+    assert audio_packets(annotated) == [source_audio], "every packet copied, unchanged, same timestamps"
+    assert durations(annotated) == durations(clip)
+
+    result = run_cli("run", clip, "--out-video", silent, "--no-progress", "--no-audio")
+    assert result.returncode == 0, result.stderr
+    assert audio_packets(silent) == [] and durations(silent)["video"] == durations(clip)["video"]
+
+
+def test_audio_ends_with_the_video_and_what_mp4_cannot_hold_is_named(
+    tmp_path: Path, run_cli: CliRunner
+) -> None:
+    """A .mov with 1 s of video, 2 s of PCM and 2 s of AAC: the AAC is copied up to the video's end,
+    the PCM (which MP4 holds only re-encoded) is left out with a warning."""
+    clip = make_clip(tmp_path / "camera.mov", 1.0, [("pcm_s16le", 2.0), ("aac", 2.0)])
+    annotated = tmp_path / "annotated.mp4"
+    result = run_cli("run", clip, "--out-video", annotated, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "audio track 1 of" in result.stderr and "(pcm_s16le) is not copied" in result.stderr
+    _pcm, aac = audio_packets(clip)
+    with av.open(str(clip)) as container:
+        time_base = container.streams.audio[1].time_base
+    before_the_end = [packet for packet in aac if packet[1] * time_base < 1.0]
+    assert 40 < len(before_the_end) < len(aac)
+    assert audio_packets(annotated) == [before_the_end]
