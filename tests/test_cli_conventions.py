@@ -160,3 +160,22 @@ def test_a_wrong_flag_shows_the_commands_usage_and_the_flag_meant(run_cli: CliRu
     assert nested.stderr.splitlines()[-1].endswith("did you mean --format?")
     unlike = run_cli("report", "r.jsonl", "--zzz").stderr.splitlines()[-1]
     assert unlike == "streamproc report: error: unrecognized arguments: --zzz"
+
+
+def test_the_example_config_runs_in_an_empty_folder(tmp_path: Path) -> None:
+    """`streamproc config example > streamproc.yaml; streamproc run`, as the README says, anywhere."""
+    environ = {key: value for key, value in os.environ.items() if key != "STREAMPROC_CONFIG"}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")]))
+
+    def streamproc(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "streamproc", *args]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=environ, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    (tmp_path / "streamproc.yaml").write_text(streamproc("config", "example").stdout)
+    log = streamproc("run", "--no-progress").stderr
+    assert "config: streamproc.yaml (found in the current directory)" in log
+    records = [json.loads(line) for line in (tmp_path / "out" / "sample.jsonl").read_text().splitlines()]
+    assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
+    assert ffprobe_frames(tmp_path / "out" / "sample.annotated.mp4") == 100
