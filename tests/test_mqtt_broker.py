@@ -111,6 +111,16 @@ def test_file_run_publishes_what_the_jsonl_sink_writes(
     final = json_payloads(recorder, "streamproc/stats")[-1]
     assert final["sources"]["enter"]["frames_processed"] == len(frames) == 100
     assert final["mqtt"]["dropped"] == 0 and final["mqtt"]["connected"] is True
+    # the summary counts acknowledgements against what is owed one: QoS 0 (the stats) never is
+    summary = re.search(
+        r"MQTT: (\d+) messages published; all of (\d+) at QoS 1/2 acknowledged; (\d+) at QoS 0 \(MQTT does"
+        r" not acknowledge those\); 0 dropped \(queue full\), 0 reconnects",
+        result.stderr,
+    )
+    assert summary, result.stderr
+    published, owed, unowed = map(int, summary.groups())
+    assert owed == len(events) + len(counts) + len(states) and unowed == len(recorder.on("streamproc/stats"))
+    assert published == owed + unowed
 
 
 @pytest.mark.parametrize(("protocol", "qos"), [("3.1.1", 1), ("5", 2)])
