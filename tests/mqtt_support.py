@@ -24,11 +24,17 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from streamproc.builder import build_pipeline, build_sink
-from streamproc.config import MqttSettings, MqttSinkSettings, Settings, SourceSettings, TrackingSettings
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.pipeline import Pipeline
-from streamproc.pixels import PixelFormat, PixelPlan
+from streamproc.config.settings import (
+    MqttSettings,
+    MqttSinkSettings,
+    Settings,
+    SourceSettings,
+    TrackingSettings,
+)
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.media.pixels import PixelFormat, PixelPlan
+from streamproc.pipeline.build import build_pipeline, build_sink
+from streamproc.pipeline.run import Pipeline
 from streamproc.sinks.base import Sink
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

@@ -94,7 +94,7 @@ def test_the_cycle_finder_sees_a_circle() -> None:
 
 def test_no_import_circle() -> None:
     graph = _graph()
-    assert graph.get("streamproc.builder"), "the graph was read"
+    assert graph.get("streamproc.pipeline.build"), "the graph was read"
     assert _cycles(graph) == []
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from conftest import CliRunner
 
-from streamproc.config import (
+from streamproc.cli.event_text import TrackNumbers, readable
+from streamproc.config.settings import (
     HomeAssistantSettings,
     MqttQosSettings,
     MqttSettings,
@@ -19,7 +20,6 @@ from streamproc.config import (
     load_settings,
 )
 from streamproc.mqtt.discovery import discovery_configs
-from streamproc.mqtt.event_text import TrackNumbers, readable
 from streamproc.mqtt.outbox import Message, Outbox
 from streamproc.mqtt.topics import Topics
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 
-from streamproc.builder import build_sink
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import StreamprocError
 from streamproc.distributed.group_worker import REPORTED_SINKS
-from streamproc.errors import StreamprocError
+from streamproc.media.pixels import PixelPlan
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.topics import OFFLINE, ONLINE
-from streamproc.pixels import PixelPlan
+from streamproc.pipeline.build import build_sink
 from streamproc.sinks.base import Sink
 from streamproc.sinks.mqtt import MqttSink, StatsProvider
 

@@ -9,13 +9,13 @@ import time
 import uuid
 from typing import Any
 
-from streamproc.builder import build_pipeline
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import StreamprocError
 from streamproc.distributed.aggregate import WorkerSnapshot
 from streamproc.distributed.ledger import ReportingSink, TrackLedger
 from streamproc.distributed.worker_logs import process_age, setup_worker_logging
-from streamproc.errors import StreamprocError
-from streamproc.pipeline import Pipeline
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline
 
 log = logging.getLogger(__name__)
 

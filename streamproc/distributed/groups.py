@@ -6,10 +6,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from streamproc.builder import source_id_for
 from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.config import Settings, SourceSettings
+from streamproc.config.settings import Settings, SourceSettings
 from streamproc.distributed.outputs import FILE_SINKS
+from streamproc.pipeline.build import source_id_for
 
 
 def with_absolute_paths(settings: Settings) -> Settings:

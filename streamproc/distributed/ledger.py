@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.pixels import PixelFormat, PixelPlan
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.media.pixels import PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink
 
 

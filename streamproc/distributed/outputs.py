@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from streamproc.config import JsonlSinkSettings, Settings, VideoSinkSettings
-from streamproc.errors import ConfigError
-from streamproc.files import atomic_writer
+from streamproc.config.settings import JsonlSinkSettings, Settings, VideoSinkSettings
+from streamproc.core.atomic_files import atomic_writer
+from streamproc.core.errors import ConfigError
 from streamproc.sinks.base import source_path
 
 FILE_SINKS = (JsonlSinkSettings, VideoSinkSettings)  # the sinks that write one file per source

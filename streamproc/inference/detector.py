@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from streamproc.frames import Detections
-from streamproc.pictures import ArrayPicture, Picture
+from streamproc.core.frames import Detections
+from streamproc.core.pictures import ArrayPicture, Picture
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamproc.config import DetectorSettings
+from streamproc.config.settings import DetectorSettings
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.opencv_check import verify_opencv
 from streamproc.inference.tfjs.modeljson import is_model_json

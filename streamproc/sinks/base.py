@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamproc.errors import OutputError
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.pixels import PixelFormat, PixelPlan
-from streamproc.priority import lower_thread_priority
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.core.priority import lower_thread_priority
+from streamproc.media.pixels import PixelFormat, PixelPlan
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Sink(ABC):
     name: str = "sink"
 
     def pixel_needs(self) -> frozenset[PixelFormat]:
-        """The pixel formats ``handle`` reads (see :mod:`streamproc.pixels`); none by default, and
+        """The pixel formats ``handle`` reads (see :mod:`streamproc.media.pixels`); none by default, and
         when no sink or stage reads any, frames drop their pixels once the detector's input is made."""
         return frozenset()
 
@@ -65,7 +65,7 @@ class Sink(ABC):
         """A source changed state (connecting, streaming, stopped, failed...)."""
 
     def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
-        """Track and scene events (``streamproc.events``), in order: those a frame raised right after
+        """Track and scene events (``streamproc.analysis.events``), in order: those a frame raised right after
         its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
 
     def stopping(self) -> None:  # noqa: B027 - optional hook

@@ -19,7 +19,7 @@ from typing import Any
 
 import av
 
-from streamproc.files import commit, free_name, partial_path
+from streamproc.core.atomic_files import commit, free_name, partial_path
 from streamproc.sinks.audio import mux_with_audio
 
 log = logging.getLogger(__name__)

@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.config import SHUTDOWN_GRACE_S, MqttSettings, MqttSinkSettings
-from streamproc.errors import OutputError
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.imaging import context_crop, encode_jpeg
+from streamproc.config.settings import SHUTDOWN_GRACE_S, MqttSettings, MqttSinkSettings
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.media.crops import context_crop, encode_jpeg
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.mqtt.discovery import discovery_configs
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.publisher import Publisher
 from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
-from streamproc.records import frame_record, status_record
 from streamproc.sinks.base import Sink
+from streamproc.sinks.records import frame_record, status_record
 
 log = logging.getLogger(__name__)
 

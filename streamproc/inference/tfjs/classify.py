@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamproc.config import ClassifierSettings
-from streamproc.errors import ConfigError, ModelError
+from streamproc.config.settings import ClassifierSettings
+from streamproc.core.errors import ConfigError, ModelError
 from streamproc.inference.classifier import Classifier, read_labels
 from streamproc.inference.runtime import Model
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
