@@ -44,6 +44,7 @@ from streamproc.server.detect_pool import DetectPool
 from streamproc.server.docs import router as docs_router
 from streamproc.server.live import LiveHub
 from streamproc.server.metrics import metrics_registry
+from streamproc.server.openapi_types import plain_optional_parameters
 from streamproc.server.protocol import deadline_protocol
 from streamproc.server.routes import ServerState, error
 from streamproc.server.routes import router as status_router
@@ -113,6 +114,7 @@ def build_app(
     app.include_router(status_router)
     app.include_router(detect_router)
     app.include_router(docs_router)
+    plain_optional_parameters(app)
     if token is not None:  # without one there is nothing to authorize
         declare_bearer(app)
 
