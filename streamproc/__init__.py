@@ -22,7 +22,7 @@ _PUBLIC = {
     "PixelFormat": "streamproc.media.pixels",
     "PixelPlan": "streamproc.media.pixels",
     "Detector": "streamproc.inference.detector",
-    "ModelInput": "streamproc.inference.detector",
+    "ModelInput": "streamproc.core.frames",
     "detect_image": "streamproc.inference.detector",
     "BlazeFaceDetector": "streamproc.inference.blazeface",
     "Detections": "streamproc.core.frames",

@@ -33,9 +33,10 @@ from streamproc.config.settings import (
 )
 from streamproc.core.frames import FrameResult, StatusEvent
 from streamproc.media.pixels import PixelFormat, PixelPlan
-from streamproc.pipeline.build import build_pipeline, build_sink
+from streamproc.pipeline.build import build_pipeline
 from streamproc.pipeline.run import Pipeline
 from streamproc.sinks.base import Sink
+from streamproc.sinks.kinds import make_sink
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 BROKER_INFLIGHT = 20  # QoS>=1 messages the broker sends a subscriber before waiting for its acks
@@ -417,7 +418,7 @@ def pipeline_with_events(settings: Settings, pace_s: float = 0.0) -> tuple[Pipel
     """
     untracked = settings.model_copy(update={"tracking": TrackingSettings(enabled=False), "sinks": []})
     built: list[Pipeline] = []  # the sink publishes the pipeline's stats, which exists only once built
-    inner = build_sink(settings.sinks[0], settings, lambda: built[0].stats_snapshot())
+    inner = make_sink(settings.sinks[0], settings, lambda: built[0].stats_snapshot())
     wrapped = WithEvents(inner, pace_s)
     built.append(build_pipeline(untracked, extra_sinks=[wrapped]))
     return built[0], wrapped

@@ -17,9 +17,9 @@ _MARKER = re.compile(f"^(?:{_SIDES}) .*$|^{'=' * 7}$", re.M)
 
 def conflict_markers(root: Path) -> list[str]:
     """``path:line: text`` for every conflict marker line in the files git tracks under ``root``."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True
-    ).stdout.split(b"\0")
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True).stdout.split(
+        b"\0"
+    )
     found = []
     for name in filter(None, names):
         path = root / name.decode()
@@ -48,5 +48,7 @@ def test_a_conflict_marker_is_found(tmp_path: Path) -> None:
     (tmp_path / "table.md").write_text("title\n=======\n\nsetext underline, not a conflict\n")
     subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
     assert [line.split(":")[:2] for line in conflict_markers(tmp_path)] == [
-        ["notes.md", "2"], ["notes.md", "4"], ["notes.md", "6"]
+        ["notes.md", "2"],
+        ["notes.md", "4"],
+        ["notes.md", "6"],
     ]

@@ -19,7 +19,6 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -28,8 +27,6 @@ from typing import Any, Literal
 import numpy as np
 
 from streamproc.analysis.tracking import Moment, Observation, Track
-from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.config.settings import SourceSettings
 from streamproc.core import rounding
 from streamproc.core.frames import Classification
 
@@ -93,15 +90,6 @@ def files_run_id(paths: list[str]) -> str | None:
         identity.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
         newest = max(newest, info.st_mtime)
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(newest)) + "-f" + identity.hexdigest()[:8]
-
-
-def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:
-    """Ids named after the inputs for a run over recorded files (not replayed as live), else fresh."""
-    recorded = bool(sources) and all(
-        source_kind(source.url) is SourceKind.FILE and not (source.realtime or source.loop)
-        for source in sources
-    )
-    return RunIds(files_run_id([source.url for source in sources]) if recorded else None)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,12 @@ import threading
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from streamproc.core import rounding
 from streamproc.core.pictures import Picture, ReleasedPicture
-
-if TYPE_CHECKING:
-    from streamproc.inference.detector import ModelInput
 
 
 class SourceState(StrEnum):
@@ -66,6 +63,17 @@ class Classification:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "frame": self.frame, "top_k": [label.to_dict() for label in self.labels]}
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInput:
+    """A detector's input for one picture, and what ``detect`` needs to map results back to it. It
+    lives here, not with the detectors, because frames carry it (the core knows no models)."""
+
+    detector: str  # the name of the detector that made it: another detector must not take it
+    tensor: np.ndarray  # model input, batch first; read-only
+    width: int  # the picture's size
+    height: int
 
 
 @dataclass(frozen=True)

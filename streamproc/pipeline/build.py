@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from streamproc.analysis.events import run_ids_for
+from streamproc.analysis.events import RunIds, files_run_id
 from streamproc.capture.buffer import BufferPolicy
 from streamproc.capture.factory import build_source
 from streamproc.capture.inputs import STDIN, STDIN_ID
-from streamproc.capture.urls import default_source_id
-from streamproc.config.settings import Settings, SinkSettings, SourceSettings
+from streamproc.capture.urls import SourceKind, default_source_id, source_kind
+from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, InputError
 from streamproc.core.frames import SourceState, StatusEvent, StreamInfo
 from streamproc.core.stats import PipelineStats
@@ -38,38 +38,47 @@ from streamproc.pipeline.run import (
     stats_snapshot,
 )
 from streamproc.sinks.base import Sink
-from streamproc.sinks.jsonl import JsonlSink
+from streamproc.sinks.kinds import make_sink
 from streamproc.stages.base import Stage
 from streamproc.stages.tracks import TrackStage
 
 if TYPE_CHECKING:
-    from streamproc.sinks.mqtt import StatsProvider
     from streamproc.stages.classify import ClassifierRunner, InferenceTimer
 
 log = logging.getLogger(__name__)
+
+SinkWrapper = Callable[[int, Sink], Sink]
 
 
 def build_pipeline(
     settings: Settings,
     *,
     detector: Detector | None = None,
+    extra_stages: Sequence[Stage] = (),
     extra_sinks: Sequence[Sink] = (),
+    wrap_sink: SinkWrapper | None = None,
     status_listener: Callable[[StatusEvent], None] | None = None,
 ) -> Pipeline:
     """Build and open every part the settings ask for; raises a StreamprocError naming the first
-    problem (bad model, unreadable input, unwritable output) before anything runs."""
+    problem (bad model, unreadable input, unwritable output) before anything runs.
+
+    ``extra_stages`` run after the configured ones, ``extra_sinks`` beside the configured ones;
+    ``wrap_sink(index, sink)`` may put each configured sink (``index`` in ``settings.sinks``) inside
+    another before it is opened."""
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
     # outputs that would destroy an input or each other: refused before anything is opened
     check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
-    stages = build_stages(settings, stats.inference)  # bad models: before inputs
+    stages = [*build_stages(settings, stats.inference), *extra_stages]  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
     opened, failed = open_sources(settings, status)
     detector = detector or build_detector(settings)
     # MQTT publishes the same numbers as Pipeline.stats_snapshot, before the pipeline exists
     live_stats = functools.partial(stats_snapshot, stats, [o.source for o in opened])
-    sinks = [build_sink(sink, settings, live_stats) for sink in settings.sinks] + list(extra_sinks)
+    wrap = wrap_sink or _as_is
+    sinks = [wrap(n, make_sink(entry, settings, live_stats)) for n, entry in enumerate(settings.sinks)]
+    sinks += extra_sinks
     if settings.snapshots.enabled:
         from streamproc.sinks.snapshots import SnapshotSink  # like the other optional parts: only now
 
@@ -92,6 +101,10 @@ def build_pipeline(
         queue_bytes=settings.queue_bytes,
         failed_at_open=failed,
     )
+
+
+def _as_is(index: int, sink: Sink) -> Sink:
+    return sink
 
 
 def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -> RunReport:
@@ -137,6 +150,15 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
     return stages
 
 
+def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:
+    """Ids named after the inputs for a run over recorded files (not replayed as live), else fresh."""
+    recorded = bool(sources) and all(
+        source_kind(source.url) is SourceKind.FILE and not (source.realtime or source.loop)
+        for source in sources
+    )
+    return RunIds(files_run_id([source.url for source in sources]) if recorded else None)
+
+
 def _classifier_runner(settings: Settings, on_inference: InferenceTimer | None) -> ClassifierRunner:
     from streamproc.inference.classifiers import open_classifier
     from streamproc.inference.models import ModelRegistry
@@ -153,21 +175,6 @@ def _classifier_runner(settings: Settings, on_inference: InferenceTimer | None) 
         classifier.model.path,
     )
     return ClassifierRunner(classifier, on_inference)
-
-
-def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | None = None) -> Sink:
-    """The sink plugin for a ``sinks:`` entry, chosen by its ``type``. MQTT's client library is
-    imported only for runs that publish (it adds ~45 ms to every start-up otherwise), the video
-    sink's modules only for runs that write video (~3 ms)."""
-    if settings.type == "mqtt":
-        from streamproc.sinks.mqtt import MqttSink
-
-        return MqttSink(settings, run.mqtt, stats, run.shutdown_grace)
-    if settings.type == "video":
-        from streamproc.sinks.video import VideoSink
-
-        return VideoSink(settings)
-    return JsonlSink(settings, run.shutdown_grace)
 
 
 def open_sources(settings: Settings, status: StatusRelay) -> tuple[list[OpenedSource], list[SourceReport]]:
@@ -225,4 +232,4 @@ def buffer_policy(settings: SourceSettings, info: StreamInfo) -> BufferPolicy:
     return BufferPolicy(settings.buffer_policy)
 
 
-__all__ = ["build_pipeline", "build_sink", "build_stages", "open_sources", "run_pipeline"]
+__all__ = ["build_pipeline", "build_stages", "open_sources", "run_pipeline"]

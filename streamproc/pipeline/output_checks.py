@@ -17,6 +17,7 @@ from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.core.atomic_files import partial_path
 from streamproc.core.errors import OutputError
 from streamproc.sinks.base import source_path
+from streamproc.sinks.kinds import sink_kind
 
 Existing = Literal["append", "replace", "refuse"]
 
@@ -60,13 +61,14 @@ def check_outputs(sinks: Iterable[Any], inputs: Mapping[str, Path | None]) -> No
             continue
         what = f"{sink.type} output {template}"
         per_source = "{source}" in str(template)
-        if not per_source and sink.type == "video" and len(inputs) > 1:
+        kind = sink_kind(sink.type)
+        if not per_source and not kind.mixes_sources and len(inputs) > 1:
             raise OutputConflictError(f"{what} cannot hold several sources: put '{{source}}' in the path")
         for source_id in inputs if per_source else list(inputs)[:1]:
             path = source_path(template, source_id)
             _check_one(path, what, sink.existing, inputs, taken)
             taken[path] = what
-            if sink.type == "video" or sink.existing == "replace":
+            if kind.writes_aside or sink.existing == "replace":
                 _check_leftover(partial_path(path))
 
 

@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from streamproc.core.priority import lower_thread_priority
 from streamproc.media.pixels import PixelFormat, PixelPlan
 
 log = logging.getLogger(__name__)
+
+StatsProvider = Callable[[], dict[str, Any]]  # the run's live numbers, for sinks that publish them
 
 
 class Sink(ABC):
@@ -74,6 +76,52 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release outputs."""
+
+
+class ForwardingSink(Sink):
+    """A sink around another: every hook goes to ``inner``; a subclass overrides what it adds (a
+    distributed worker's sinks report their tracks' ends). A hook added to :class:`Sink` is
+    forwarded here too (``tests/test_architecture.py`` checks that none is missed)."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return self.inner.pixel_needs()
+
+    @property
+    def backlog(self) -> int | None:
+        return self.inner.backlog
+
+    @property
+    def problem(self) -> str | None:
+        return self.inner.problem
+
+    @property
+    def finished(self) -> bool:
+        return self.inner.finished
+
+    @property
+    def refused(self) -> int | None:
+        return self.inner.refused
+
+    def open(self, pixels: PixelPlan) -> None:
+        self.inner.open(pixels)
+
+    def handle(self, result: FrameResult) -> None:
+        self.inner.handle(result)
+
+    def handle_status(self, event: StatusEvent) -> None:
+        self.inner.handle_status(event)
+
+    def handle_events(self, events: Sequence[Any]) -> None:
+        self.inner.handle_events(events)
+
+    def stopping(self) -> None:
+        self.inner.stopping()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 SOURCE_FIELD = "{source}"
