@@ -3,12 +3,15 @@ end of the video, on clips with real AAC (and PCM) tracks that FFmpeg's own enco
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import av
 from conftest import CliRunner
+
+from streamproc.sinks.mp4 import CrashSafeMp4
 
 
 def make_clip(path: Path, video_s: float, audio: list[tuple[str, float]]) -> Path:
@@ -85,3 +88,28 @@ def test_audio_ends_with_the_video_and_what_mp4_cannot_hold_is_named(
     before_the_end = [packet for packet in aac if packet[1] * time_base < 1.0]
     assert 40 < len(before_the_end) < len(aac)
     assert audio_packets(annotated) == [before_the_end]
+
+
+def test_a_video_of_part_of_the_input_gets_the_audio_of_that_part(tmp_path: Path) -> None:
+    """A file that starts mid-run (a new file after a write error, a size change) covers seconds 1-2
+    of the input: it gets the audio packets that overlap them, with their own timestamps."""
+    clip = make_clip(tmp_path / "phone.mp4", 2.0, [("aac", 2.0)])
+    target = tmp_path / "part.mp4"
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        rate, time_base = stream.average_rate, stream.time_base
+        mp4 = CrashSafeMp4(target, 320, 240, time_base, rate, {"preset": "ultrafast"}, str(clip))
+        for frame in itertools.islice(container.decode(stream), 25, None):  # 1.00 s to 2.00 s
+            picture = frame.reformat(format="yuv420p")
+            picture.pts, picture.time_base = frame.pts, time_base
+            mp4.write(picture)
+    mp4.finish()
+    (aac,) = audio_packets(clip)
+    overlapping = [
+        packet for packet in aac if (packet[1] + packet[2]) / 48000 >= 1.0 and packet[1] / 48000 < 2.0
+    ]
+    assert 40 < len(overlapping) < len(aac) - 40
+    (copied,) = audio_packets(target)
+    assert [packet[2:] for packet in copied] == [packet[2:] for packet in overlapping]  # duration, bytes
+    # an MP4 edit list counts in milliseconds: a track starting at 0.98 s reads back within 1 ms of it
+    assert all(abs(ours[0] - theirs[0]) <= 48 for ours, theirs in zip(copied, overlapping, strict=True))

@@ -2,10 +2,10 @@
 
 Any writer of an output video whose frames keep the input's timestamps (the annotated video, a
 redacted copy) adds the audio when it finishes its file: :func:`mux_with_audio` interleaves the
-video packets it is given with the input's audio packets by time, up to the end of the video, so
-a run stopped early gets the audio of what it shows. Audio an MP4 cannot hold without
-re-encoding (PCM, for one) is left out with a warning; an input that cannot be read again (a
-stream, stdin, a file looped) has no audio to copy.
+video packets it is given with the input's audio packets by time, over the span the video covers,
+so a run stopped early, or a file that starts mid-run, gets the audio of what it shows. Audio an
+MP4 cannot hold without re-encoding (PCM, for one) is left out with a warning; an input that
+cannot be read again (a stream, stdin, a file looped) has no audio to copy.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -25,22 +26,32 @@ log = logging.getLogger(__name__)
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "mp2", "opus", "ac3", "eac3", "alac", "flac"})
 
 
-def mux_with_audio(writer: Any, video: Iterable[Any], audio_from: str | None, until: float | None) -> None:
-    """Mux ``video``'s packets (their ``stream`` already set to one of ``writer``'s) and, from
-    ``audio_from``, every audio track MP4 can hold, up to ``until`` seconds, interleaved by time."""
-    if audio_from is None:
+@dataclass(frozen=True)
+class AudioSpan:
+    """The audio a video gets: that of the media file ``path`` from ``start`` to ``end`` seconds of
+    its timeline (the span the video's pictures cover)."""
+
+    path: str
+    start: float
+    end: float
+
+
+def mux_with_audio(writer: Any, video: Iterable[Any], audio: AudioSpan | None) -> None:
+    """Mux ``video``'s packets (their ``stream`` already set to one of ``writer``'s) and every audio
+    track of ``audio`` MP4 can hold, the packets that overlap its span, interleaved by time."""
+    if audio is None:
         for packet in video:
             writer.mux(packet)
         return
     try:
-        reader = av.open(audio_from, options={"threads": "1"})
+        reader = av.open(audio.path, options={"threads": "1"})
     except (av.error.FFmpegError, OSError) as exc:
-        log.warning("the audio of %s is not copied: it cannot be read again (%s)", audio_from, exc)
+        log.warning("the audio of %s is not copied: it cannot be read again (%s)", audio.path, exc)
         reader = None
     try:
-        tracks = _audio_tracks(reader, writer, audio_from) if reader is not None else {}
-        audio = _audio_packets(reader, tracks, until, audio_from) if tracks else iter(())
-        for *_, packet in heapq.merge(_timed(video, 0), _timed(audio, 1)):
+        tracks = _audio_tracks(reader, writer, audio.path) if reader is not None else {}
+        packets = _audio_packets(reader, tracks, audio) if tracks else iter(())
+        for *_, packet in heapq.merge(_timed(video, 0), _timed(packets, 1)):
             writer.mux(packet)
     finally:
         if reader is not None:
@@ -64,9 +75,10 @@ def _audio_tracks(reader: Any, writer: Any, source: str) -> dict[int, Any]:
     return tracks
 
 
-def _audio_packets(reader: Any, tracks: dict[int, Any], until: float | None, source: str) -> Iterator[Any]:
-    """The input's audio packets that start before ``until``, each re-addressed to its output stream.
-    A read error ends the audio there (the video goes on), with a warning saying where."""
+def _audio_packets(reader: Any, tracks: dict[int, Any], span: AudioSpan) -> Iterator[Any]:
+    """The input's audio packets that overlap ``span`` (an AAC priming packet that ends where the
+    video starts included), each re-addressed to its output stream. A read error ends the audio
+    there (the video goes on), with a warning saying where."""
     inputs = [stream for stream in reader.streams.audio if stream.index in tracks]
     copied, done = 0.0, set()
     try:
@@ -74,7 +86,9 @@ def _audio_packets(reader: Any, tracks: dict[int, Any], until: float | None, sou
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
             start = float(packet.dts * packet.time_base)
-            if until is not None and start >= until:
+            if start + float(packet.duration * packet.time_base) < span.start:
+                continue
+            if start >= span.end:
                 done.add(packet.stream.index)
                 if len(done) == len(inputs):
                     return
@@ -83,7 +97,7 @@ def _audio_packets(reader: Any, tracks: dict[int, Any], until: float | None, sou
             copied = max(copied, start)
             yield packet
     except av.error.FFmpegError as exc:
-        log.warning("the audio of %s is copied up to %.2f s only: %s", source, copied, exc)
+        log.warning("the audio of %s is copied up to %.2f s only: %s", span.path, copied, exc)
 
 
 def _timed(packets: Iterable[Any], order: int) -> Iterator[tuple[Fraction, int, int, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 import av
 
 from streamproc.core.atomic_files import commit, free_name, partial_path
-from streamproc.sinks.audio import mux_with_audio
+from streamproc.sinks.audio import AudioSpan, mux_with_audio
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class CrashSafeMp4:
         # The remux at the end moves it back, so the finished file has the input's timestamps.
         self._first_dts: int | None = None
         self._header_size: int | None = None  # the file's size once its header is written
-        self._end = 0.0  # seconds: where the last picture encoded so far ends (the audio's end)
+        # seconds of the input's timeline the pictures cover: the span of audio the finished file gets
+        self._start, self._end = float("inf"), 0.0
         self._interval = 1 / rate
 
     def write(self, frame: Any) -> None:
@@ -71,7 +72,8 @@ class CrashSafeMp4:
                 self._first_dts = packet.dts or 0
             if packet.pts is not None:  # x264 leaves durations out: a picture lasts one frame interval
                 shown = packet.duration * packet.time_base if packet.duration else self._interval
-                self._end = max(self._end, float(packet.pts * packet.time_base + shown))
+                start = packet.pts * packet.time_base
+                self._start, self._end = min(self._start, float(start)), max(self._end, float(start + shown))
             self.container.mux(packet)
             if self._header_size is None:  # the first mux writes the header; packets wait for a fragment
                 self._header_size = self.partial.stat().st_size
@@ -88,7 +90,8 @@ class CrashSafeMp4:
         self.container = self.stream = None  # the encoder's memory goes before the remux reads
         finished = self.partial.with_name(f".{self.path.name}.finishing")
         try:
-            _remux_faststart(self.partial, finished, self._first_dts or 0, self.audio_from, self._end)
+            audio = AudioSpan(self.audio_from, self._start, self._end) if self.audio_from else None
+            _remux_faststart(self.partial, finished, self._first_dts or 0, audio)
             commit(finished, self.path)
         finally:
             finished.unlink(missing_ok=True)
@@ -114,19 +117,17 @@ class CrashSafeMp4:
         return kept
 
 
-def _remux_faststart(
-    source: Path, target: Path, shift: int, audio_from: str | None = None, until: float | None = None
-) -> None:
+def _remux_faststart(source: Path, target: Path, shift: int, audio: AudioSpan | None = None) -> None:
     """Copy every packet of ``source``, ``shift`` ticks later, into a non-fragmented MP4 with the
     index in front (and an edit list where B-frames decode before the first picture shows), with
-    the audio of ``audio_from`` up to ``until`` seconds (see streamproc.sinks.audio)."""
+    the ``audio`` of its span (see streamproc.sinks.audio)."""
     with (
         av.open(str(source), options={"threads": "1"}) as reader,
         av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as writer,
     ):
         incoming = reader.streams.video[0]
         outgoing = writer.add_stream_from_template(incoming)
-        mux_with_audio(writer, _shifted(reader.demux(incoming), outgoing, shift), audio_from, until)
+        mux_with_audio(writer, _shifted(reader.demux(incoming), outgoing, shift), audio)
 
 
 def _shifted(packets: Iterator[Any], stream: Any, shift: int) -> Iterator[Any]:
