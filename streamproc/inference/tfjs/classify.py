@@ -9,7 +9,7 @@ import numpy as np
 from streamproc.config.settings import ClassifierSettings
 from streamproc.core.errors import ConfigError, ModelError
 from streamproc.inference.classifier import Classifier, read_labels
-from streamproc.inference.runtime import Model
+from streamproc.inference.runtime import Model, OutputsView
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
 from streamproc.inference.tfjs.preprocess import Preprocess
 from streamproc.inference.tfjs.sidecar import Sidecar, read_sidecar, sidecar_path
@@ -84,28 +84,12 @@ def _one_output(loaded: TfjsModel, name: str | None, path: Path) -> Model:
     return OneOutput(loaded.model, names.index(name.removesuffix(":0")))
 
 
-class OneOutput:
+class OneOutput(OutputsView):
     """A model with several outputs (Human's faceres: gender, descriptor, age) seen as one of them."""
 
     def __init__(self, model: Model, index: int) -> None:
-        self._model, self._index = model, index
-        self.path = model.path
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._model.input_shape
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        return self._model.input_dtype
-
-    @property
-    def input_quantization(self) -> tuple[float, int]:
-        return self._model.input_quantization
-
-    @property
-    def dynamic_batch(self) -> bool:
-        return self._model.dynamic_batch
+        super().__init__(model)
+        self._index = index
 
     @property
     def output_shapes(self) -> list[tuple[int, ...]]:
