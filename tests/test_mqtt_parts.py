@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import CliRunner
 
-from streamproc.cli.event_text import TrackNumbers, readable
+from streamproc.cli.event_text import MAX_REMEMBERED, TrackNumbers, readable
 from streamproc.config.settings import (
     HomeAssistantSettings,
     MqttQosSettings,
@@ -164,3 +164,15 @@ def test_track_numbers_count_per_source_and_full_ids_on_request() -> None:
     assert shown == [["1"], ["1"], ["2"], ["1"], ["1"], ["3"]]
     full = readable(track_event("new", "a", "run-1"))
     assert "  track run-1  " in full and full.endswith("event_id=run-1.1")
+
+
+def test_a_subscriber_fed_made_up_ids_stays_small() -> None:
+    numbers = TrackNumbers()
+    for n in range(3 * MAX_REMEMBERED):
+        numbers.number(f"source-{n}", f"track-{n}")
+        numbers.number("steady", f"track-{n}")
+    assert numbers.number("steady", "another") == 3 * MAX_REMEMBERED + 1, "a source in use keeps counting"
+    assert len(numbers._open) <= MAX_REMEMBERED and len(numbers._counts) <= MAX_REMEMBERED
+    event = {"type": "new", "source": "s", "wall_time": 0, **{f"k{i}": i for i in range(1000)}}
+    line = readable(event)
+    assert line.endswith("k39=39  (+960 more fields)")

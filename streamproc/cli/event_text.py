@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 MAX_FIELD = 120  # characters of one printed value; a broker may send megabytes
-MAX_REMEMBERED = 4096  # open tracks a long-running subscriber keeps numbers for
+MAX_FIELDS = 40  # key=value pairs after the headline; a broker may send thousands
+MAX_REMEMBERED = 4096  # open tracks (and sources) a long-running subscriber keeps numbers for
 _IN_THE_HEADLINE = {"type", "source_id", "source", "track_id", "wall_time"}
 _ID_FIELDS = {"event_id"}  # <track id>.<seq>: as long as the track id, shown with --full-ids only
 
@@ -75,22 +76,26 @@ def _cut(text: str, limit: int) -> str:
 class TrackNumbers:
     """Short track numbers, 1, 2, 3... per source, in the order this subscriber first sees them.
 
-    A number is forgotten when its track ends (the counter goes on), and the oldest are forgotten
-    beyond MAX_REMEMBERED open tracks, so a subscriber left running for months stays small."""
+    A number is forgotten when its track ends (the counter goes on), and the least recently seen
+    tracks and sources are forgotten beyond MAX_REMEMBERED, so a subscriber left running for months,
+    or fed made-up ids, stays small."""
 
     def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
+        self._counts: OrderedDict[str, int] = OrderedDict()
         self._open: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def number(self, source: str, track_id: str, ended: bool = False) -> int:
         key = (source, track_id)
+        count = self._counts.pop(source, 0)  # put back last: the most recently seen source
         found = self._open.pop(key, None)
         if found is None:
-            found = self._counts[source] = self._counts.get(source, 0) + 1
+            found = count = count + 1
+        self._counts[source] = count
         if not ended:
             self._open[key] = found
-            if len(self._open) > MAX_REMEMBERED:
-                self._open.popitem(last=False)
+        for remembered in (self._open, self._counts):
+            while len(remembered) > MAX_REMEMBERED:
+                remembered.popitem(last=False)
         return found
 
 
@@ -113,4 +118,5 @@ def readable(event: dict[str, Any], numbers: TrackNumbers | None = None) -> str:
         for key, value in event.items()
         if key not in hidden and isinstance(value, str | int | float | bool)
     ]
-    return "  ".join([line, *details])
+    more = [f"(+{len(details) - MAX_FIELDS} more fields)"] if len(details) > MAX_FIELDS else []
+    return "  ".join([line, *details[:MAX_FIELDS], *more])

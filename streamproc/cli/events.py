@@ -78,7 +78,7 @@ class _Skipped:
         self.count += 1
         if self.count <= self.LOGGED:
             more = "; later ones are only counted" if self.count == self.LOGGED else ""
-            log.warning("skipping a message on %s: %s%s", safe_text(topic), problem, more)
+            log.warning("skipping a message on %s: %s%s", safe_text(topic), safe_text(problem), more)
 
     def summary(self) -> None:
         if self.count:
