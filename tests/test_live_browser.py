@@ -18,7 +18,7 @@ from http_helpers import serve, wait_for
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from streamproc.config import HttpSettings, Settings
+from streamproc.config.settings import HttpSettings, Settings
 from streamproc.server import StatusServer
 from streamproc.server.detect_pool import open_detect_pool
 from streamproc.server.view import NoSources

@@ -26,8 +26,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from streamproc import __version__
-from streamproc.config import HttpSettings
-from streamproc.errors import OutputError
+from streamproc.config.settings import HttpSettings
+from streamproc.core.errors import OutputError
 from streamproc.server.access import (
     AccessControl,
     Refusals,

@@ -29,7 +29,7 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from streamproc.images import ImageError, decode_image
+from streamproc.media.still_images import ImageError, decode_image
 
 REQUEST = struct.Struct("<dQQ")
 ANSWER = struct.Struct("<I")

@@ -21,7 +21,7 @@ from typing import IO
 
 import numpy as np
 
-from streamproc.images import ImageError, ImageHeader
+from streamproc.media.still_images import ImageError, ImageHeader
 from streamproc.server.decode_child import ANSWER, REQUEST
 
 log = logging.getLogger(__name__)

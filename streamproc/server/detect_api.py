@@ -12,7 +12,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from streamproc.images import ImageError
+from streamproc.media.still_images import ImageError
 from streamproc.server.decoder import DecodeStopped
 from streamproc.server.detect_pool import MAX_TOP_K, DetectPool, DetectRequest, QueueFull
 from streamproc.server.image_upload import IMAGE_ERROR_STATUS, client_gone, receive_image

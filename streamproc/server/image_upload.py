@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from streamproc.config import DetectApiSettings, HttpSettings
-from streamproc.images import ImageError, ImageHeader, read_header
+from streamproc.config.settings import DetectApiSettings, HttpSettings
+from streamproc.media.still_images import ImageError, ImageHeader, read_header
 from streamproc.server.uploads import UploadError, image_bytes, read_body
 
 MB = 1024 * 1024

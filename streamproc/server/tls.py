@@ -11,8 +11,8 @@ from typing import Any
 
 import uvicorn
 
-from streamproc.config import HttpSettings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import HttpSettings
+from streamproc.core.errors import ConfigError
 
 # PKCS#8 and the traditional OpenSSL format: the markers of a key that needs a passphrase
 ENCRYPTED_KEY_MARKERS = ("-----BEGIN ENCRYPTED PRIVATE KEY-----", "Proc-Type: 4,ENCRYPTED")
