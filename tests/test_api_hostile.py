@@ -73,6 +73,7 @@ def test_a_scan_bomb_is_refused_by_its_scan_count_before_decoding(served: str) -
     assert slowest < NO_STALL_S
 
 
+@pytest.mark.slow
 def test_a_decode_over_the_cpu_budget_is_ended_and_the_worker_serves_the_next(face_jpeg: bytes) -> None:
     env = serve_env(max_scans=100_000, cpu_budget_s=1, workers=1)
     with cli_server("serve", "--http", "127.0.0.1:0", env=env) as (process, port):
