@@ -357,6 +357,12 @@ class DetectApiSettings(StrictModel):
     max_megapixels: float = Field(
         50.0, gt=0, le=1000, description="largest image, read from its header before decoding"
     )
+    max_scans: int = Field(
+        100, ge=1, le=100_000, description="most JPEG scans (progressive passes), counted before decoding"
+    )
+    cpu_budget_s: float = Field(
+        2.0, gt=0, le=600, description="CPU seconds one image may take to decode; the decode is killed after"
+    )
     models: list[str] = Field(
         default_factory=list,
         description="classifier models requests may name (model=), manifest names or paths; the "
@@ -384,6 +390,9 @@ class HttpSettings(StrictModel):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; none: off")
     tls_cert: FilePath | None = Field(None, description="serve HTTPS with this certificate (PEM)")
     tls_key: FilePath | None = Field(None, description="private key of tls_cert (PEM)")
+    tls_key_password: SecretStr | None = Field(
+        None, description="passphrase of an encrypted tls_key (STREAMPROC_HTTP__TLS_KEY_PASSWORD)"
+    )
     request_timeout: float = Field(
         10.0, gt=0, le=3600, description="seconds a client has to send a request's headers and body"
     )
