@@ -103,7 +103,9 @@ def test_a_video_of_part_of_the_input_gets_the_audio_of_that_part(tmp_path: Path
             picture = frame.reformat(format="yuv420p")
             picture.pts, picture.time_base = frame.pts, time_base
             mp4.write(picture)
-    mp4.finish()
+    finished = mp4.finish()
+    assert finished is not None
+    target = finished[0]  # the finished file, before the run settles it under its name
     (aac,) = audio_packets(clip)
     overlapping = [
         packet for packet in aac if (packet[1] + packet[2]) / 48000 >= 1.0 and packet[1] / 48000 < 2.0
