@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 from conftest import REPO, CliRunner
 from media_gen import ffprobe_frames
 
@@ -180,3 +182,15 @@ def test_the_example_config_runs_in_an_empty_folder(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (tmp_path / "out" / "sample.jsonl").read_text().splitlines()]
     assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
     assert ffprobe_frames(tmp_path / "out" / "sample.annotated.mp4") == 100
+
+
+def test_the_example_names_an_installed_sample_whatever_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A virtualenv under a folder such as 'my videos: #1' still gives YAML that reads back the path."""
+    from streamproc.cli import config_files
+
+    for path in (
+        "/opt/venv/lib/python3.11/site-packages/streamproc/examples/sample.mp4",
+        "/tmp/a: b #1/s.mp4",
+    ):
+        monkeypatch.setattr(config_files, "SAMPLE_VIDEO", path)
+        assert yaml.safe_load(config_files.example_config())["sources"][0]["url"] == path
