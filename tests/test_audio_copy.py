@@ -65,6 +65,7 @@ def test_the_annotated_video_carries_the_inputs_aac_track(tmp_path: Path, run_cl
     (source_audio,) = audio_packets(clip)
     assert len(source_audio) > 90, "two seconds of AAC at 48 kHz: about 94 packets"
     assert audio_packets(annotated) == [source_audio], "every packet copied, unchanged, same timestamps"
+    assert "copying the audio of" in result.stderr and "(aac) into the finished video" in result.stderr
     assert durations(annotated) == durations(clip)
 
     result = run_cli("run", clip, "--out-video", silent, "--no-progress", "--no-audio")

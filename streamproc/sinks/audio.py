@@ -60,11 +60,12 @@ def mux_with_audio(writer: Any, video: Iterable[Any], audio: AudioSpan | None) -
 
 def _audio_tracks(reader: Any, writer: Any, source: str) -> dict[int, Any]:
     """The output stream for each of the input's audio tracks that MP4 holds, by input index."""
-    tracks = {}
+    tracks, copied = {}, []
     for stream in reader.streams.audio:
         codec = stream.codec_context.name
         if codec in MP4_AUDIO_CODECS:
             tracks[stream.index] = writer.add_stream_from_template(stream)
+            copied.append(codec)
         else:
             log.warning(
                 "audio track %d of %s (%s) is not copied: MP4 holds it only re-encoded",
@@ -72,6 +73,8 @@ def _audio_tracks(reader: Any, writer: Any, source: str) -> dict[int, Any]:
                 source,
                 codec,
             )
+    if copied:
+        log.info("copying the audio of %s (%s) into the finished video", source, ", ".join(copied))
     return tracks
 
 
