@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
-from streamproc.builder import build_pipeline
-from streamproc.config import PICTURE_QUEUE_LIMIT, JsonlSinkSettings, Settings, SourceSettings
-from streamproc.frames import Detections, FrameResult
+from streamproc.config.settings import PICTURE_QUEUE_LIMIT, JsonlSinkSettings, Settings, SourceSettings
+from streamproc.core.frames import Detections, FrameResult
+from streamproc.core.pictures import AvPicture, ReleasedPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pictures import AvPicture, ReleasedPicture
-from streamproc.pipeline import Pipeline
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan, PixelPlanError
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan, PixelPlanError
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline
 from streamproc.sinks.base import Sink
 
 
@@ -126,7 +126,11 @@ def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_pa
     events = tmp_path / "e.jsonl"
     settings = file_to_jsonl(sample_video, events)
     report = build_pipeline(settings, extra_sinks=[ExplodingSink()]).run()
-    assert report.sink_errors == {"exploding": "disk on fire (the 97 frames after it were not written)"}
+    assert report.sink_errors == {
+        "exploding": "disk on fire (98 frames not written, from the one it failed on)"
+    }
+    assert report.sinks["exploding"] == {"received": 100, "written": 2, "not_written": {"sink failed": 98}}
+    assert report.sinks[f"jsonl:{events}"] == {"received": 100, "written": 100, "not_written": {}}
     assert not report.ok
     assert len(read_records(events)) == count_frames(sample_video)[0]
 
@@ -244,7 +248,7 @@ def test_signal_gives_clean_shutdown(tmp_path: Path, long_video: Path, signum: i
 
 
 def test_labels_carry_the_track_number() -> None:
-    from streamproc.draw import _label_text
+    from streamproc.sinks.draw import _label_text
 
     boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     detections = Detections(

@@ -5,19 +5,20 @@ so a login is split off at the LAST ``@`` that is followed by a host (``user:Pa@
 ``user``, password ``Pa@ss#7``, host ``cam``) and percent-encoded again before FFmpeg sees it. A url
 whose login cannot be told apart from its host is refused with a line that never repeats it.
 
-Shown urls come from :func:`display_url`; messages go through :func:`streamproc.redaction.redact`.
+Shown urls come from :func:`display_url`; messages go through :func:`streamproc.core.credentials.redact`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from streamproc.errors import InputError
-from streamproc.redaction import MASK, redact, register_secret
+from streamproc.core.credentials import MASK, redact, register_secret
+from streamproc.core.errors import InputError
 
 _SCHEME = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 # host: a name, IPv4 or [IPv6], an optional port, then the path, query or nothing
@@ -150,7 +151,13 @@ def camera_device(url: str) -> Path:
 
 
 def default_source_id(url: str) -> str:
-    """A readable id from the url: the file stem, the camera device, or the RTSP path (host if none)."""
+    """A readable id from the url: the file stem, the camera device, or the RTSP path (host if none).
+    Bytes of a file name that are not UTF-8 are written as escapes (cam\\xe9ra): ids go into JSON,
+    MQTT topics and file names, which need text."""
+    return os.fsencode(_source_id(url)).decode("utf-8", "backslashreplace")
+
+
+def _source_id(url: str) -> str:
     kind = source_kind(url)
     if kind is SourceKind.RTSP:
         try:
