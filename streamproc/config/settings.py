@@ -82,7 +82,9 @@ class BackoffSettings(StrictModel):
         " starts over",
     )
     max_attempts: int = Field(
-        0, ge=0, description="failed attempts in a row before the source is failed; 0: retry forever"
+        0,
+        ge=0,
+        description="failed attempts in a row before a source that never streamed fails; 0: retry forever",
     )
 
 
@@ -118,6 +120,13 @@ class LiveSettings(StrictModel):
     )
     retry_forever_on_misconfig: bool = Field(
         False, description="keep retrying a misconfigured source at the longest backoff delay instead"
+    )
+    give_up_after: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="a source that never delivered a frame gives up (misconfig_attempts, max_attempts) only"
+        " after trying this many seconds; one that has delivered a frame retries for the whole run",
     )
 
 
@@ -169,6 +178,13 @@ class SourceSettings(StrictModel):
         default_factory=LiveOverrides, description="keys of the global 'live' settings to change here"
     )
     camera: CameraSettings = Field(default_factory=CameraSettings, description="local cameras only")
+    video_track: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="files only: which video track to read, counting from 0 (default: the first; a file"
+        " with several says which it reads)",
+    )
     realtime: bool = Field(
         False,
         description="files only: deliver frames at the file's own frame rate, like a camera (a recording"
