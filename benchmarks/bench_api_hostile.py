@@ -5,6 +5,7 @@ scenario by scenario, interleaved. For each scenario: /healthz p50/p99/max for a
 one's seconds. Then SIGTERM while a scan bomb decodes: seconds until the process is gone, traceback or not.
 
     python benchmarks/bench_api_hostile.py [--baseline /tmp/base] [--photo-mp 12] [--clients 64]
+        [--only upload --repeat 3]
 
 Scenarios: a 49 MP progressive JPEG of 2000 one-byte scans (default limits; and with
 ``max_scans`` raised so that only the CPU budget stops it), a 19 MB form of a million empty parts,
@@ -189,20 +190,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photo-mp", type=float, default=12.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--tls-sockets", type=int, default=200)
+    parser.add_argument("--only", help="run only the scenarios whose name contains this (no TLS, SIGTERM)")
+    parser.add_argument("--repeat", type=int, default=1, help="run each scenario this often, interleaved")
     args = parser.parse_args(argv)
     shared = Path(os.environ.get("STREAMPROC_SHARED_DIR", REPO.parent / "shared"))
     face = (shared / "images" / "face.jpg").read_bytes()
     codes = {"this": REPO, **({"baseline": args.baseline} if args.baseline else {})}
     columns = ("p50 ms", "p99 ms", "max ms", "n", "slowest")
     print(f"{'scenario':<30} {'code':<8} " + " ".join(f"{name:>7}" for name in columns) + "  answers")
-    for name, env, make in scenarios(args, face):
-        for label, code in codes.items():
+    chosen = [each for each in scenarios(args, face) if args.only is None or args.only in each[0]]
+    for name, env, make in chosen:
+        for label, code in list(codes.items()) * args.repeat:
             row = run_scenario(code, env if label == "this" else {}, make)
             print(
                 f"{name:<30} {label:<8} {row['p50']:>7.1f} {row['p99']:>7.1f} {row['max']:>7.1f} "
                 f"{row['samples']:>7} {answers(row['results'])}",
                 flush=True,
             )
+    if args.only is not None:
+        return 0
     with tempfile.TemporaryDirectory() as folder:
         for label, code in codes.items():
             row = silent_tls(code, Path(folder), args.tls_sockets)
