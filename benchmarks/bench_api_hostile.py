@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from hostile_uploads import comment_bomb, empty_parts_form, scan_bomb, self_signed  # noqa: E402
 
@@ -182,6 +182,27 @@ def sigterm_mid_decode(code: Path, env: dict[str, str]) -> dict:
     return {"exit_s": took, "code": process.returncode, "traceback": any("Traceback" in line for line in log)}
 
 
+def decode_cost(data: bytes, rounds: int = 10) -> tuple[float, float]:
+    """Median ms of decoding ``data`` in this process and through a decoder process, interleaved."""
+    from streamproc.media.still_images import decode_image
+    from streamproc.server.decoder import Decoder
+
+    decoder = Decoder(60.0, 10**9)
+    decoder.decode(data)  # started and warm
+    here, there = [], []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            decode_image(data, 10**9)
+            here.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            decoder.decode(data)
+            there.append(time.perf_counter() - started)
+    finally:
+        decoder.close()
+    return float(np.median(here)) * 1000.0, float(np.median(there)) * 1000.0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -196,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shared = Path(os.environ.get("STREAMPROC_SHARED_DIR", REPO.parent / "shared"))
     face = (shared / "images" / "face.jpg").read_bytes()
     codes = {"this": REPO, **({"baseline": args.baseline} if args.baseline else {})}
+    here, there = decode_cost(photo(args.photo_mp, face))
+    print(f"decoding a {args.photo_mp:g} MP JPEG, median: {here:.1f} ms here, {there:.1f} ms in a decoder")
     columns = ("p50 ms", "p99 ms", "max ms", "n", "slowest")
     print(f"{'scenario':<30} {'code':<8} " + " ".join(f"{name:>7}" for name in columns) + "  answers")
     chosen = [each for each in scenarios(args, face) if args.only is None or args.only in each[0]]
