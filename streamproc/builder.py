@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.capture.factory import build_source
+from streamproc.capture.factory import SourceFactory, build_source
 from streamproc.capture.inputs import STDIN, STDIN_ID
 from streamproc.capture.urls import default_source_id
 from streamproc.config import Settings, SinkSettings, SourceSettings
@@ -55,9 +55,11 @@ def build_pipeline(
     detector: Detector | None = None,
     extra_sinks: Sequence[Sink] = (),
     status_listener: Callable[[StatusEvent], None] | None = None,
+    source_factory: SourceFactory = build_source,
 ) -> Pipeline:
     """Build and open every part the settings ask for; raises a StreamprocError naming the first
-    problem (bad model, unreadable input, unwritable output) before anything runs."""
+    problem (bad model, unreadable input, unwritable output) before anything runs.
+    ``source_factory`` makes each source (a distributed run's shard reads part of a collection)."""
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
@@ -65,7 +67,7 @@ def build_pipeline(
     check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
     stages = build_stages(settings, stats.inference)  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
-    opened, failed = open_sources(settings, status)
+    opened, failed = open_sources(settings, status, source_factory)
     detector = detector or build_detector(settings)
     # MQTT publishes the same numbers as Pipeline.stats_snapshot, before the pipeline exists
     live_stats = functools.partial(stats_snapshot, stats, [o.source for o in opened])
@@ -170,14 +172,16 @@ def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | Non
     return JsonlSink(settings, run.shutdown_grace)
 
 
-def open_sources(settings: Settings, status: StatusRelay) -> tuple[list[OpenedSource], list[SourceReport]]:
+def open_sources(
+    settings: Settings, status: StatusRelay, source_factory: SourceFactory = build_source
+) -> tuple[list[OpenedSource], list[SourceReport]]:
     """Open every input. With one input its error is the run's; with several, a bad one is
     reported and the others go on (an error only when none opens)."""
     opened: list[OpenedSource] = []
     failed: list[SourceReport] = []
     single = len(settings.sources) == 1
     for source_settings, source_id in zip(settings.sources, source_ids(settings.sources), strict=True):
-        source = build_source(settings, source_settings, source_id, status)
+        source = source_factory(settings, source_settings, source_id, status)
         try:
             info = source.open()
         except InputError as exc:

@@ -475,6 +475,9 @@ class DistributedSettings(StrictModel):
         description="files: workers write outputs on storage all nodes share (same paths), or return "
         "them for the driver to write",
     )
+    photos_per_shard: int = Field(
+        200, ge=1, le=1_000_000, description="photo collections are split into tasks of this many photos"
+    )
     cameras_per_worker: int = Field(
         4, ge=1, le=10_000, description="live sources without a 'group' are packed this many per worker"
     )

@@ -32,7 +32,7 @@ from streamproc.builder import run_pipeline
 from streamproc.config import Settings
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.cameras import run_cameras
-from streamproc.distributed.files import run_files
+from streamproc.distributed.jobs import run_files
 from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.outputs import TEMP_MARK
 from streamproc.events import SCHEMA_PATH
@@ -198,6 +198,88 @@ def test_a_worker_killed_mid_file_is_retried_without_duplicates(
     frames = [record["frame"] for record in got if record["type"] == "frame"]
     assert frames == sorted(set(frames)) and len(frames) == 4000
     assert [path.name for path in out.iterdir()] == ["long.jsonl"]
+
+
+@pytest.fixture(scope="module")
+def photo_sets(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> dict[str, str]:
+    """Three collections of the shared photos at mixed sizes: a folder (with a broken photo), a list
+    file (a missing photo among them) and a glob pattern; each named by its source id."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("photos")
+    folder, shots = root / "album", root / "shots"
+    folder.mkdir()
+    shots.mkdir()
+    originals = sorted((shared_dir / "images").iterdir())
+    for number, scale in enumerate((1.0, 0.5, 1.6)):
+        for original in originals:
+            picture = cv2.imread(str(original))
+            resized = cv2.resize(picture, None, fx=scale, fy=scale)
+            cv2.imwrite(str(folder / f"{number}-{original.stem}.jpg"), resized)
+            cv2.imwrite(str(shots / f"{number}-{original.stem}.png"), resized)
+    data = (folder / "0-face.jpg").read_bytes()
+    (folder / "1-cut.jpg").write_bytes(data[: len(data) // 2])
+    listed = [f"shots/{name.name}" for name in sorted(shots.iterdir())][::-1][:9]  # its own order
+    (root / "manifest.txt").write_text("# picked\n" + "\n".join([*listed[:4], "shots/gone.png", *listed[4:]]))
+    return {"album": str(folder), "manifest": str(root / "manifest.txt"), "shots": str(shots / "*.png")}
+
+
+def _photo_settings(urls: list[str], events: Path) -> Settings:
+    return Settings(
+        sources=[{"url": url} for url in urls], sinks=[{"type": "jsonl", "path": events}], progress=False
+    )
+
+
+@pytest.mark.slow
+def test_photo_collections_are_sharded_and_match_a_plain_run(
+    ray_cluster: Any, photo_sets: dict[str, str], tmp_path: Path, run_cli: CliRunner
+) -> None:
+    plain_run = run_pipeline(
+        _photo_settings(list(photo_sets.values()), tmp_path / "plain" / "{source}.jsonl")
+    )
+    assert sorted(plain_run.problems()) == [
+        "album: 1 image(s) could not be read: 1-cut.jpg",
+        "manifest: 1 image(s) could not be read: gone.png",
+    ]
+    out = tmp_path / "out"
+    env = {**ENV, "STREAMPROC_DISTRIBUTED__PHOTOS_PER_SHARD": "4"}
+    flags = ["--cluster", ray_cluster.address, "--events", out / "{source}.jsonl"]
+    result = run_cli("run", *photo_sets.values(), *flags, env=env)
+    assert result.returncode == 1, result.stderr
+    for source_id in photo_sets:
+        got, expected = (
+            records(out / f"{source_id}.jsonl"),
+            records(tmp_path / "plain" / f"{source_id}.jsonl"),
+        )
+        assert got == expected, f"{source_id}: sharded output differs from a plain run"
+    assert sorted(path.name for path in out.iterdir()) == ["album.jsonl", "manifest.jsonl", "shots.jsonl"]
+    assert "album: 1 image(s) could not be read: 1-cut.jpg" in result.stderr.splitlines()[-1]
+    shard_lines = [line for line in result.stderr.splitlines() if "(process_shard pid=" in line]
+    assert any("album photos 16-18] source album: stopped (3 images)" in line for line in shard_lines)
+    assert "\x1b[" not in result.stdout + result.stderr, "colour codes in a log that is not a terminal"
+
+
+@pytest.mark.slow
+def test_resume_runs_only_the_shards_not_finished(
+    ray_cluster: Any, photo_sets: dict[str, str], tmp_path: Path
+) -> None:
+    import ray
+
+    settings = _photo_settings([photo_sets["shots"]], tmp_path / "out" / "{source}.jsonl")
+    settings.distributed.photos_per_shard, settings.workers = 5, 1  # one shard at a time on a cluster
+    settings.distributed.cluster = ray_cluster.address
+    stop = threading.Event()
+    first = run_files(ray, settings, stop, listener=lambda progress: progress and stop.set())
+    assert first.problems() == [
+        "shots: shots photos 5-9: stopped (and 2 more shards); finished shards are kept for --resume"
+    ]
+    assert not (tmp_path / "out" / "shots.jsonl").exists()
+    ran: set[int] = set()
+    second = run_files(ray, settings, threading.Event(), resume=True, listener=lambda p: ran.update(p))
+    assert second.ok and ran == {1, 2, 3}, second.problems()
+    plain_run = run_pipeline(_photo_settings([photo_sets["shots"]], tmp_path / "plain.jsonl"))
+    assert plain_run.ok and records(tmp_path / "out" / "shots.jsonl") == records(tmp_path / "plain.jsonl")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["shots.jsonl"], "shards left"
 
 
 def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it removes a node

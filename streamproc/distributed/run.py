@@ -7,8 +7,9 @@ import threading
 
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.config import Settings, SourceSettings
-from streamproc.distributed.files import FilesReport, run_files
+from streamproc.distributed.files import FilesReport
 from streamproc.distributed.groups import with_absolute_paths
+from streamproc.distributed.jobs import run_files
 from streamproc.distributed.session import ray_session
 from streamproc.errors import ConfigError, StreamprocError
 
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def is_live(source: SourceSettings) -> bool:
-    """Cameras, and files replayed as cameras: they run until stopped, on actors."""
-    return source_kind(source.url) is not SourceKind.FILE or source.realtime or source.loop
+    """Cameras, and files replayed as cameras: they run until stopped, on actors (files and photo
+    collections end: tasks)."""
+    return source_kind(source.url) in (SourceKind.RTSP, SourceKind.CAMERA) or source.realtime or source.loop
 
 
 def run_distributed(settings: Settings, stop: threading.Event, resume: bool = False) -> None:

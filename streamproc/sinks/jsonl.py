@@ -30,6 +30,11 @@ from streamproc.sinks.retry import Retry
 log = logging.getLogger(__name__)
 
 
+def record_line(record: dict[str, Any]) -> bytes:
+    """One record as the line the sink writes."""
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+
 class JsonlSink(Sink):
     """Appends records to one file (or one per source with '{source}' in the path)."""
 
@@ -97,7 +102,7 @@ class JsonlSink(Sink):
         if self._unwritten:  # gave up at shutdown: the file keeps the whole lines it has
             self._unwritten[self._written_path(path)] += 1
             return
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        line = record_line(record)
         while True:
             try:
                 self._write_line(path, line)
