@@ -155,17 +155,22 @@ def join(settings: Settings, shards: list[Shard], outcomes: list[FileOutcome], s
     if state is SourceState.FAILED:
         collection.error = message
     collection.skipped = all(outcome.skipped for outcome in outcomes)
-    _write_joined(settings, shards, StatusEvent(collection.source_id, state, message, time.time()))
+    _write_joined(
+        settings,
+        shards,
+        time.time() - seconds,
+        StatusEvent(collection.source_id, state, message, time.time()),
+    )
     return collection
 
 
-def _write_joined(settings: Settings, shards: list[Shard], end: StatusEvent) -> None:
+def _write_joined(settings: Settings, shards: list[Shard], began: float, end: StatusEvent) -> None:
     """Each file output: a status line, every shard's records in order, the final status line."""
     source_id = settings.sources[0].id or ""
     sinks = [sink for sink in settings.sinks if isinstance(sink, FILE_SINKS)]
     for index, (sink, final) in enumerate(zip(sinks, final_outputs(settings, source_id), strict=True)):
         events = isinstance(sink, JsonlSinkSettings) and sink.events
-        start = StatusEvent(source_id, SourceState.STREAMING, "", time.time())
+        start = StatusEvent(source_id, SourceState.STREAMING, "", began)
         with atomic_writer(final) as stream:
             if events:
                 stream.write(record_line(status_record(start)))
