@@ -282,6 +282,90 @@ def test_resume_runs_only_the_shards_not_finished(
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["shots.jsonl"], "shards left"
 
 
+def _driver(config: Path, address: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """``streamproc run -c CONFIG --cluster ADDRESS --job lobby`` in its own process, logging to a file."""
+    command = [
+        sys.executable,
+        "-m",
+        "streamproc",
+        "run",
+        "-c",
+        str(config),
+        "--cluster",
+        address,
+        "--job",
+        "lobby",
+    ]
+    with log_path.open("wb") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **ENV}
+        )
+
+
+def _frames_since(events: Path, source_id: str, after: float) -> int:
+    return sum(1 for r in jsonl(events, "frame") if r["source"] == source_id and r["wall_time"] > after)
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_run_and_started_again_re_attaches_to_its_job(
+    ray_cluster: Any, sample_video: Path, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    import ray
+
+    events, config = tmp_path / "events.jsonl", tmp_path / "cameras.yaml"
+    source = {"url": str(sample_video), "realtime": True, "loop": True}
+    config.write_text(  # JSON is YAML
+        json.dumps(
+            {
+                "sources": [{**source, "id": "cam-a", "group": "a"}, {**source, "id": "cam-b", "group": "b"}],
+                "sinks": [{"type": "jsonl", "path": str(events)}],
+                "distributed": {"group_cpus": 0.5, "poll_interval": 0.25},
+                "progress": False,
+            }
+        )
+    )
+    address, drivers = ray_cluster.address, []
+    try:
+        drivers.append(_driver(config, address, tmp_path / "driver-1.log"))
+        wait_until(lambda: {e["source"] for e in jsonl(events, "new")} == {"cam-a", "cam-b"}, 90, "tracks")
+        drivers[0].kill()  # SIGKILL: nothing of the driver runs after this
+        drivers[0].wait()
+        killed_at = time.time()
+        for source_id in ("cam-a", "cam-b"):  # the groups write on without a driver
+            wait_until(
+                lambda s=source_id: _frames_since(events, s, killed_at) > 25,
+                20,
+                f"{source_id} without driver",
+            )
+        second_log = tmp_path / "driver-2.log"
+        drivers.append(_driver(config, address, second_log))
+        wait_until(
+            lambda: second_log.read_text().count("(running: attached)") == 2, 60, "both groups attached"
+        )
+        status = run_cli("cluster", "status", "lobby", "--cluster", address, env=ENV)
+        assert status.returncode == 0, status.stderr
+        assert "job lobby: 2 groups" in status.stdout and "cam-b: streaming" in status.stdout, status.stdout
+        drivers[1].kill()
+        drivers[1].wait()
+    finally:
+        for driver in drivers:
+            driver.kill()
+        stopped = run_cli("cluster", "stop", "lobby", "--cluster", address, env=ENV)
+    assert stopped.returncode == 0 and "job lobby: 2 groups stopped" in stopped.stdout, stopped.stderr
+    names = [entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True)]
+    assert not [name for name in names if name.startswith("lobby:")], names
+    for source_id in ("cam-a", "cam-b"):
+        frames = [(r["frame"], r["wall_time"]) for r in jsonl(events, "frame") if r["source"] == source_id]
+        numbers = [number for number, _ in frames]
+        assert numbers == sorted(set(numbers)), f"{source_id}: frame numbers started over (a new group)"
+        gap, at = max((b - a, a) for (_, a), (_, b) in itertools.pairwise(frames))
+        assert gap <= 2.0, f"{source_id}: {gap:.1f} s without frames, {at - killed_at:+.1f} s after the kill"
+    ended = collections.Counter(e["track_id"] for e in jsonl(events, "end"))
+    news = [e["track_id"] for e in jsonl(events, "new")]
+    assert news and all(ended[track] == 1 for track in news) and set(ended) == set(news), ended
+    assert not [e for e in jsonl(events, "end") if e["end_reason"] == "worker_lost"]
+
+
 def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it removes a node
     ray_cluster: Any, sample_video: Path, tmp_path: Path, broker: Broker, recorders: Any
 ) -> None:

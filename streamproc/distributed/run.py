@@ -35,6 +35,7 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
         )
     if resume and live:
         raise ConfigError("--resume applies to files, not to live sources")
+    _check_job(settings, bool(live))
     settings = with_absolute_paths(settings)
     with ray_session(settings) as ray:
         if live:
@@ -47,6 +48,19 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
             problems = summarize(run_files(ray, settings, stop, resume))
     if problems:
         raise StreamprocError("; ".join(problems))
+
+
+def _check_job(settings: Settings, live: bool) -> None:
+    """A named job keeps cameras running without their driver: only on a cluster that outlives it."""
+    if settings.distributed.job is None:
+        return
+    if not live:
+        raise ConfigError("--job applies to cameras (live sources), not to files: files use --resume")
+    if settings.distributed.cluster is None:
+        raise ConfigError(
+            "--job keeps the cameras running when the driver stops, on a Ray cluster that outlives it: "
+            "add --cluster ADDRESS (--workers N starts Ray inside the run, and ends it with the run)"
+        )
 
 
 def summarize(report: FilesReport) -> list[str]:

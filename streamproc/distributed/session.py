@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from streamproc.config import Settings
+from streamproc.distributed.detached import NAMESPACE
 from streamproc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def init_options(settings: Settings) -> dict[str, Any]:
         "include_dashboard": False,
         "logging_level": logging.WARNING,
         "configure_logging": False,
+        "namespace": NAMESPACE,  # where a restarted driver finds its job's named actors
     }
     cluster = settings.distributed.cluster
     if cluster is not None:
