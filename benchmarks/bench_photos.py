@@ -146,7 +146,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    from streamproc.config import DistributedSettings
+    from streamproc.config.settings import DistributedSettings
 
     default = DistributedSettings().photos_per_shard
     with tempfile.TemporaryDirectory(prefix="bench-photos-") as temporary:

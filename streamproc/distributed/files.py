@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamproc.builder import run_pipeline
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import StreamprocError
 from streamproc.distributed.outputs import collect, commit, discard, staged
 from streamproc.distributed.progress import Reporter
 from streamproc.distributed.worker_logs import setup_worker_logging
-from streamproc.errors import StreamprocError
-from streamproc.pipeline import RunReport
+from streamproc.pipeline.build import run_pipeline
+from streamproc.pipeline.run import RunReport
 
 log = logging.getLogger(__name__)
 

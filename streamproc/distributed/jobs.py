@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import InputError
 from streamproc.distributed import photos
 from streamproc.distributed.files import FileOutcome, FilesReport, process_file
 from streamproc.distributed.groups import with_ids
@@ -25,7 +26,6 @@ from streamproc.distributed.progress import (
     frame_count,
 )
 from streamproc.distributed.worker_logs import driver_level
-from streamproc.errors import InputError
 
 log = logging.getLogger(__name__)
 

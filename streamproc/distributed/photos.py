@@ -19,20 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamproc.builder import build_pipeline
 from streamproc.capture.base import StatusListener
 from streamproc.capture.images import ImageSource, end_state, image_files
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.config.settings import Settings, SourceSettings
+from streamproc.core.atomic_files import atomic_writer
+from streamproc.core.errors import ConfigError
+from streamproc.core.frames import SourceState, StatusEvent
 from streamproc.distributed.files import FileOutcome, run_staged
-from streamproc.distributed.outputs import FILE_SINKS, TEMP_MARK, final_outputs
+from streamproc.distributed.outputs import TEMP_MARK, file_template, final_outputs
 from streamproc.distributed.progress import Reporter
 from streamproc.distributed.worker_logs import setup_worker_logging
-from streamproc.errors import ConfigError
-from streamproc.files import atomic_writer
-from streamproc.frames import SourceState, StatusEvent
-from streamproc.pipeline import RunReport
-from streamproc.records import status_record
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import RunReport
 from streamproc.sinks.jsonl import record_line
+from streamproc.sinks.kinds import sink_kind
+from streamproc.sinks.records import status_record
 
 # every record line starts with its type (records.py): a shard's own status lines are left out
 STATUS_LINE_START = record_line({"type": "status"})[:-2]
@@ -62,12 +63,14 @@ def plan_shards(source: SourceSettings, per_shard: int) -> list[Shard]:
 
 
 def check_outputs(settings: Settings) -> None:
-    """Shards' records can be joined; annotated video of photos cannot be split."""
-    if any(sink.type == "video" for sink in settings.sinks):
-        raise ConfigError(
-            "a distributed run splits photo collections into shards and cannot join their annotated "
-            "videos: drop --out-video, or run the photos without --workers/--cluster"
-        )
+    """Shards' outputs are joined: only those of kinds whose files can hold several runs' records
+    (lines: JSON Lines), not one encoded stream (annotated video)."""
+    for sink in settings.sinks:
+        if file_template(sink) is not None and not sink_kind(sink.type).mixes_sources:
+            raise ConfigError(
+                f"{sink.type} output {file_template(sink)}: a distributed run splits photo collections into "
+                "shards and cannot join such files: drop it, or run the photos without --workers/--cluster"
+            )
 
 
 def shard_folder(settings: Settings) -> Path | None:
@@ -79,11 +82,9 @@ def shard_folder(settings: Settings) -> Path | None:
 def shard_outputs(settings: Settings, shard: Shard) -> list[Path]:
     """The shard's finished output files, one per file output of the collection."""
     folder = shard_folder(settings)
-    outputs = [sink for sink in settings.sinks if isinstance(sink, FILE_SINKS)]
-    if folder is None:
-        return []
+    finals = final_outputs(settings, shard.source_id)
     return [
-        folder / f"{shard.number:05d}-{index}{Path(sink.path).suffix}" for index, sink in enumerate(outputs)
+        folder / f"{shard.number:05d}-{index}{final.suffix}" for index, final in enumerate(finals) if folder
     ]
 
 
@@ -165,22 +166,27 @@ def join(settings: Settings, shards: list[Shard], outcomes: list[FileOutcome], s
 
 
 def _write_joined(settings: Settings, shards: list[Shard], began: float, end: StatusEvent) -> None:
-    """Each file output: a status line, every shard's records in order, the final status line."""
+    """Each file output: the shards' records in order, between one ``streaming`` and one final status
+    line where the shards' outputs hold status lines (their own are left out)."""
     source_id = settings.sources[0].id or ""
-    sinks = [sink for sink in settings.sinks if isinstance(sink, FILE_SINKS)]
-    for index, (sink, final) in enumerate(zip(sinks, final_outputs(settings, source_id), strict=True)):
-        events = isinstance(sink, JsonlSinkSettings) and sink.events
+    for index, final in enumerate(final_outputs(settings, source_id)):
+        parts = [part for shard in shards if (part := shard_outputs(settings, shard)[index]).is_file()]
+        status = bool(parts) and _has_status(parts[0])
         start = StatusEvent(source_id, SourceState.STREAMING, "", began)
         with atomic_writer(final) as stream:
-            if events:
+            if status:
                 stream.write(record_line(status_record(start)))
-            for shard in shards:
-                part = shard_outputs(settings, shard)[index]
-                if part.is_file():  # a sink writes nothing for a shard without records
-                    with part.open("rb") as lines:
-                        stream.writelines(line for line in lines if not line.startswith(STATUS_LINE_START))
-            if events:
+            for part in parts:
+                with part.open("rb") as lines:
+                    stream.writelines(line for line in lines if not line.startswith(STATUS_LINE_START))
+            if status:
                 stream.write(record_line(status_record(end)))
     folder = shard_folder(settings)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _has_status(part: Path) -> bool:
+    """Whether the output writes status lines (JSON Lines with ``events``): each shard's has two."""
+    with part.open("rb") as lines:
+        return any(line.startswith(STATUS_LINE_START) for line in lines)

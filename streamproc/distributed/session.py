@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import ConfigError
 from streamproc.distributed.detached import NAMESPACE
-from streamproc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

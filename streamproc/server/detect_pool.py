@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.builder import build_detector
-from streamproc.config import ClassifierSettings, Settings
-from streamproc.frames import Classification, Detections
-from streamproc.images import ImageHeader, decode_image
-from streamproc.imaging import square_crop
+from streamproc.config.settings import ClassifierSettings, Settings
+from streamproc.core.frames import Classification, Detections
+from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
 from streamproc.inference.models import ModelRegistry
-from streamproc.pictures import ArrayPicture
+from streamproc.media.crops import square_crop
+from streamproc.media.still_images import ImageHeader, decode_image
+from streamproc.pipeline.build import build_detector
 from streamproc.stages.classify import ClassifierRunner
 
 log = logging.getLogger(__name__)
