@@ -122,6 +122,7 @@ def test_files_and_cameras_in_one_run_are_refused_in_one_line(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     four_files: list[Path], tmp_path: Path, run_cli: CliRunner
 ) -> None:
@@ -140,6 +141,7 @@ def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     assert any("file clip0] source clip0: streaming" in line for line in worker_lines), worker_lines[:5]
 
 
+@pytest.mark.slow
 def test_resume_skips_complete_files(
     ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner
 ) -> None:
@@ -155,6 +157,7 @@ def test_resume_skips_complete_files(
     assert "1 skipped as complete" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outputs", ["shared", "driver"])
 def test_cluster_runs_match_plain_runs(
     ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner, outputs: str
@@ -169,6 +172,7 @@ def test_cluster_runs_match_plain_runs(
     assert "of 4/4 files" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_is_retried_without_duplicates(
     ray_cluster: Any, killable_video: Path, tmp_path: Path
 ) -> None:
@@ -366,6 +370,7 @@ def test_a_driver_killed_mid_run_and_started_again_re_attaches_to_its_job(
     assert not [e for e in jsonl(events, "end") if e["end_reason"] == "worker_lost"]
 
 
+@pytest.mark.slow
 def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it removes a node
     ray_cluster: Any, sample_video: Path, tmp_path: Path, broker: Broker, recorders: Any
 ) -> None:
