@@ -87,7 +87,7 @@ class TreeCpu(threading.Thread):
     def sample(self) -> None:
         tick = os.sysconf("SC_CLK_TCK")
         processes: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
-        for name in os.listdir("/proc"):
+        for name in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{name}/stat") as stat:
                     fields = stat.read().rsplit(")", 1)[1].split()
