@@ -122,6 +122,21 @@ def test_files_and_cameras_in_one_run_are_refused_in_one_line(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_named_job_is_refused_in_one_line_where_it_cannot_outlive_its_driver(
+    sample_video: Path, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    camera = "rtsp://127.0.0.1:9/never-opened"  # refused before anything connects (Ray is not started)
+    for inputs, flags, said in (
+        ([camera], ["--workers", "1"], "add --cluster ADDRESS"),
+        ([camera], [], "--job applies to distributed runs"),
+        ([sample_video], ["--cluster", "auto"], "--job applies to cameras"),
+    ):
+        result = run_cli("run", *inputs, "--job", "lobby", *flags, "--events", tmp_path / "e.jsonl")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and said in lines[0], result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     four_files: list[Path], tmp_path: Path, run_cli: CliRunner
@@ -356,6 +371,8 @@ def test_a_driver_killed_mid_run_and_started_again_re_attaches_to_its_job(
             driver.kill()
         stopped = run_cli("cluster", "stop", "lobby", "--cluster", address, env=ENV)
     assert stopped.returncode == 0 and "job lobby: 2 groups stopped" in stopped.stdout, stopped.stderr
+    gone = run_cli("cluster", "status", "lobby", "--cluster", address, env=ENV)
+    assert gone.returncode == 1 and "no job named lobby runs" in gone.stderr.strip().splitlines()[-1]
     names = [entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True)]
     assert not [name for name in names if name.startswith("lobby:")], names
     for source_id in ("cam-a", "cam-b"):
