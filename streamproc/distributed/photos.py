@@ -82,10 +82,10 @@ def shard_folder(settings: Settings) -> Path | None:
 def shard_outputs(settings: Settings, shard: Shard) -> list[Path]:
     """The shard's finished output files, one per file output of the collection."""
     folder = shard_folder(settings)
+    if folder is None:
+        return []
     finals = final_outputs(settings, shard.source_id)
-    return [
-        folder / f"{shard.number:05d}-{index}{final.suffix}" for index, final in enumerate(finals) if folder
-    ]
+    return [folder / f"{shard.number:05d}-{index}{final.suffix}" for index, final in enumerate(finals)]
 
 
 def done_marker(settings: Settings, shard: Shard) -> Path | None:
