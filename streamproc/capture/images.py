@@ -5,7 +5,6 @@ collection (a distributed run's shard) numbers its photos as the whole collectio
 
 from __future__ import annotations
 
-import glob
 import logging
 import re
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from streamproc.capture.base import Source, StatusListener
 from streamproc.capture.buffer import FrameBuffer
+from streamproc.capture.patterns import expand
 from streamproc.capture.urls import IMAGE_SUFFIXES, LIST_SUFFIXES, display_url, is_glob
 from streamproc.core.errors import InputError
 from streamproc.core.frames import Frame, SourceState, StreamInfo
@@ -32,7 +32,7 @@ def image_files(url: str) -> list[Path]:
     """The images a folder, glob pattern, list file or file names: folders and patterns in name
     order (not recursive), a list in its own order."""
     if is_glob(url):
-        found = [Path(name) for name in glob.glob(url, recursive=True)]
+        found = expand(url)  # bounded: '**' walks each folder once, links to '.' included
     elif Path(url).is_dir():
         found = list(Path(url).iterdir())
     elif Path(url).suffix.lower() in LIST_SUFFIXES:

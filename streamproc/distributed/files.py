@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamproc.capture.factory import SourceFactory, build_source
 from streamproc.config.settings import Settings
 from streamproc.core.errors import StreamprocError
-from streamproc.distributed.outputs import collect, commit, discard, staged
+from streamproc.distributed.outputs import collect, commit, discard, file_template, staged
 from streamproc.distributed.progress import Reporter
 from streamproc.distributed.worker_logs import setup_worker_logging
-from streamproc.pipeline.build import run_pipeline
+from streamproc.pipeline.build import SinkWrapper, build_pipeline
 from streamproc.pipeline.run import RunReport
+from streamproc.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,6 @@ class FilesReport:
         return [f"{outcome.source_id}: {outcome.error}" for outcome in self.files if outcome.error]
 
 
-PipelineRun = Callable[[Settings, Reporter], RunReport]
-
-
 def process_file(data: dict[str, Any], index: int, board: Any, level: int) -> FileOutcome:
     """The task body, run on a worker: one file through the pipeline, outputs renamed when whole."""
     settings = Settings.model_validate(data)
@@ -73,7 +72,7 @@ def process_file(data: dict[str, Any], index: int, board: Any, level: int) -> Fi
     source_id = source.id or ""
     setup_worker_logging(level, f"file {source_id}")
     outcome = FileOutcome(index, source_id, source.url)
-    run_staged(settings, outcome, board, lambda staged, reporter: run_pipeline(staged, progress=reporter))
+    run_staged(settings, outcome, board)
     return outcome
 
 
@@ -81,9 +80,9 @@ def run_staged(
     settings: Settings,
     outcome: FileOutcome,
     board: Any,
-    run: PipelineRun,
     finals: list[Path] | None = None,
     accept: Callable[[RunReport], bool] = lambda report: report.ok,
+    source_factory: SourceFactory = build_source,
 ) -> None:
     """Run the task's pipeline with its file outputs under temporary names, and make them final
     (``finals``, else the sinks' own paths) when ``accept`` says the run went well; the rest goes
@@ -94,7 +93,10 @@ def run_staged(
     run_settings, renames = staged(settings, outcome.source_id, folder, finals)
     reporter = Reporter(board, outcome.index)
     try:
-        report = run(run_settings, reporter)
+        pipeline = build_pipeline(
+            run_settings, wrap_sink=configured_names(settings, run_settings), source_factory=source_factory
+        )
+        report = pipeline.run(reporter)
         board.frames.remote(outcome.index, reporter.done)
         outcome.frames, outcome.seconds = report.frames_processed, report.seconds
         if not accept(report):  # outputs appear whole or not at all
@@ -110,3 +112,16 @@ def run_staged(
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
     log.info("%s: %d frames in %.1f s", outcome.source_id, outcome.frames, outcome.seconds)
+
+
+def configured_names(configured: Settings, staged: Settings) -> SinkWrapper:
+    """Staged file sinks keep the names of the configured ones, so the run's numbers and the summary
+    record ending each file say ``jsonl:out/{source}.jsonl``, not the temporary path."""
+
+    def wrap(index: int, sink: Sink) -> Sink:
+        was, now = file_template(configured.sinks[index]), file_template(staged.sinks[index])
+        if was is not None and now is not None:
+            sink.name = sink.name.replace(str(now), str(was))
+        return sink
+
+    return wrap

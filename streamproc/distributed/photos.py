@@ -22,21 +22,22 @@ from typing import Any
 from streamproc.capture.base import StatusListener
 from streamproc.capture.images import ImageSource, end_state, image_files
 from streamproc.config.settings import Settings, SourceSettings
+from streamproc.core import rounding
 from streamproc.core.atomic_files import atomic_writer
 from streamproc.core.errors import ConfigError
 from streamproc.core.frames import SourceState, StatusEvent
 from streamproc.distributed.files import FileOutcome, run_staged
 from streamproc.distributed.outputs import TEMP_MARK, file_template, final_outputs
-from streamproc.distributed.progress import Reporter
 from streamproc.distributed.worker_logs import setup_worker_logging
-from streamproc.pipeline.build import build_pipeline
 from streamproc.pipeline.run import RunReport
 from streamproc.sinks.jsonl import record_line
 from streamproc.sinks.kinds import sink_kind
 from streamproc.sinks.records import status_record
 
-# every record line starts with its type (records.py): a shard's own status lines are left out
+# every record line starts with its type (records.py): each shard's status lines and closing
+# summary are left out of the joined output, which gets one of each
 STATUS_LINE_START = record_line({"type": "status"})[:-2]
+SUMMARY_LINE_START = record_line({"type": "summary"})[:-2]
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,10 @@ def process_shard(data: dict[str, Any], shard: Shard, index: int, board: Any, le
         )
         return sources[-1]
 
-    def run(staged: Settings, reporter: Reporter) -> RunReport:
-        return build_pipeline(staged, source_factory=part).run(reporter)
-
     def accept(report: RunReport) -> bool:  # broken photos are reported, the others' records kept
         return not report.sink_errors and not report.interrupted and (report.ok or bool(sources[0].broken))
 
-    run_staged(settings, outcome, board, run, shard_outputs(settings, shard), accept)
+    run_staged(settings, outcome, board, shard_outputs(settings, shard), accept, part)
     if sources and outcome.error is None:
         outcome.broken = list(sources[0].broken)
     return outcome
@@ -167,23 +165,43 @@ def join(settings: Settings, shards: list[Shard], outcomes: list[FileOutcome], s
 
 def _write_joined(settings: Settings, shards: list[Shard], began: float, end: StatusEvent) -> None:
     """Each file output: the shards' records in order, between one ``streaming`` and one final status
-    line where the shards' outputs hold status lines (their own are left out)."""
+    line where the shards' outputs hold status lines, then one summary adding up the shards'."""
     source_id = settings.sources[0].id or ""
     for index, final in enumerate(final_outputs(settings, source_id)):
         parts = [part for shard in shards if (part := shard_outputs(settings, shard)[index]).is_file()]
         status = bool(parts) and _has_status(parts[0])
         start = StatusEvent(source_id, SourceState.STREAMING, "", began)
+        summaries: list[dict[str, Any]] = []
         with atomic_writer(final) as stream:
             if status:
                 stream.write(record_line(status_record(start)))
             for part in parts:
                 with part.open("rb") as lines:
-                    stream.writelines(line for line in lines if not line.startswith(STATUS_LINE_START))
+                    for line in lines:
+                        if line.startswith(SUMMARY_LINE_START):
+                            summaries.append(json.loads(line))
+                        elif not line.startswith(STATUS_LINE_START):
+                            stream.write(line)
             if status:
                 stream.write(record_line(status_record(end)))
+            if summaries:
+                stream.write(record_line(added_up(summaries)))
     folder = shard_folder(settings)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary record for the shards' (each names every sink of its run, with its counts)."""
+    sinks: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        for name, counts in summary["sinks"].items():
+            total = sinks.setdefault(name, {"received": 0, "written": 0, "not_written": {}})
+            total["received"] += counts["received"]
+            total["written"] += counts["written"]
+            for reason, frames in counts["not_written"].items():
+                total["not_written"][reason] = total["not_written"].get(reason, 0) + frames
+    return {"type": "summary", "wall_time": rounding.seconds(time.time()), "sinks": sinks}
 
 
 def _has_status(part: Path) -> bool:
