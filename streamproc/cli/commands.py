@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamproc import __version__
+from streamproc.cli.cluster import add_cluster_command
 from streamproc.cli.events import add_events_command
 from streamproc.cli.hints import parse
 from streamproc.cli.logs import set_own_level, setup_logging
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(commands)
     _add_config(commands)
     add_events_command(commands, _add_common)
+    add_cluster_command(commands, _add_common)
     return parser
 
 
@@ -116,6 +118,11 @@ def _add_distributed(run: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, metavar="N", help="process the inputs with N Ray workers here")
     group.add_argument("--cluster", metavar="ADDRESS", help="run on a Ray cluster: auto or ray://HOST:10001")
     group.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
+    group.add_argument(
+        "--job",
+        metavar="NAME",
+        help="cameras on --cluster: a named job that outlives this driver (re-attach)",
+    )
 
 
 def _add_outputs(run: argparse.ArgumentParser) -> None:
@@ -278,7 +285,9 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.workers is not None:
         overrides["workers"] = args.workers
     if args.cluster:
-        overrides["distributed"] = {"cluster": args.cluster}
+        overrides.setdefault("distributed", {})["cluster"] = args.cluster
+    if args.job:
+        overrides.setdefault("distributed", {})["job"] = args.job
     return overrides
 
 
@@ -304,7 +313,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 sink.audio = False
     if not settings.sinks and settings.sources:  # without inputs the error below says it all
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
-    if wanted(settings) or args.resume:
+    if wanted(settings) or args.resume or settings.distributed.job:
         return _run_on_ray(settings, args.resume)
     if settings.http.enabled:
         pipeline, report, signals = _run_serving(settings)
@@ -442,7 +451,8 @@ def _run_on_ray(settings: Settings, resume: bool) -> int:
     from streamproc.distributed import wanted
 
     if not wanted(settings):
-        raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
+        flag = "--resume" if resume else "--job"
+        raise ConfigError(f"{flag} applies to distributed runs: add --workers N or --cluster ADDRESS")
     from streamproc.distributed.run import run_distributed
 
     stop = threading.Event()

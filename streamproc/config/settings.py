@@ -506,6 +506,15 @@ class DistributedSettings(StrictModel):
         description="files: workers write outputs on storage all nodes share (same paths), or return "
         "them for the driver to write",
     )
+    job: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="cameras on a cluster: run them as this named job, whose groups outlive the driver; "
+        "a driver started again with the same job attaches to them",
+    )
+    photos_per_shard: int = Field(
+        200, ge=1, le=1_000_000, description="photo collections are split into tasks of this many photos"
+    )
     cameras_per_worker: int = Field(
         4, ge=1, le=10_000, description="live sources without a 'group' are packed this many per worker"
     )
