@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from streamproc.analysis.events import Event
 from streamproc.config.settings import JsonlSinkSettings, Settings, SinkSettings, SourceSettings
 from streamproc.core.errors import ConfigError
+from streamproc.core.events import Event
 from streamproc.core.frames import Detections, Frame, FrameResult, ModelInput
 from streamproc.core.pictures import Picture
 from streamproc.inference import detectors

@@ -12,8 +12,8 @@ import re
 import cv2
 import numpy as np
 
-from streamproc.analysis.events import Snapshot
 from streamproc.config.settings import SnapshotSettings
+from streamproc.core.events import Snapshot
 from streamproc.media.crops import square_crop
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from streamproc.config.settings import ClassifierSettings
+from streamproc.core.classification import Classification, Label
 from streamproc.core.errors import ConfigError, ModelError
-from streamproc.core.frames import Classification, Label
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import Model, load_model
 from streamproc.media.crops import resize_to

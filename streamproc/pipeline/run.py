@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc.analysis.events import EndReason, Event
 from streamproc.capture.base import Source, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler, frames_within
 from streamproc.config.settings import PICTURE_QUEUE_LIMIT
+from streamproc.core.events import EndReason, Event
 from streamproc.core.frames import Detections, Frame, FrameResult, SourceState, StatusEvent, StreamInfo
 from streamproc.core.memory import limit_malloc_arenas
 from streamproc.core.stats import PipelineStats

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.core.errors import OutputError
+from streamproc.core.events import Event
 from streamproc.core.frames import FrameResult, StatusEvent
 from streamproc.core.priority import lower_thread_priority
 from streamproc.media.pixels import PixelFormat, PixelPlan
@@ -66,7 +67,7 @@ class Sink(ABC):
     def handle_status(self, event: StatusEvent) -> None:  # noqa: B027 - optional hook
         """A source changed state (connecting, streaming, stopped, failed...)."""
 
-    def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+    def handle_events(self, events: Sequence[Event]) -> None:  # noqa: B027 - optional hook
         """Track and scene events (``streamproc.analysis.events``), in order: those a frame raised right after
         its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
 
@@ -114,7 +115,7 @@ class ForwardingSink(Sink):
     def handle_status(self, event: StatusEvent) -> None:
         self.inner.handle_status(event)
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         self.inner.handle_events(events)
 
     def stopping(self) -> None:
@@ -186,7 +187,7 @@ class _Slots:
 
 @dataclass(frozen=True)
 class _EventBatch:
-    events: tuple[Any, ...]
+    events: tuple[Event, ...]
 
 
 class SinkRunner:
@@ -232,7 +233,7 @@ class SinkRunner:
         if result.events:  # the frame may go, its events may not
             self._queue.put(_EventBatch(result.events))
 
-    def submit_events(self, events: Sequence[Any]) -> None:
+    def submit_events(self, events: Sequence[Event]) -> None:
         """Events not tied to a frame (e.g. ``end`` when a source finishes): always queued."""
         if events and not self.failed:
             self._queue.put(_EventBatch(tuple(events)))

@@ -20,6 +20,7 @@ from typing import Any
 from streamproc.config.settings import SHUTDOWN_GRACE_S, JsonlSinkSettings
 from streamproc.core.atomic_files import commit, discard_if_empty, partial_path
 from streamproc.core.errors import OutputError
+from streamproc.core.events import Event
 from streamproc.core.frames import FrameResult, SourceState, StatusEvent
 from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
@@ -75,7 +76,7 @@ class JsonlSink(Sink):
             return
         self._write(result.frame.source_id, frame_record(result))
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         """Each event as its own line: the same object MQTT publishes on {prefix}/events."""
         if self.settings.events:
             for event in events:

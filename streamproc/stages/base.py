@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from streamproc.analysis.events import EndReason, Event
+from streamproc.core.events import EndReason, Event
 from streamproc.core.frames import Detections, Frame
 from streamproc.media.pixels import PixelFormat, PixelPlan
 

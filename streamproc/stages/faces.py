@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from streamproc.analysis.tracking import Track
 from streamproc.config.settings import FaceClassifySettings
-from streamproc.core.frames import Classification
+from streamproc.core.classification import Classification
 from streamproc.stages.classify import ClassifierRunner
 
 

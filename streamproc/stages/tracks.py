@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamproc.analysis.events import BestView, EndReason, Event, RunIds, Snapshot, TrackEvent, track_event
+from streamproc.analysis.events import RunIds, track_event
 from streamproc.analysis.snapshots import snapshot_paths, snapshot_picture
-from streamproc.analysis.tracking import Moment, Track, Tracker, TrackStep
+from streamproc.analysis.tracking import Track, Tracker, TrackStep
 from streamproc.config.settings import SnapshotSettings, TrackingSettings
-from streamproc.core.frames import Classification, Detections, Frame
+from streamproc.core.classification import Classification
+from streamproc.core.events import BestView, EndReason, Event, Moment, Snapshot, TrackEvent
+from streamproc.core.frames import Detections, Frame
 from streamproc.media.crops import square_crop
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.stages.base import Stage, StageOutput
