@@ -12,10 +12,10 @@ python3 -m venv "$scratch"
 echo "check-latest: installing the newest allowed versions into $scratch"
 "$scratch/bin/uv" pip install -q --python "$scratch/bin/python" -e ".[dev]"
 echo "check-latest: versions that differ from requirements/dev.txt (lock -> newest allowed):"
-"$scratch/bin/uv" pip freeze --python "$scratch/bin/python" --exclude-editable | sort > "$scratch/newest.txt"
-grep -E '^[A-Za-z0-9_.-]+==' requirements/dev.txt | sed 's/ .*//' | sort > "$scratch/locked.txt"
-join -t= -j1 <(sed 's/==/=/' "$scratch/locked.txt" | tr 'A-Z_' 'a-z-' | sort) \
-  <(sed 's/==/=/' "$scratch/newest.txt" | tr 'A-Z_' 'a-z-' | sort) \
+normalise() { sed 's/ .*//; s/==/=/' | tr 'A-Z_' 'a-z-' | LC_ALL=C sort; }
+"$scratch/bin/uv" pip freeze --python "$scratch/bin/python" --exclude-editable | normalise > "$scratch/newest.txt"
+grep -E '^[A-Za-z0-9_.-]+==' requirements/dev.txt | normalise > "$scratch/locked.txt"
+LC_ALL=C join -t= "$scratch/locked.txt" "$scratch/newest.txt" \
   | awk -F= '$2 != $3 { printf "  %-28s %s -> %s\n", $1, $2, $3; changed++ } END { if (!changed) print "  (none)" }'
 echo "check-latest: running the tests against them"
 PATH="$scratch/bin:$PATH" "$scratch/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -56,7 +56,7 @@ def resize_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize with area interpolation when shrinking (no aliasing), bilinear when enlarging.
 
     Shrinking in both directions (whole pictures into a classifier) is computed by streamproc
-    itself (``area_resize``), so the classifiers' inputs do not move with OpenCV's releases."""
+    itself (``media/area_resize.py``), so the classifiers' inputs do not move with OpenCV's releases."""
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
     if rgb.shape[1] >= width and rgb.shape[0] >= height:
