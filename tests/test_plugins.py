@@ -11,10 +11,17 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from streamproc.config.settings import JsonlSinkSettings, Settings, SinkSettings, SourceSettings
-from streamproc.core.errors import ConfigError
+from streamproc.config.settings import (
+    ClassifierSettings,
+    DetectorSettings,
+    JsonlSinkSettings,
+    Settings,
+    SinkSettings,
+    SourceSettings,
+)
+from streamproc.core.errors import ConfigError, ModelError
 from streamproc.core.events import Event
 from streamproc.core.frames import Detections, Frame, FrameResult, ModelInput
 from streamproc.core.pictures import Picture
@@ -56,6 +63,14 @@ def test_each_detector_model_has_one_kind() -> None:
     ]
     with pytest.raises(ConfigError, match="detector model 'medium' is of no registered kind"):
         detector_kind("medium")
+
+
+def test_where_a_model_runs_is_a_setting_apart_from_what_it_computes() -> None:
+    assert DetectorSettings().device == ClassifierSettings().device == "cpu"
+    with pytest.raises(ValidationError, match="Input should be 'cpu'"):
+        DetectorSettings(device="gpu")
+    with pytest.raises(ModelError, match="no runtime for device 'gpu'"):
+        check_device("gpu")
 
 
 def test_a_forwarding_sink_forwards_every_hook() -> None:

@@ -189,7 +189,7 @@ def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry)
         if spec.kind != "classifier":
             raise ConfigError(f"classifier.model {spec.name!r} is a {spec.kind}, not a classifier")
         fix = f"run `streamproc models fetch {spec.name}`"
-        model = load_model(registry.require(spec.name), settings.threads)
+        model = load_model(registry.require(spec.name), settings.threads, settings.device)
         return Classifier(
             model,
             spec.name,
@@ -212,7 +212,7 @@ def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry)
             "(raw, minus1_1, zero_1 or mean_std: how the model was trained)"
         )
     return Classifier(
-        load_model(path, settings.threads),
+        load_model(path, settings.threads, settings.device),
         path.stem,
         settings.preprocessing,
         mean=settings.mean,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,9 @@ KERAS_SUFFIXES = (".keras", ".h5")
 
 
 class Model(Protocol):
-    """A loaded model with one image-like input, whatever runs it."""
+    """A loaded model with one image-like input, whatever runs it: the runtime protocol detectors
+    and classifiers use (load with :func:`load_model`, read the input and output specs, ``invoke``
+    on a batch stacked along the first axis)."""
 
     path: Path
 
@@ -51,11 +54,13 @@ class Model(Protocol):
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]: ...
 
 
-def load_model(path: Path, num_threads: int = 1) -> Model:
-    """Load a model file, choosing the runtime by its kind.
+def load_model(path: Path, num_threads: int = 1, device: Device = "cpu") -> Model:
+    """Load a model file, choosing the runtime by its kind and the ``device`` (the CPU for now: the
+    place where a GPU runtime plugs in).
 
     ``.tflite`` runs on LiteRT; ``.keras``/``.h5`` files and SavedModel folders run on TensorFlow.
     """
+    check_device(device)
     path = Path(path)
     if path.suffix == ".tflite":
         return TfliteModel(path, num_threads)
@@ -69,6 +74,12 @@ def load_model(path: Path, num_threads: int = 1) -> Model:
         f"{path} is not a model streamproc can run: use a .tflite file, a .keras/.h5 file or a "
         "SavedModel folder (with saved_model.pb)"
     )
+
+
+def check_device(device: Device) -> None:
+    """Every runtime of this build runs on the CPU; a GPU runtime makes its device pass here."""
+    if device != "cpu":
+        raise ModelError(f"no runtime for device {device!r} in this build: use device: cpu")
 
 
 class TfliteModel:

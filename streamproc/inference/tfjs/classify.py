@@ -33,7 +33,7 @@ def open_tfjs_classifier(settings: ClassifierSettings, path: Path) -> Classifier
         sidecar = sidecar.model_copy(
             update={"value_range": settings.preprocessing, "mean": settings.mean, "std": settings.std}
         )
-    loaded = load_tfjs_model(path, settings.threads)
+    loaded = load_tfjs_model(path, settings.threads, device=settings.device)
     shape = loaded.model.input_shape
     if len(shape) != 4:
         raise ModelError(f"{path} takes input of shape {shape}, not images (1, height, width, channels)")

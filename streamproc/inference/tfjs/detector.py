@@ -8,20 +8,20 @@ finer first, which is MediaPipe's anchor order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 
+from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.runtime import TfliteModel
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
 
 _BOX_VALUES = 16  # box centre and size, six keypoints
 
 
 class JoinedOutputs:
-    """A loaded TF.js BlazeFace whose outputs come as MediaPipe's: (1, n, 16) boxes, (1, n, 1) scores."""
+    """A loaded TF.js BlazeFace whose outputs come as MediaPipe's: (1, n, 16) boxes, (1, n, 1) scores.
+    A :class:`~streamproc.inference.runtime.Model` like any other (float, batch 1)."""
 
     def __init__(self, loaded: TfjsModel) -> None:
         self._model = loaded.model
@@ -34,7 +34,7 @@ class JoinedOutputs:
         if not counts or counts != [shapes[i][1] for i in self._scores] or len(by_size) != 2 * len(counts):
             raise ModelError(f"{self.path} outputs {shapes}: not BlazeFace scores and boxes per anchor grid")
         total = sum(counts)
-        self.outputs: list[dict[str, Any]] = [{"shape": (1, total, _BOX_VALUES)}, {"shape": (1, total, 1)}]
+        self.output_shapes: list[tuple[int, ...]] = [(1, total, _BOX_VALUES), (1, total, 1)]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -43,6 +43,17 @@ class JoinedOutputs:
     @property
     def input_dtype(self) -> np.dtype:
         return self._model.input_dtype
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        return self._model.input_quantization
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return False  # the joined outputs are laid out for one picture
+
+    def output_quantization(self, index: int) -> tuple[float, int]:
+        return 0.0, 0  # joined float outputs
 
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]:
         outputs = self._model.invoke(tensor)
@@ -53,9 +64,12 @@ class JoinedOutputs:
 
 
 def tfjs_blazeface(
-    path: Path, min_score: float | None = None, nms_iou: float = 0.3, num_threads: int = 1
+    path: Path,
+    min_score: float | None = None,
+    nms_iou: float = 0.3,
+    num_threads: int = 1,
+    device: Device = "cpu",
 ) -> BlazeFaceDetector:
     """The detector for a TF.js BlazeFace ``model.json`` (256x256 input, 896 anchors)."""
-    joined = JoinedOutputs(load_tfjs_model(path, num_threads))
-    # JoinedOutputs has every TfliteModel member the detector uses: input_shape/_dtype, outputs, invoke.
-    return BlazeFaceDetector("back", min_score, nms_iou, num_threads, model=cast(TfliteModel, joined))
+    joined = JoinedOutputs(load_tfjs_model(path, num_threads, device=device))
+    return BlazeFaceDetector("back", min_score, nms_iou, num_threads, model=joined)
