@@ -27,6 +27,7 @@ from streamproc.core.frames import Detections, Frame, FrameResult, ModelInput
 from streamproc.core.pictures import Picture
 from streamproc.inference import detectors
 from streamproc.inference.detectors import DETECTOR_KINDS, DetectorKind, detector_kind, register_detector
+from streamproc.inference.runtime import check_device
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.pipeline.build import build_pipeline
 from streamproc.sinks import kinds
