@@ -1,10 +1,10 @@
 """Making a pipeline from settings: every part is built and opened here, then handed to
 :class:`streamproc.pipeline.run.Pipeline`, which only runs it.
 
-Order matters for users: models are loaded and checked first, then inputs opened, then outputs
-opened, so each mistake is reported before anything is written. Callers (the CLI, the HTTP API,
-distributed workers, tests) pass in whatever they make themselves: a detector, extra sinks, a
-status listener.
+Order matters for users: output paths are checked first, then the classifier is loaded, inputs
+opened, the detector loaded and outputs opened, so each mistake is reported before anything is
+written. Callers (the CLI, the HTTP API, distributed workers, tests) pass in whatever they make
+themselves: a detector, extra stages, extra sinks, a sink wrapper, a status listener.
 """
 
 from __future__ import annotations
