@@ -157,7 +157,7 @@ def test_a_sink_stage_and_detector_plug_in(
     )
     pipeline = build_pipeline(settings, extra_stages=[stage], extra_sinks=[sink])
     assert pipeline.detector.name == "centre-face"
-    assert [s.name for s in pipeline.stages] == ["tracks", "face-counter"]
+    assert [s.name for s in pipeline.stages] == ["tracks", "track-events", "face-counter"]
     assert pipeline.pixels.formats == {PixelFormat.BGR}
     report = pipeline.run()
     assert isinstance(sink, CountSink)

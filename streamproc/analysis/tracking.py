@@ -9,8 +9,8 @@ ByteTrack-style association on IoU against constant-velocity predictions:
 4. strong faces left start tentative tracks. A track is confirmed after ``min_hits`` frames in a row
    and ends once unseen for more than ``max_missed`` frames (or ``max_missed_s`` seconds).
 
-The tracker is pure bookkeeping (no pictures, no I/O); :mod:`streamproc.stages.tracks` turns its
-steps into best views, classifications and events.
+The tracker is pure bookkeeping (no pictures, no I/O); :mod:`streamproc.stages.tracks` runs it and
+shares its steps with the stages that keep best views, classify faces and raise the events.
 """
 
 from __future__ import annotations

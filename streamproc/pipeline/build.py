@@ -40,7 +40,8 @@ from streamproc.pipeline.run import (
 from streamproc.sinks.base import Sink
 from streamproc.sinks.kinds import make_sink
 from streamproc.stages.base import Stage
-from streamproc.stages.tracks import TrackStage
+from streamproc.stages.track_events import TrackEventStage
+from streamproc.stages.tracks import TrackBook, TrackStage
 
 if TYPE_CHECKING:
     from streamproc.stages.classify import ClassifierRunner, InferenceTimer
@@ -118,8 +119,8 @@ def build_detector(settings: Settings) -> Detector:
 
 
 def build_stages(settings: Settings, on_inference: InferenceTimer | None = None) -> list[Stage]:
-    """The analysis stages the settings ask for, in order: tracks (with face classification and
-    best views), then whole-frame classification. Loads and checks the classifier now.
+    """The analysis stages the settings ask for, in order: tracks, best views, face classification
+    and track events, then whole-frame classification. Loads and checks the classifier now.
 
     The classification modules are imported only for runs that classify (~5 ms of start-up)."""
     tracking, classify = settings.tracking, settings.classifier
@@ -132,22 +133,30 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
         )
     runner = _classifier_runner(settings, on_inference) if classify.enabled else None
     ids = run_ids_for(settings.sources)  # same files, same event ids: a retried task repeats them
-    stages: list[Stage] = []
-    if tracking.enabled:
-        classification = None
-        if faces:
-            from streamproc.stages.faces import FaceClassification
-
-            assert runner is not None
-            classification = FaceClassification(classify.faces, classify.faces.margin, runner)
-        snapshots = settings.snapshots if settings.snapshots.enabled else None
-        stages.append(TrackStage(tracking, ids, classification, snapshots))
+    stages = _track_stages(settings, ids, runner if faces else None) if tracking.enabled else []
     if keyframes:
         from streamproc.stages.scene import SceneStage
 
         assert runner is not None
         stages.append(SceneStage(classify.keyframes, runner, ids))
     return stages
+
+
+def _track_stages(settings: Settings, ids: RunIds, faces: ClassifierRunner | None) -> list[Stage]:
+    """The stages that share one track book: the tracker, best views (for snapshots), face
+    classification, and last the events that tell what they found."""
+    book = TrackBook(settings.tracking, ids)
+    stages: list[Stage] = [TrackStage(book)]
+    if settings.snapshots.enabled:
+        from streamproc.stages.best_views import BestViewStage
+
+        stages.append(BestViewStage(book, settings.snapshots))
+    if faces is not None:
+        from streamproc.stages.faces import FaceClassification, FaceClassStage
+
+        rules = settings.classifier.faces
+        stages.append(FaceClassStage(book, FaceClassification(rules, rules.margin, faces)))
+    return [*stages, TrackEventStage(book)]
 
 
 def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:

@@ -1,6 +1,6 @@
 """Snapshot sink: writes the JPEG files of each track's best view, named by the track's events.
 
-It consumes events (``BestView`` pixels the track stage attached), so encoding and file writes
+It consumes events (``BestView`` pixels the best-view stage kept), so encoding and file writes
 never hold up inference; a folder that cannot be written fails this sink alone.
 """
 
