@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from streamproc.capture.factory import SOURCE_TYPES, register_source, source_type
+from streamproc.capture.urls import SourceKind
 from streamproc.config.settings import (
     ClassifierSettings,
     DetectorSettings,
@@ -64,6 +66,14 @@ def test_each_detector_model_has_one_kind() -> None:
     ]
     with pytest.raises(ConfigError, match="detector model 'medium' is of no registered kind"):
         detector_kind("medium")
+
+
+def test_every_kind_of_url_has_one_registered_source() -> None:
+    assert set(SOURCE_TYPES) == set(SourceKind)
+    assert [url for url in ("a.mp4", "http://host/a.mp4", "rtsp://cam/1", "camera:0", "shots/*.jpg")
+            if source_type(url).reads_file] == ["a.mp4", "http://host/a.mp4"]  # fmt: skip
+    with pytest.raises(ValueError, match="registered twice"):
+        register_source(source_type("a.mp4"))
 
 
 def test_where_a_model_runs_is_a_setting_apart_from_what_it_computes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from streamproc.capture.urls import SourceKind, source_kind
+from streamproc.capture.factory import reads_file
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, StreamprocError
 from streamproc.distributed.files import FilesReport, run_files
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def is_live(source: SourceSettings) -> bool:
     """Cameras, and files replayed as cameras: they run until stopped, on actors."""
-    return source_kind(source.url) is not SourceKind.FILE or source.realtime or source.loop
+    return not reads_file(source.url) or source.realtime or source.loop
 
 
 def run_distributed(settings: Settings, stop: threading.Event, resume: bool = False) -> None:

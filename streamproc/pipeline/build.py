@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from streamproc.analysis.events import RunIds, files_run_id
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.capture.factory import build_source
+from streamproc.capture.factory import build_source, reads_file
 from streamproc.capture.inputs import STDIN, STDIN_ID
-from streamproc.capture.urls import SourceKind, default_source_id, source_kind
+from streamproc.capture.urls import default_source_id
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, InputError
 from streamproc.core.frames import SourceState, StatusEvent, StreamInfo
@@ -162,8 +162,7 @@ def _track_stages(settings: Settings, ids: RunIds, faces: ClassifierRunner | Non
 def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:
     """Ids named after the inputs for a run over recorded files (not replayed as live), else fresh."""
     recorded = bool(sources) and all(
-        source_kind(source.url) is SourceKind.FILE and not (source.realtime or source.loop)
-        for source in sources
+        reads_file(source.url) and not (source.realtime or source.loop) for source in sources
     )
     return RunIds(files_run_id([source.url for source in sources]) if recorded else None)
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from streamproc.capture.factory import reads_file
 from streamproc.capture.inputs import STDIN
-from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.core.atomic_files import partial_path
 from streamproc.core.errors import OutputError
 from streamproc.sinks.base import source_path
@@ -32,7 +32,7 @@ def input_files(sources: Sequence[Any], source_ids: Sequence[str]) -> dict[str, 
     """Source id -> the file it reads (None for cameras, streams and stdin)."""
     files = {}
     for source, source_id in zip(sources, source_ids, strict=True):
-        is_file = source_kind(source.url) is SourceKind.FILE and source.url != STDIN
+        is_file = reads_file(source.url) and source.url != STDIN
         files[source_id] = Path(source.url) if is_file else None
     return files
 
