@@ -27,9 +27,9 @@ from streamproc.core.errors import ConfigError, ModelError
 from streamproc.core.events import Event
 from streamproc.core.frames import Detections, Frame, FrameResult, ModelInput
 from streamproc.core.pictures import Picture
-from streamproc.inference import detectors
+from streamproc.inference import detectors, runtime
 from streamproc.inference.detectors import DETECTOR_KINDS, DetectorKind, detector_kind, register_detector
-from streamproc.inference.runtime import check_device
+from streamproc.inference.runtime import Runtime, TfliteModel, check_device, load_model, register_runtime
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.pipeline.build import build_pipeline
 from streamproc.sinks import kinds
@@ -82,6 +82,23 @@ def test_where_a_model_runs_is_a_setting_apart_from_what_it_computes() -> None:
         DetectorSettings(device="gpu")
     with pytest.raises(ModelError, match="no runtime for device 'gpu'"):
         check_device("gpu")
+
+
+def test_a_runtime_for_another_device_plugs_in(shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    assert list(runtime.RUNTIMES) == ["litert", "tensorflow"]
+    assert isinstance(load_model(model), TfliteModel)
+    loaded: list[Path] = []
+
+    def on_the_gpu(path: Path, threads: int) -> TfliteModel:
+        loaded.append(path)
+        return TfliteModel(path, threads)  # a stand-in: no GPU here
+
+    monkeypatch.setattr(runtime, "RUNTIMES", dict(runtime.RUNTIMES))  # the registration ends with the test
+    register_runtime(Runtime("gpu", lambda path: path.suffix == ".tflite", on_the_gpu, frozenset({"gpu"})))
+    check_device("gpu")
+    assert load_model(model, 1, "gpu").input_shape == (1, 128, 128, 3) and loaded == [model]
+    assert isinstance(load_model(model), TfliteModel) and loaded == [model], "the CPU still runs on LiteRT"
 
 
 def test_a_forwarding_sink_forwards_every_hook() -> None:

@@ -7,6 +7,8 @@ TensorFlow takes seconds to import, so it is imported only when such a model is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,20 +56,36 @@ class Model(Protocol):
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]: ...
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """One way to run models, declared once: which model files it takes, on which devices, and how
+    it loads one. A GPU runtime is one more :func:`register_runtime` line with its own devices."""
+
+    name: str
+    takes: Callable[[Path], bool]
+    load: Callable[[Path, int], Model]  # (path, CPU threads)
+    devices: frozenset[str] = frozenset({"cpu"})
+
+
+RUNTIMES: dict[str, Runtime] = {}  # by name, asked in the order they were registered
+
+
+def register_runtime(runtime: Runtime) -> None:
+    if runtime.name in RUNTIMES:
+        raise ValueError(f"runtime {runtime.name!r} is registered twice")
+    RUNTIMES[runtime.name] = runtime
+
+
 def load_model(path: Path, num_threads: int = 1, device: Device = "cpu") -> Model:
-    """Load a model file, choosing the runtime by its kind and the ``device`` (the CPU for now: the
-    place where a GPU runtime plugs in).
+    """Load a model file with the first registered runtime that takes it on ``device``.
 
     ``.tflite`` runs on LiteRT; ``.keras``/``.h5`` files and SavedModel folders run on TensorFlow.
     """
     check_device(device)
     path = Path(path)
-    if path.suffix == ".tflite":
-        return TfliteModel(path, num_threads)
-    if path.suffix in KERAS_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file()):
-        from streamproc.inference.tf_runtime import load_tf_model  # imports TensorFlow: only now
-
-        return load_tf_model(path, num_threads)
+    for runtime in RUNTIMES.values():
+        if device in runtime.devices and runtime.takes(path):
+            return runtime.load(path, num_threads)
     if not path.exists():
         raise ModelError(f"model {path} does not exist: check the path or run `streamproc models list`")
     raise ModelError(
@@ -76,9 +94,9 @@ def load_model(path: Path, num_threads: int = 1, device: Device = "cpu") -> Mode
     )
 
 
-def check_device(device: Device) -> None:
-    """Every runtime of this build runs on the CPU; a GPU runtime makes its device pass here."""
-    if device != "cpu":
+def check_device(device: str) -> None:
+    """A device no registered runtime serves is refused at start-up."""
+    if not any(device in runtime.devices for runtime in RUNTIMES.values()):
         raise ModelError(f"no runtime for device {device!r} in this build: use device: cpu")
 
 
@@ -164,3 +182,17 @@ class TfliteModel:
         self._interpreter.invoke()
         # get_tensor copies, so results stay valid after the next invoke.
         return [self._interpreter.get_tensor(index) for index in self._output_indices]
+
+
+def _tensorflow(path: Path, num_threads: int) -> Model:
+    from streamproc.inference.tf_runtime import load_tf_model  # imports TensorFlow: only now
+
+    return load_tf_model(path, num_threads)
+
+
+def _keras_or_saved_model(path: Path) -> bool:
+    return path.suffix in KERAS_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file())
+
+
+register_runtime(Runtime("litert", lambda path: path.suffix == ".tflite", TfliteModel))
+register_runtime(Runtime("tensorflow", _keras_or_saved_model, _tensorflow))
