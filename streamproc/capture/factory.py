@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from streamproc.capture.base import Source, StatusListener
+from streamproc.capture.inputs import STDIN
 from streamproc.capture.urls import SourceKind, camera_device, source_kind
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError
@@ -25,6 +27,7 @@ class SourceType:
     kind: SourceKind
     make: SourceMaker
     reads_file: bool = False  # its url is a file of this machine: finite, replayable (realtime, loop)
+    input_files: Callable[[str], tuple[Path, ...]] = lambda url: ()  # what outputs must never overwrite
 
 
 SOURCE_TYPES: dict[SourceKind, SourceType] = {}  # add with register_source, read with source_type
@@ -65,7 +68,14 @@ def build_source(
 def _file(run: Settings, entry: SourceSettings, source_id: str, listener: StatusListener | None) -> Source:
     from streamproc.capture.file import FileSource
 
-    return FileSource(source_id, entry.url, listener, realtime=entry.realtime, loop=entry.loop)
+    return FileSource(
+        source_id,
+        entry.url,
+        listener,
+        realtime=entry.realtime,
+        loop=entry.loop,
+        video_track=entry.video_track,
+    )
 
 
 def _images(run: Settings, entry: SourceSettings, source_id: str, listener: StatusListener | None) -> Source:
@@ -87,7 +97,17 @@ def _camera(run: Settings, entry: SourceSettings, source_id: str, listener: Stat
     return CameraSource(source_id, device, run.live_for(entry), entry.camera, listener)
 
 
-register_source(SourceType(SourceKind.FILE, _file, reads_file=True))
-register_source(SourceType(SourceKind.IMAGES, _images))
+def _the_file(url: str) -> tuple[Path, ...]:
+    return () if url == STDIN else (Path(url),)
+
+
+def _the_photos(url: str) -> tuple[Path, ...]:
+    from streamproc.capture.images import image_files
+
+    return tuple(image_files(url))
+
+
+register_source(SourceType(SourceKind.FILE, _file, reads_file=True, input_files=_the_file))
+register_source(SourceType(SourceKind.IMAGES, _images, input_files=_the_photos))
 register_source(SourceType(SourceKind.RTSP, _rtsp))
 register_source(SourceType(SourceKind.CAMERA, _camera))
