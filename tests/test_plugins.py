@@ -70,8 +70,10 @@ def test_each_detector_model_has_one_kind() -> None:
 
 def test_every_kind_of_url_has_one_registered_source() -> None:
     assert set(SOURCE_TYPES) == set(SourceKind)
-    assert [url for url in ("a.mp4", "http://host/a.mp4", "rtsp://cam/1", "camera:0", "shots/*.jpg")
-            if source_type(url).reads_file] == ["a.mp4", "http://host/a.mp4"]  # fmt: skip
+    urls = ("a.mp4", "-", "rtsp://cam/1", "camera:0", "shots/*.jpg")
+    assert [url for url in urls if source_type(url).reads_file] == ["a.mp4", "-"]
+    assert source_type("a.mp4").input_files("a.mp4") == (Path("a.mp4"),)
+    assert source_type("-").input_files("-") == () == source_type("camera:0").input_files("camera:0")
     with pytest.raises(ValueError, match="registered twice"):
         register_source(source_type("a.mp4"))
 

@@ -1,8 +1,8 @@
-"""Every kind of source, declared once: the url kind it serves (:func:`~streamproc.capture.urls.source_kind`
-tells a url's kind: ``rtsp://`` cameras, local cameras, photos, and anything else, ``http://``
-included, for FFmpeg's file source), how it is made, and what it is. The builder, the output checks
-and distributed runs read these declarations; a new kind is its module, its url rule and one
-:func:`register_source` line. A kind's module is imported only when a run opens one."""
+"""Every kind of source, declared once: the url kind it serves (``capture/urls.source_kind`` tells
+a url's kind: ``rtsp://`` cameras, local cameras, photos, and anything else for the file source,
+which refuses other url schemes when it opens), how it is made, and what it is. The builder, the
+output checks and distributed runs read these declarations; a new kind is its module, its url rule
+and one :func:`register_source` line. A kind's module is imported only when a run opens one."""
 
 from __future__ import annotations
 
