@@ -107,7 +107,7 @@ class Sink(ABC):
 class ForwardingSink(Sink):
     """A sink around another: every hook goes to ``inner``; a subclass overrides what it adds (a
     distributed worker's sinks report their tracks' ends). A hook added to :class:`Sink` is
-    forwarded here too (``tests/test_architecture.py`` checks that none is missed)."""
+    forwarded here too (``tests/test_plugins.py`` checks that none is missed)."""
 
     def __init__(self, inner: Sink) -> None:
         self.inner, self.name = inner, inner.name
