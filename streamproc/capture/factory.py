@@ -16,7 +16,7 @@ from streamproc.capture.urls import SourceKind, camera_device, source_kind
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError
 
-SourceMaker = Callable[[Settings, SourceSettings, str, StatusListener | None], Source]
+SourceFactory = Callable[[Settings, SourceSettings, str, StatusListener | None], Source]
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,10 @@ class SourceType:
     settings and its ``sources:`` entry."""
 
     kind: SourceKind
-    make: SourceMaker
-    reads_file: bool = False  # its url is a file of this machine: finite, replayable (realtime, loop)
+    make: SourceFactory
+    reads_file: bool = False  # a video file of this machine: realtime and loop apply, ids from the file
+    on_disk: bool = False  # its url is a path of this machine (made absolute for Ray workers)
+    live: bool = False  # runs until stopped (a distributed run puts it on an actor, not a task)
     input_files: Callable[[str], tuple[Path, ...]] = lambda url: ()  # what outputs must never overwrite
 
 
@@ -107,7 +109,7 @@ def _the_photos(url: str) -> tuple[Path, ...]:
     return tuple(image_files(url))
 
 
-register_source(SourceType(SourceKind.FILE, _file, reads_file=True, input_files=_the_file))
-register_source(SourceType(SourceKind.IMAGES, _images, input_files=_the_photos))
-register_source(SourceType(SourceKind.RTSP, _rtsp))
-register_source(SourceType(SourceKind.CAMERA, _camera))
+register_source(SourceType(SourceKind.FILE, _file, reads_file=True, on_disk=True, input_files=_the_file))
+register_source(SourceType(SourceKind.IMAGES, _images, on_disk=True, input_files=_the_photos))
+register_source(SourceType(SourceKind.RTSP, _rtsp, live=True))
+register_source(SourceType(SourceKind.CAMERA, _camera, live=True))

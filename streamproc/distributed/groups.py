@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from streamproc.capture.factory import reads_file
+from streamproc.capture.factory import source_type
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.distributed.outputs import file_template
 from streamproc.pipeline.build import source_id_for
@@ -14,10 +14,12 @@ from streamproc.sinks.kinds import sink_kind
 
 
 def with_absolute_paths(settings: Settings) -> Settings:
-    """Input files, outputs, snapshots and models as absolute paths: workers do not share the
+    """Input files and photos, outputs, snapshots and models as absolute paths: workers do not share the
     driver's working directory, so relative paths mean what they mean where the command was run."""
     sources = [
-        source.model_copy(update={"url": os.path.abspath(source.url)}) if reads_file(source.url) else source
+        source.model_copy(update={"url": os.path.abspath(source.url)})
+        if source_type(source.url).on_disk
+        else source
         for source in settings.sources
     ]
     sinks = [

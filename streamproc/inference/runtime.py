@@ -100,6 +100,30 @@ def check_device(device: str) -> None:
         raise ModelError(f"no runtime for device {device!r} in this build: use device: cpu")
 
 
+class OutputsView:
+    """Base of a model seen with other outputs (some of them, or joined): the input is its own."""
+
+    def __init__(self, model: Model) -> None:
+        self._model = model
+        self.path = model.path
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._model.input_shape
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self._model.input_dtype
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        return self._model.input_quantization
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self._model.dynamic_batch
+
+
 class TfliteModel:
     """One loaded ``.tflite`` model with a single input.
 

@@ -14,17 +14,18 @@ import numpy as np
 from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.inference.runtime import OutputsView
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
 
 _BOX_VALUES = 16  # box centre and size, six keypoints
 
 
-class JoinedOutputs:
+class JoinedOutputs(OutputsView):
     """A loaded TF.js BlazeFace whose outputs come as MediaPipe's: (1, n, 16) boxes, (1, n, 1) scores.
-    A :class:`~streamproc.inference.runtime.Model` like any other (float, batch 1)."""
+    A :class:`~streamproc.inference.runtime.Model` like any other."""
 
     def __init__(self, loaded: TfjsModel) -> None:
-        self._model = loaded.model
+        super().__init__(loaded.model)
         self.path = loaded.source.path
         shapes = self._model.output_shapes
         by_size = sorted(range(len(shapes)), key=lambda i: -shapes[i][1])  # finer grid first
@@ -35,22 +36,6 @@ class JoinedOutputs:
             raise ModelError(f"{self.path} outputs {shapes}: not BlazeFace scores and boxes per anchor grid")
         total = sum(counts)
         self.output_shapes: list[tuple[int, ...]] = [(1, total, _BOX_VALUES), (1, total, 1)]
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._model.input_shape
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        return self._model.input_dtype
-
-    @property
-    def input_quantization(self) -> tuple[float, int]:
-        return self._model.input_quantization
-
-    @property
-    def dynamic_batch(self) -> bool:
-        return False  # the joined outputs are laid out for one picture
 
     def output_quantization(self, index: int) -> tuple[float, int]:
         return 0.0, 0  # joined float outputs
