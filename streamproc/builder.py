@@ -25,7 +25,7 @@ from streamproc.events import run_ids_for
 from streamproc.frames import SourceState, StatusEvent, StreamInfo
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
-from streamproc.outputs import check_outputs, input_files
+from streamproc.outputs import check_outputs, check_photo_outputs, input_files
 from streamproc.pipeline import (
     OpenedSource,
     Pipeline,
@@ -36,6 +36,7 @@ from streamproc.pipeline import (
     stats_snapshot,
 )
 from streamproc.pixels import PixelPlan
+from streamproc.privacy.build import redacting_detector, redaction_stage, redacts
 from streamproc.sinks.base import Sink
 from streamproc.sinks.jsonl import JsonlSink
 from streamproc.stages.base import Stage
@@ -62,7 +63,9 @@ def build_pipeline(
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
     # outputs that would destroy an input or each other: refused before anything is opened
-    check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
+    ids = source_ids(settings.sources)
+    check_outputs(settings.sinks, input_files(settings.sources, ids))
+    check_photo_outputs(settings.sinks, settings.sources, ids)
     stages = build_stages(settings, stats.inference)  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
     opened, failed = open_sources(settings, status)
@@ -100,13 +103,17 @@ def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -
 
 
 def build_detector(settings: Settings) -> Detector:
-    """The detector the settings name: a bundled BlazeFace, or a TF.js BlazeFace ``model.json``."""
+    """The detector the settings name: a bundled BlazeFace, or a TF.js BlazeFace ``model.json``
+    (redacting runs: see :mod:`streamproc.privacy.build`)."""
+    if redacts(settings):
+        return open_detector(redacting_detector(settings))
     return open_detector(settings.detector)
 
 
 def build_stages(settings: Settings, on_inference: InferenceTimer | None = None) -> list[Stage]:
     """The analysis stages the settings ask for, in order: tracks (with face classification and
-    best views), then whole-frame classification. Loads and checks the classifier now.
+    best views), then whole-frame classification; the redaction stage before them all when an output
+    is redacted. Loads and checks the classifier now.
 
     The classification modules are imported only for runs that classify (~5 ms of start-up)."""
     tracking, classify = settings.tracking, settings.classifier
@@ -119,7 +126,7 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
         )
     runner = _classifier_runner(settings, on_inference) if classify.enabled else None
     ids = run_ids_for(settings.sources)  # same files, same event ids: a retried task repeats them
-    stages: list[Stage] = []
+    stages: list[Stage] = [redaction_stage(settings)] if redacts(settings) else []
     if tracking.enabled:
         classification = None
         if faces:
@@ -166,7 +173,11 @@ def build_sink(settings: SinkSettings, run: Settings, stats: StatsProvider | Non
     if settings.type == "video":
         from streamproc.sinks.video import VideoSink
 
-        return VideoSink(settings)
+        return VideoSink(settings, run.redact.lookback)
+    if settings.type == "images":
+        from streamproc.sinks.images import ImagesSink
+
+        return ImagesSink(settings)
     return JsonlSink(settings, run.shutdown_grace)
 
 

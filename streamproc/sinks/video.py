@@ -1,4 +1,4 @@
-"""Annotated video sink: H.264 MP4 with the input's size, frame rate and timestamps."""
+"""Annotated (or redacted) video sink: H.264 MP4 with the input's size, frame rate and timestamps."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from streamproc.config import VideoSinkSettings
 from streamproc.draw import draw_detections_yuv420
 from streamproc.errors import OutputError
 from streamproc.files import discard_if_empty, partial_path
-from streamproc.frames import FrameResult, StreamInfo
+from streamproc.frames import FrameResult, SourceState, StatusEvent, StreamInfo
 from streamproc.memory import HUGE_PIXELS
 from streamproc.pictures import plane_array
 from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
+from streamproc.privacy.cover import Region, cover_yuv420
+from streamproc.privacy.lookback import Lookback
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.mp4 import CrashSafeMp4
 from streamproc.sinks.retry import Retry
@@ -43,9 +45,13 @@ class VideoSink(Sink):
     to the error); frames are skipped (``skipped``) until a new file can be started, with backoff.
     """
 
-    def __init__(self, settings: VideoSinkSettings) -> None:
+    def __init__(self, settings: VideoSinkSettings, lookback: int = 0) -> None:
         self.settings = settings
+        # redacting: frames wait ``lookback`` frames for the regions of faces first seen later
+        self._lookback = Lookback(lookback) if settings.redact is not None else None
         self.name = f"video:{settings.path}"
+        # a redacted video shows no boxes unless asked: they would point at every hidden face
+        self._draw_boxes = settings.draw_boxes if settings.draw_boxes is not None else settings.redact is None
         self._writers: dict[str, _Writer] = {}
         self._encoder_frame: EncoderFrameReader | None = None
         self._failed = False
@@ -72,8 +78,28 @@ class VideoSink(Sink):
             ensure_writable_file(partial_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
+        if self._lookback is None:
+            self._write(result, None)
+            return
+        for held in self._lookback.push(result):
+            self._write(held.result, held.regions)
+
+    def handle_status(self, event: StatusEvent) -> None:
+        if self._lookback is not None and event.state in (SourceState.STOPPED, SourceState.FAILED):
+            for held in self._lookback.drain(event.source_id):
+                self._write(held.result, held.regions)
+
+    def _drain(self) -> None:
+        """Write the frames still held back for late regions: the run is over."""
+        if self._lookback is not None and not self._failed:
+            for held in self._lookback.drain():
+                self._write(held.result, held.regions)
+
+    def _write(self, result: FrameResult, cover: list[Region] | None) -> None:
+        """Encode one frame (``cover``: the regions to hide on it); a write error on a live run
+        sets the file aside to try again later."""
         try:
-            self._encode(result)
+            self._encode(result, cover)
         except OSError as exc:
             if not result.frame.stream.live or self._retry.exhausted:
                 self._failed = True  # close() keeps the partial files and leaves the targets alone
@@ -83,7 +109,7 @@ class VideoSink(Sink):
             self._failed = True
             raise
 
-    def _encode(self, result: FrameResult) -> None:
+    def _encode(self, result: FrameResult, cover: list[Region] | None) -> None:
         frame = result.frame
         writer = self._writers.get(frame.source_id)
         if writer is None:
@@ -95,9 +121,12 @@ class VideoSink(Sink):
         # at the picture's own size: an odd-sized one is padded below, never scaled
         out = _padded(self._encoder_frame(frame, frame.width, frame.height), writer.file.stream)
         planes = [plane_array(plane) for plane in out.planes]
-        draw_detections_yuv420(
-            planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
-        )
+        if self.settings.redact is not None and cover:
+            cover_yuv420(planes, cover, self.settings.redact)
+        if self._draw_boxes:
+            draw_detections_yuv420(
+                planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
+            )
         out.pts = writer.timeline.next(frame.pts_raw)
         out.time_base = frame.stream.time_base
         writer.file.write(out)
@@ -129,6 +158,10 @@ class VideoSink(Sink):
 
     def close(self) -> None:
         errors = []
+        try:
+            self._drain()
+        except Exception as exc:  # the file is kept as it is (partial), as after any write error
+            errors.append(f"the last frames: {exc}")
         for source_id, writer in self._writers.items():
             if writer.timeline.repairs:
                 log.warning(

@@ -1,0 +1,99 @@
+"""Photo inputs written back out (``--out-images DIR``): each photo under its own name and in its own
+format, redacted (``redact``) or with its faces boxed.
+
+The pixels are the decoded ones: the EXIF orientation is already applied (the picture is stored
+upright), and nothing of the input's metadata is carried over, so GPS position, camera serial and
+capture time are gone. Each file is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamproc.config import ImagesSinkSettings
+from streamproc.draw import draw_detections
+from streamproc.errors import OutputError
+from streamproc.files import atomic_writer
+from streamproc.frames import FrameResult
+from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
+from streamproc.privacy.cover import cover_bgr
+from streamproc.privacy.regions import cover_of
+from streamproc.sinks.base import Sink, source_path
+
+log = logging.getLogger(__name__)
+
+_ENCODINGS = {
+    ".jpg": cv2.IMWRITE_JPEG_QUALITY,
+    ".jpeg": cv2.IMWRITE_JPEG_QUALITY,
+    ".webp": cv2.IMWRITE_WEBP_QUALITY,
+    ".png": None,
+    ".bmp": None,
+}
+
+
+def encode_like(bgr: np.ndarray, suffix: str, quality: int) -> bytes:
+    """The picture in the format its file name says (JPEG, PNG, WebP, BMP), with no metadata."""
+    flag = _ENCODINGS.get(suffix.lower(), cv2.IMWRITE_JPEG_QUALITY)
+    params = [flag, quality] if flag is not None else []
+    ok, data = cv2.imencode(suffix.lower() if suffix.lower() in _ENCODINGS else ".jpg", bgr, params)
+    if not ok:
+        raise OutputError(f"encoding a {bgr.shape[1]}x{bgr.shape[0]} picture as {suffix} failed")
+    return data.tobytes()
+
+
+class ImagesSink(Sink):
+    """Writes each photo of a photo source to ``dir``; frames of videos are counted, not written."""
+
+    def __init__(self, settings: ImagesSinkSettings) -> None:
+        self.settings = settings
+        self.name = f"images:{settings.dir}"
+        self._bgr: BgrReader | None = None
+        self._draw_boxes = settings.draw_boxes if settings.draw_boxes is not None else settings.redact is None
+        self.written = 0
+        self.skipped = 0  # frames of videos and cameras: not photos
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.BGR})
+
+    def open(self, pixels: PixelPlan) -> None:
+        self._bgr = pixels.bgr(self)
+
+    def handle(self, result: FrameResult) -> None:
+        frame = result.frame
+        if not frame.stream.still:
+            self.skipped += 1
+            return
+        assert self._bgr is not None, "open() first"
+        source = Path(frame.stream.url)
+        target = output_path(self.settings.dir, frame.source_id, source)
+        if target.exists() and target.samefile(source):  # checked at start-up too; a link made since
+            raise OutputError(f"{target} is the input photo itself: not overwritten")
+        picture = np.array(self._bgr(frame))  # the reader's array is shared and read-only
+        if self.settings.redact is not None:
+            cover_bgr(picture, cover_of(result.detections), self.settings.redact)
+        if self._draw_boxes:
+            draw_detections(picture, result.detections)
+        if self.settings.existing == "refuse" and target.exists():
+            raise OutputError(f"{target} exists and existing outputs are refused: not overwritten")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(target) as stream:
+            stream.write(encode_like(picture, source.suffix, self.settings.quality))
+        self.written += 1
+
+    def close(self) -> None:
+        log.info("%s: %d photos written to %s", self.name, self.written, self.settings.dir)
+        if self.skipped:
+            log.warning(
+                "%s: %d video frames not written (--out-images writes photo inputs; use --out-video)",
+                self.name,
+                self.skipped,
+            )
+
+
+def output_path(folder: Path, source_id: str, photo: Path) -> Path:
+    """Where the sink writes ``photo``: under its own name in the (per-source) folder."""
+    return source_path(folder, source_id) / photo.name
