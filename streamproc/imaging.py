@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from streamproc.area_resize import area_shrink
 from streamproc.errors import OutputError
 
 
@@ -52,8 +53,13 @@ def encode_jpeg(bgr: np.ndarray, quality: int) -> bytes:
 
 
 def resize_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with area interpolation when shrinking (no aliasing), bilinear when enlarging."""
+    """Resize with area interpolation when shrinking (no aliasing), bilinear when enlarging.
+
+    Shrinking in both directions (whole pictures into a classifier) is computed by streamproc
+    itself (``area_resize``), so the classifiers' inputs do not move with OpenCV's releases."""
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
+    if rgb.shape[1] >= width and rgb.shape[0] >= height:
+        return area_shrink(rgb, width, height)
     shrinking = rgb.shape[1] > width or rgb.shape[0] > height
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -7,10 +7,12 @@ from pathlib import Path
 from streamproc.config import ClassifierSettings
 from streamproc.inference.classifier import Classifier, open_model_classifier
 from streamproc.inference.models import ModelRegistry
+from streamproc.inference.opencv_check import verify_opencv
 from streamproc.inference.tfjs.modeljson import is_model_json
 
 
 def open_classifier(settings: ClassifierSettings, registry: ModelRegistry) -> Classifier:
+    verify_opencv()  # enlarged crops are resized by OpenCV
     path = Path(settings.model)
     if settings.model not in registry.specs and is_model_json(path):
         from streamproc.inference.tfjs.classify import open_tfjs_classifier  # imports LiteRT/TensorFlow

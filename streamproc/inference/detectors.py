@@ -6,10 +6,12 @@ from pathlib import Path
 
 from streamproc.config import DetectorSettings
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.inference.opencv_check import verify_opencv
 from streamproc.inference.tfjs.modeljson import is_model_json
 
 
 def open_detector(settings: DetectorSettings) -> BlazeFaceDetector:
+    verify_opencv()  # the input warp's arithmetic is OpenCV's: stop rather than drift
     if is_model_json(Path(settings.model)):
         from streamproc.inference.tfjs.detector import tfjs_blazeface  # LiteRT, TensorFlow on first load
 
