@@ -34,7 +34,9 @@ def _remap() -> bytes:
     rng = np.random.default_rng(7)
     coords = rng.integers(-2, 14, (32, 32, 2)).astype(np.int16)
     fractions = np.arange(1024, dtype=np.uint16).reshape(32, 32)
-    out = cv2.remap(_probe_picture(13, 11), coords, fractions, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    out = cv2.remap(
+        _probe_picture(13, 11), coords, fractions, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
     return out.tobytes()
 
 
@@ -80,7 +82,9 @@ PROBES: dict[str, tuple[Callable[[], bytes], str]] = {
 
 def check(probes: dict[str, tuple[Callable[[], bytes], str]]) -> None:
     """Raise one line naming OpenCV's version and every operation whose probe bytes differ."""
-    differing = [name for name, (probe, digest) in probes.items() if hashlib.sha256(probe()).hexdigest() != digest]
+    differing = [
+        name for name, (probe, digest) in probes.items() if hashlib.sha256(probe()).hexdigest() != digest
+    ]
     if differing:
         raise StreamprocError(
             f"OpenCV {cv2.__version__} computes {'; '.join(differing)} differently from OpenCV "

@@ -45,6 +45,7 @@ from streamproc.server.docs import router as docs_router
 from streamproc.server.live import LiveHub
 from streamproc.server.metrics import metrics_registry
 from streamproc.server.protocol import deadline_protocol
+from streamproc.server.redact_api import router as redact_router
 from streamproc.server.routes import ServerState, error
 from streamproc.server.routes import router as status_router
 from streamproc.server.view import PipelineView
@@ -112,6 +113,7 @@ def build_app(
     app.state.api_metrics = ApiMetrics(state.registry, detect) if detect is not None else None
     app.include_router(status_router)
     app.include_router(detect_router)
+    app.include_router(redact_router)
     app.include_router(docs_router)
     if token is not None:  # without one there is nothing to authorize
         declare_bearer(app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -19,6 +19,16 @@ from streamproc.server.uploads import UploadError, image_bytes, read_body
 RETRY_AFTER_S = "1"
 IMAGE_ERROR_STATUS = {"format": 415, "damaged": 400, "too_big": 413}
 
+# what every route that takes an uploaded image may answer (for the OpenAPI schema)
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "damaged or truncated image, bad parameter"},
+    401: {"description": "token missing or wrong"},
+    408: {"description": "the body came too slowly"},
+    413: {"description": "body or image too big"},
+    415: {"description": "not a JPEG, PNG, WebP or BMP image"},
+    503: {"description": "queue full: retry after Retry-After seconds"},
+}
+
 router = APIRouter()
 
 
@@ -28,14 +38,7 @@ router = APIRouter()
     description="The image is the raw body (image/jpeg, image/png, image/webp, image/bmp) or the "
     "'file' field of a multipart form. Answers the image size, each face (box, keypoints, score) and, "
     "with classify, the top-k labels of each face crop and/or the whole image.",
-    responses={
-        400: {"description": "damaged or truncated image, bad parameter"},
-        401: {"description": "token missing or wrong"},
-        408: {"description": "the body came too slowly"},
-        413: {"description": "body or image too big"},
-        415: {"description": "not a JPEG, PNG, WebP or BMP image"},
-        503: {"description": "queue full: retry after Retry-After seconds"},
-    },
+    responses=UPLOAD_ERRORS,
 )
 async def detect(
     request: Request,
@@ -71,6 +74,19 @@ async def _answer(
     started: float,
 ) -> JSONResponse:
     """Read and check the upload, queue it, wait for the worker's answer."""
+    upload = await checked_upload(request)
+    if isinstance(upload, JSONResponse):
+        return upload
+    answer = await run_job(pool, DetectRequest(upload, classify, model, top_k, min_score))
+    if isinstance(answer, JSONResponse):
+        return answer
+    answer["timing_ms"]["total"] = round((time.monotonic() - started) * 1000.0, 2)
+    return JSONResponse(answer)
+
+
+async def checked_upload(request: Request) -> bytes | JSONResponse:
+    """The uploaded image, or the error answer: the body's size, content type, image format and
+    pixel count (from the header) are checked before anything is queued."""
     settings = state_of(request).settings
     api = settings.api
     try:
@@ -91,16 +107,20 @@ async def _answer(
             413,
             f"the image is {header.width}x{header.height}, more than {api.max_megapixels:g} megapixels",
         )
+    return data
+
+
+async def run_job(pool: DetectPool, job: DetectRequest) -> dict[str, Any] | JSONResponse:
+    """The worker's answer to a request, or the error answer (queue full, image not decodable)."""
     try:
-        future = pool.submit(DetectRequest(data, classify, model, top_k, min_score))
+        future = pool.submit(job)
     except QueueFull:
         return error(503, "the detection queue is full: retry shortly", {"Retry-After": RETRY_AFTER_S})
     try:
-        answer = await asyncio.wrap_future(future)
+        answer: dict[str, Any] = await asyncio.wrap_future(future)
     except ImageError as exc:
         return error(IMAGE_ERROR_STATUS[exc.kind], str(exc))
-    answer["timing_ms"]["total"] = round((time.monotonic() - started) * 1000.0, 2)
-    return JSONResponse(answer)
+    return answer
 
 
 @router.get("/api/v1/models", summary="classifier models the detection API offers")

@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 
 from streamproc.builder import build_detector
-from streamproc.config import ClassifierSettings, Settings
+from streamproc.config import ClassifierSettings, RedactSettings, Settings
 from streamproc.frames import Classification, Detections
 from streamproc.images import ImageHeader, decode_image
 from streamproc.imaging import square_crop
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
+from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.pictures import ArrayPicture
+from streamproc.privacy.build import redacting_detector
+from streamproc.privacy.photo import RedactRequest, redact_image
 from streamproc.stages.classify import ClassifierRunner
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class DetectRequest:
     model: str | None = None  # a key of the workers' classifiers
     top_k: int = 5
     min_score: float = 0.0
+    redact: RedactRequest | None = None  # POST /api/v1/redact: the image back, faces covered
 
 
 @dataclass
@@ -67,16 +71,21 @@ class DetectWorker:
         classifiers: Mapping[str, ClassifierRunner],
         max_pixels: int,
         margin: float,
+        redactor: Detector | None = None,
     ) -> None:
         self.detector = detector
         self.classifiers = dict(classifiers)
         self.max_pixels = max_pixels
         self.margin = margin
+        self.redactor = redactor  # redaction's detector: full-range, down to redact.min_score
 
     def run(self, jobs: list[_Job]) -> None:
         """Answer every job's future: detect in each, then classify per model across the jobs."""
         found = []
         for job in jobs:
+            if job.request.redact is not None:
+                self._redact(job)
+                continue
             try:
                 self._detect(job)
                 found.append(job)
@@ -108,6 +117,15 @@ class DetectWorker:
         if request.classify in ("image", "both"):
             job.pictures.append(bgr)
         job.timing["crop"] = time.perf_counter() - detected
+
+    def _redact(self, job: _Job) -> None:
+        assert job.request.redact is not None and self.redactor is not None
+        try:
+            answer = redact_image(job.request.data, self.redactor, job.request.redact, self.max_pixels)
+        except Exception as exc:  # a bad image fails its own request only
+            job.future.set_exception(exc)
+            return
+        job.future.set_result(answer)
 
     @staticmethod
     def _classify(runner: ClassifierRunner, jobs: list[_Job]) -> None:
@@ -163,13 +181,16 @@ class DetectPool:
         workers: int,
         queue_size: int,
         batch: int,
+        redact: RedactSettings | None = None,
     ) -> None:
+        self.redact = redact or RedactSettings()  # defaults of POST /api/v1/redact
         self._queue: queue.Queue[_Job | None] = queue.Queue(queue_size)
         self._batch = batch
         self.workers = [make_worker() for _ in range(workers)]  # loaded now: bad models fail at start
         # the detector's own threshold (BlazeFace's per-model default unless configured): requests
         # may ask for more, not less
         self.min_score = float(getattr(self.workers[0].detector, "min_score", 0.0))
+        self.redact_min_score = float(getattr(self.workers[0].redactor, "min_score", 0.0))
         self._threads = [
             threading.Thread(target=self._loop, args=(worker,), name=f"detect-{i}", daemon=True)
             for i, worker in enumerate(self.workers)
@@ -248,9 +269,11 @@ def open_detect_pool(settings: Settings) -> DetectPool:
             classifiers[name] = classifiers[model.name] = ClassifierRunner(model)
             classifiers.setdefault("", classifiers[name])
         detector = build_detector(settings.model_copy(update={"detector": one_thread}))
-        return DetectWorker(detector, classifiers, int(api.max_megapixels * 1e6), classify.faces.margin)
+        redactor = open_detector(redacting_detector(settings.model_copy(update={"detector": one_thread})))
+        max_pixels = int(api.max_megapixels * 1e6)
+        return DetectWorker(detector, classifiers, max_pixels, classify.faces.margin, redactor)
 
-    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch)
+    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch, settings.redact)
     log.info(
         "detection API: %d worker(s), queue %d, models: %s",
         api.workers,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streamproc.config import ImagesSinkSettings
@@ -19,30 +18,13 @@ from streamproc.draw import draw_detections
 from streamproc.errors import OutputError
 from streamproc.files import atomic_writer
 from streamproc.frames import FrameResult
+from streamproc.imaging import encode_image
 from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.privacy.cover import cover_bgr
 from streamproc.privacy.regions import cover_of
 from streamproc.sinks.base import Sink, source_path
 
 log = logging.getLogger(__name__)
-
-_ENCODINGS = {
-    ".jpg": cv2.IMWRITE_JPEG_QUALITY,
-    ".jpeg": cv2.IMWRITE_JPEG_QUALITY,
-    ".webp": cv2.IMWRITE_WEBP_QUALITY,
-    ".png": None,
-    ".bmp": None,
-}
-
-
-def encode_like(bgr: np.ndarray, suffix: str, quality: int) -> bytes:
-    """The picture in the format its file name says (JPEG, PNG, WebP, BMP), with no metadata."""
-    flag = _ENCODINGS.get(suffix.lower(), cv2.IMWRITE_JPEG_QUALITY)
-    params = [flag, quality] if flag is not None else []
-    ok, data = cv2.imencode(suffix.lower() if suffix.lower() in _ENCODINGS else ".jpg", bgr, params)
-    if not ok:
-        raise OutputError(f"encoding a {bgr.shape[1]}x{bgr.shape[0]} picture as {suffix} failed")
-    return data.tobytes()
 
 
 class ImagesSink(Sink):
@@ -81,7 +63,7 @@ class ImagesSink(Sink):
             raise OutputError(f"{target} exists and existing outputs are refused: not overwritten")
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_writer(target) as stream:
-            stream.write(encode_like(picture, source.suffix, self.settings.quality))
+            stream.write(encode_image(picture, source.suffix, self.settings.quality))
         self.written += 1
 
     def close(self) -> None:
