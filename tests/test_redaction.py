@@ -14,6 +14,7 @@ import pytest
 from face_clips import LEAK_MATCH, detail_match, known_faces, read_frames, write_clip
 from media_gen import variable_rate, write_video
 from PIL import Image
+from rtsp_server import RtspServer
 
 from streamproc.cli import main
 from streamproc.privacy.cover import YUV_FILL, cover, cover_yuv420
@@ -182,3 +183,35 @@ def test_photos_are_never_written_over_themselves(shared_dir: Path, tmp_path: Pa
     before = photo.read_bytes()
     assert main(["run", str(tmp_path), "--out-images", str(tmp_path), "--redact", "blur", "-q"]) == 2
     assert photo.read_bytes() == before
+
+
+def _thumbnail(picture: np.ndarray) -> np.ndarray:
+    return cv2.resize(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY), (80, 45), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.slow
+def test_a_camera_recorded_redacted(rtsp_server: RtspServer, clips: dict[str, Path], tmp_path: Path) -> None:
+    """The pan clip looped by a real RTSP server: each recorded frame is found in the clip by its
+    background (the camera pans), and every known face on it is filled."""
+    clip = clips["pan"]
+    rtsp_server.publish("cam", clip)
+    out = tmp_path / "cam.mp4"
+    code = main(
+        ["run", rtsp_server.url("cam"), "--out-video", str(out), "--redact", "fill", "--duration", "5", "-q"]
+    )
+    assert code == 0
+    originals = [_thumbnail(picture) for picture in read_frames(clip)]
+    truth = known_faces(clip)
+    recorded = 0
+    for picture in read_frames(out):
+        thumb = _thumbnail(picture)
+        # the median ignores the filled heads: the background says which frame this is
+        errors = [float(np.median(np.abs(thumb.astype(int) - original))) for original in originals]
+        index = int(np.argmin(errors))
+        assert errors[index] < 6, "every recorded frame is a frame of the clip"
+        for box in truth[index]:
+            x1, y1, x2, y2 = (round(float(v)) for v in box)
+            grey = cv2.cvtColor(picture[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+            assert grey.std() < 3 and grey.mean() < 30, f"clip frame {index}: face {box} not filled"
+        recorded += 1
+    assert recorded >= 50, "a few seconds of the camera"

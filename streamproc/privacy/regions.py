@@ -2,7 +2,8 @@
 
 BlazeFace's box runs from about the eyebrows to the chin and from cheek to cheek; hair, forehead
 and ears lie outside it. The head region adds ``margin`` of the box's size on the sides and below,
-and twice that above (forehead and hair), then is clipped to the picture.
+and twice that above (forehead and hair), then is clipped to the picture. A face cut off by the
+picture's edge gets twice the margin: the detector's box of a half face is smaller and often shifted.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from streamproc.frames import Detections
 from streamproc.privacy.cover import Region
 
 TOP_FACTOR = 2.0  # the forehead and hair reach further above the box than the ears do beside it
+# a face cut by the picture's edge gets a box of the part seen, often shifted: twice the margin
+CUT_FACTOR = 2.0
 
 
 def head_region(box: np.ndarray, margin: float, width: int, height: int) -> Region | None:
     """The head around face ``box`` (x1, y1, x2, y2), in whole pixels; None when it lies outside."""
     x1, y1, x2, y2 = (float(value) for value in box)
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        margin *= CUT_FACTOR
     side_x, side_y = (x2 - x1) * margin, (y2 - y1) * margin
     left = max(0, math.floor(x1 - side_x))
     top = max(0, math.floor(y1 - side_y * TOP_FACTOR))

@@ -26,6 +26,10 @@ from streamproc.privacy.regions import entry_region, head_regions
 from streamproc.stages.base import Stage, StageOutput
 from streamproc.tracking import Moment, Tracker
 
+# Faces are matched to tracks on boxes this many times their size: a face that moves by most of its
+# width between two frames (a fast pan) still overlaps its track's box, and stays one track.
+ASSOCIATION_SCALE = 2.0
+
 
 class RedactionStage(Stage):
     """Adds ``cover`` (head regions to hide) to each frame's detections; see the module docstring."""
@@ -59,10 +63,11 @@ class RedactionStage(Stage):
             tracker = Tracker(self._tracking, lambda: str(next(self._ids)))
             self._trackers[frame.source_id] = tracker
         at = Moment(frame.index, frame.pts, frame.wall_time)
-        step = tracker.update(at, found, frame.width, frame.height)
+        grown = Detections(_scaled(found.boxes, ASSOCIATION_SCALE), found.scores, found.keypoints)
+        step = tracker.update(at, grown, frame.width, frame.height)
         unseen = [track for track in tracker.confirmed if track.last.at.frame != frame.index]
-        missed = np.array([track.predict(frame.index) for track in unseen], np.float32).reshape(-1, 4)
-        return missed, [track.last.box for track in step.confirmed]
+        missed = _face_sized([track.predict(frame.index) for track in unseen])
+        return missed, list(_face_sized([track.last.box for track in step.confirmed]))
 
     def finish(self, source_id: str, reason: EndReason) -> list[Event]:
         self._trackers.pop(source_id, None)
@@ -71,3 +76,15 @@ class RedactionStage(Stage):
 
 def _array(regions: list[Region]) -> np.ndarray:
     return np.array(regions, np.float32).reshape(-1, 4)
+
+
+def _scaled(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """(n, 4) boxes scaled by ``factor`` about their centres."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    halves = (boxes[:, 2:] - boxes[:, :2]) * (factor / 2)
+    return np.concatenate([centres - halves, centres + halves], axis=1).astype(np.float32)
+
+
+def _face_sized(boxes: list[np.ndarray]) -> np.ndarray:
+    """Tracked boxes back at the faces' size."""
+    return _scaled(np.array(boxes, np.float32).reshape(-1, 4), 1 / ASSOCIATION_SCALE)
