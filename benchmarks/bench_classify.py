@@ -33,8 +33,8 @@ from types import ModuleType
 
 import numpy as np
 
-from streamproc.builder import build_pipeline
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.pipeline.build import build_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.8

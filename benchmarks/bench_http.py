@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamproc.builder import build_pipeline
-from streamproc.config import HttpSettings, Settings, SourceSettings
+from streamproc.config.settings import HttpSettings, Settings, SourceSettings
 from streamproc.inference.blazeface import BlazeFaceDetector
+from streamproc.pipeline.build import build_pipeline
 from streamproc.server import StatusServer
 from streamproc.sinks.live import LiveViewSink
 

@@ -31,8 +31,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from streamproc.builder import build_pipeline  # noqa: E402
-from streamproc.config import HttpSettings, Settings, SourceSettings  # noqa: E402
+from streamproc.config.settings import HttpSettings, Settings, SourceSettings  # noqa: E402
+from streamproc.pipeline.build import build_pipeline  # noqa: E402
 from streamproc.server import StatusServer  # noqa: E402
 from streamproc.sinks.live import LiveViewSink  # noqa: E402
 

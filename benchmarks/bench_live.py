@@ -30,9 +30,9 @@ import bench_throughput  # first: puts this checkout on sys.path
 import numpy as np
 from table import Row, all_ok, print_rows
 
-from streamproc.builder import build_pipeline
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.frames import FrameResult
+from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.core.frames import FrameResult
+from streamproc.pipeline.build import build_pipeline
 
 log = logging.getLogger("bench_live")
 

@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed one
 
+from streamproc.core.pictures import reformat
 from streamproc.inference.frame_input import full_rgb, plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
-from streamproc.pictures import reformat
 
 log = logging.getLogger("bench_preprocess")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}

@@ -108,11 +108,11 @@ def run_engine(images: int = 200, warmup: int = 12, shared: Path | None = None) 
     import cv2
     import numpy as np
 
-    from streamproc.config import ClassifierSettings
+    from streamproc.analysis.snapshots import square_crop
+    from streamproc.config.settings import ClassifierSettings
     from streamproc.inference.blazeface import BlazeFaceDetector
     from streamproc.inference.classifiers import open_classifier
     from streamproc.inference.models import ModelRegistry
-    from streamproc.snapshots import square_crop
 
     shared = shared or shared_dir()
     photos = [path.read_bytes() for path in photo_paths(shared)]

@@ -52,18 +52,18 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from table import Row, all_ok, print_rows  # noqa: E402
 
-from streamproc.builder import build_pipeline  # noqa: E402
-from streamproc.config import (  # noqa: E402
+from streamproc.config.settings import (  # noqa: E402
     DetectorSettings,
     JsonlSinkSettings,
     Settings,
     SourceSettings,
     VideoSinkSettings,
 )
-from streamproc.frames import FrameResult  # noqa: E402
+from streamproc.core.frames import FrameResult  # noqa: E402
+from streamproc.core.pictures import ArrayPicture, AvPicture  # noqa: E402
 from streamproc.inference.blazeface import BlazeFaceDetector  # noqa: E402
 from streamproc.inference.models import blazeface_model_path  # noqa: E402
-from streamproc.pictures import ArrayPicture, AvPicture  # noqa: E402
+from streamproc.pipeline.build import build_pipeline  # noqa: E402
 from streamproc.sinks.video import encoder_options  # noqa: E402
 
 log = logging.getLogger("bench_throughput")

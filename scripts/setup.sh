@@ -44,27 +44,32 @@ if [ "$MODE" = test ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-  echo "setup: installing system packages: $packages"
+  echo "setup: installing system packages (apt-get, about 1-3 minutes on a fresh machine): $packages"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
+  $SUDO apt-get update -q
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $packages >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $packages \
+    | grep --line-buffered -E '^(Get|Setting up)' || true
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-# one stamp per mode: the test install includes the base one
+# Exact versions with hashes (requirements/, made by scripts/lock.sh): a fresh clone on any later
+# day installs what the tests last passed with. One stamp per mode: the test install includes the base one.
+lock=requirements/base.txt
+[ "$MODE" = test ] && lock=requirements/dev.txt
 stamp="$VENV/.streamproc-installed-$MODE"
 [ "$MODE" = base ] && [ -f "$VENV/.streamproc-installed-test" ] && stamp="$VENV/.streamproc-installed-test"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  target="."
-  [ "$MODE" = test ] && target=".[dev]"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
   [ "$MODE" = base ] && rm -f "$VENV/.streamproc-installed-test"  # a stale test install: now base only
-  echo "setup: installing streamproc ($target) into $VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e "$target"
+  echo "setup: installing $(grep -c '==' "$lock") locked packages from $lock into $VENV"
+  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip -q
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements/tools.txt
+  # sync, not install: exactly the lock (a test install turned base drops the test packages)
+  "$VENV/bin/uv" pip sync --python "$VENV/bin/python" --require-hashes "$lock"
+  "$VENV/bin/uv" pip install --python "$VENV/bin/python" --no-deps -e .
   touch "$stamp"
 fi

@@ -11,24 +11,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "build_pipeline": "streamproc.builder",
-    "run_pipeline": "streamproc.builder",
-    "Pipeline": "streamproc.pipeline",
-    "RunReport": "streamproc.pipeline",
-    "Settings": "streamproc.config",
-    "load_settings": "streamproc.config",
+    "build_pipeline": "streamproc.pipeline.build",
+    "run_pipeline": "streamproc.pipeline.build",
+    "Pipeline": "streamproc.pipeline.run",
+    "RunReport": "streamproc.pipeline.run",
+    "Settings": "streamproc.config.settings",
+    "load_settings": "streamproc.config.settings",
     "Sink": "streamproc.sinks.base",
     "Stage": "streamproc.stages.base",
-    "PixelFormat": "streamproc.pixels",
-    "PixelPlan": "streamproc.pixels",
+    "PixelFormat": "streamproc.media.pixels",
+    "PixelPlan": "streamproc.media.pixels",
     "Detector": "streamproc.inference.detector",
-    "ModelInput": "streamproc.inference.detector",
+    "ModelInput": "streamproc.core.frames",
     "detect_image": "streamproc.inference.detector",
     "BlazeFaceDetector": "streamproc.inference.blazeface",
-    "Detections": "streamproc.frames",
-    "Frame": "streamproc.frames",
-    "FrameResult": "streamproc.frames",
-    "StatusEvent": "streamproc.frames",
+    "Detections": "streamproc.core.frames",
+    "Frame": "streamproc.core.frames",
+    "FrameResult": "streamproc.core.frames",
+    "StatusEvent": "streamproc.core.frames",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -18,9 +18,9 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from streamproc.builder import build_pipeline
-from streamproc.config import HttpSettings, Settings, SourceSettings
-from streamproc.pipeline import Pipeline, RunReport
+from streamproc.config.settings import HttpSettings, Settings, SourceSettings
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline, RunReport
 from streamproc.server import StatusServer
 from streamproc.sinks.base import Sink
 from streamproc.sinks.live import LiveViewSink

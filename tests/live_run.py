@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.builder import build_pipeline
-from streamproc.config import Settings
-from streamproc.frames import FrameResult, SourceState, StatusEvent
+from streamproc.config.settings import Settings
+from streamproc.core.frames import FrameResult, SourceState, StatusEvent
 from streamproc.inference.detector import Detector
-from streamproc.pipeline import RunReport
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import RunReport
 from streamproc.sinks.base import Sink
 
 # fast retries so that outages in tests last seconds; rtsp-server-perl sends RTP over UDP only

@@ -24,12 +24,19 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from streamproc.builder import build_pipeline, build_sink
-from streamproc.config import MqttSettings, MqttSinkSettings, Settings, SourceSettings, TrackingSettings
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.pipeline import Pipeline
-from streamproc.pixels import PixelFormat, PixelPlan
+from streamproc.config.settings import (
+    MqttSettings,
+    MqttSinkSettings,
+    Settings,
+    SourceSettings,
+    TrackingSettings,
+)
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.media.pixels import PixelFormat, PixelPlan
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline
 from streamproc.sinks.base import Sink
+from streamproc.sinks.kinds import make_sink
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 BROKER_INFLIGHT = 20  # QoS>=1 messages the broker sends a subscriber before waiting for its acks
@@ -411,7 +418,7 @@ def pipeline_with_events(settings: Settings, pace_s: float = 0.0) -> tuple[Pipel
     """
     untracked = settings.model_copy(update={"tracking": TrackingSettings(enabled=False), "sinks": []})
     built: list[Pipeline] = []  # the sink publishes the pipeline's stats, which exists only once built
-    inner = build_sink(settings.sinks[0], settings, lambda: built[0].stats_snapshot())
+    inner = make_sink(settings.sinks[0], settings, lambda: built[0].stats_snapshot())
     wrapped = WithEvents(inner, pace_s)
     built.append(build_pipeline(untracked, extra_sinks=[wrapped]))
     return built[0], wrapped

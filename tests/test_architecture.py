@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from conftest import read_records
 
-from streamproc.builder import build_pipeline
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
-from streamproc.frames import Detections, FrameResult
+from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.core.frames import Detections, FrameResult, ModelInput
+from streamproc.core.pictures import ArrayPicture, AvPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.detector import ModelInput, detect_image
-from streamproc.pictures import ArrayPicture, AvPicture
-from streamproc.pixels import PixelFormat, PixelPlan
+from streamproc.inference.detector import detect_image
+from streamproc.media.pixels import PixelFormat, PixelPlan
+from streamproc.pipeline.build import build_pipeline
 from streamproc.sinks.base import Sink
 
 

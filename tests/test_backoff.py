@@ -7,7 +7,7 @@ import random
 import pytest
 
 from streamproc.capture.backoff import Backoff
-from streamproc.config import BackoffSettings
+from streamproc.config.settings import BackoffSettings
 
 
 def test_delays_grow_by_factor_up_to_the_cap_without_jitter() -> None:

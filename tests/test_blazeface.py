@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 import streamproc
-from streamproc.errors import ModelError
-from streamproc.geometry import box_iou
+from streamproc.core.errors import ModelError
+from streamproc.core.geometry import box_iou
+from streamproc.core.pictures import ArrayPicture, AvPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.blazeface_decode import SPECS, RawFaces, ssd_anchors, weighted_nms
 from streamproc.inference.models import ModelRegistry, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
-from streamproc.pictures import ArrayPicture, AvPicture
 
 VARIANTS = ("short", "full")
 

@@ -9,8 +9,8 @@ from fractions import Fraction
 import numpy as np
 
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
-from streamproc.frames import Frame, StreamInfo
-from streamproc.pictures import ArrayPicture
+from streamproc.core.frames import Frame, StreamInfo
+from streamproc.core.pictures import ArrayPicture
 
 PICTURE = ArrayPicture(np.zeros((4, 4, 3), np.uint8))
 

@@ -18,8 +18,8 @@ from live_run import wait_until
 
 from streamproc.capture.buffer import BufferPolicy, FrameScheduler
 from streamproc.capture.camera import CameraSource
-from streamproc.config import CameraSettings, LiveSettings
-from streamproc.frames import Frame, SourceState, StatusEvent
+from streamproc.config.settings import CameraSettings, LiveSettings
+from streamproc.core.frames import Frame, SourceState, StatusEvent
 from streamproc.inference.blazeface import BlazeFaceDetector
 
 FAST_RETRIES = {"stall_timeout": 0.5, "reconnect": {"initial": 0.05, "max": 0.2}}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.config import load_settings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import load_settings
+from streamproc.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import CliRunner
 
-from streamproc.config_tools import config_schema, schema_fields, schema_markdown
+from streamproc.cli.config_command import config_schema, schema_fields, schema_markdown
 
 VALID = "sources:\n  - url: samples/sample.mp4\n    id: cam1\n"
 
@@ -68,7 +68,7 @@ def test_config_check_prints_effective_config_with_secrets_masked(tmp_path: Path
 
 
 def test_secret_keys_are_masked_wherever_they_are() -> None:
-    from streamproc.config_tools import masked
+    from streamproc.cli.config_command import masked
 
     data = {"mqtt": {"password": "p4ss", "username": "u"}, "api_token": "t0k", "note": "password-less"}
     assert masked(data) == {

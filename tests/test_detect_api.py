@@ -30,7 +30,7 @@ from http_helpers import cli_server, wait_for
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamproc.config import DetectApiSettings, HttpSettings, Settings
+from streamproc.config.settings import DetectApiSettings, HttpSettings, Settings
 from streamproc.server import StatusServer
 from streamproc.server.detect_pool import open_detect_pool
 from streamproc.server.view import NoSources

@@ -28,14 +28,14 @@ from mqtt_support import Broker, free_port, wait_until
 from ray_support import FAST_HEALTH_CHECKS, records, wait_for_health_checks
 from test_file_run import file_to_jsonl
 
-from streamproc.builder import run_pipeline
-from streamproc.config import Settings
+from streamproc.analysis.events import SCHEMA_PATH
+from streamproc.config.settings import Settings
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.cameras import run_cameras
 from streamproc.distributed.files import run_files
 from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.outputs import TEMP_MARK
-from streamproc.events import SCHEMA_PATH
+from streamproc.pipeline.build import run_pipeline
 
 ENV = {**FAST_HEALTH_CHECKS, "PYTHONPATH": str(REPO)}
 

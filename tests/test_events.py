@@ -22,17 +22,17 @@ from live_run import LiveRun, live_settings, wait_until
 from mqtt_support import Broker, Recorder, mqtt_settings
 from rtsp_server import RtspServer
 
-from streamproc.builder import build_pipeline
-from streamproc.config import ClassifierSettings, JsonlSinkSettings, Settings, SourceSettings
-from streamproc.events import SCHEMA_PATH
-from streamproc.frames import Detections, Frame, FrameResult, SourceState, StreamInfo
-from streamproc.geometry import box_iou
+from streamproc.analysis.events import SCHEMA_PATH
+from streamproc.analysis.snapshots import square_crop
+from streamproc.config.settings import ClassifierSettings, JsonlSinkSettings, Settings, SourceSettings
+from streamproc.core.frames import Detections, Frame, FrameResult, SourceState, StreamInfo
+from streamproc.core.geometry import box_iou
+from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.models import ModelRegistry
-from streamproc.pictures import ArrayPicture
+from streamproc.pipeline.build import build_pipeline
 from streamproc.sinks.base import Sink, SinkRunner
-from streamproc.snapshots import square_crop
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 25, 4.0
 TRACK_TYPES = ("new", "update", "end")

@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streamproc.area_resize import area_shrink
-from streamproc.errors import StreamprocError
+from streamproc.core.errors import StreamprocError
 from streamproc.inference import opencv_check
+from streamproc.media.area_resize import area_shrink
 
 
 def _shapes() -> list[tuple[int, int, int, int]]:
     rng = np.random.default_rng(11)
-    cases = [(int(h), int(w), int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1)))
-             for h, w in rng.integers(2, 400, (40, 2))]
+    cases = [
+        (int(h), int(w), int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1)))
+        for h, w in rng.integers(2, 400, (40, 2))
+    ]
     cases += [(f * 37, f * 23, 23, 37) for f in (2, 3, 4, 5)]  # OpenCV's integer-factor path
     return cases
 

@@ -13,7 +13,7 @@ from live_run import LiveRun
 
 from streamproc.capture import ffmpeg_log
 from streamproc.capture.ffmpeg_log import FfmpegLog
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
 from streamproc.inference.blazeface import BlazeFaceDetector
 
 DAMAGE_AT = (0.2, 0.35, 0.5, 0.65, 0.8)  # fractions of the file, a keyframe interval or more apart

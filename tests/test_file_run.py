@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
-from streamproc.builder import build_pipeline
-from streamproc.config import PICTURE_QUEUE_LIMIT, JsonlSinkSettings, Settings, SourceSettings
-from streamproc.frames import Detections, FrameResult
+from streamproc.config.settings import PICTURE_QUEUE_LIMIT, JsonlSinkSettings, Settings, SourceSettings
+from streamproc.core.frames import Detections, FrameResult
+from streamproc.core.pictures import AvPicture, ReleasedPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pictures import AvPicture, ReleasedPicture
-from streamproc.pipeline import Pipeline
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan, PixelPlanError
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan, PixelPlanError
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline
 from streamproc.sinks.base import Sink
 
 
@@ -244,7 +244,7 @@ def test_signal_gives_clean_shutdown(tmp_path: Path, long_video: Path, signum: i
 
 
 def test_labels_carry_the_track_number() -> None:
-    from streamproc.draw import _label_text
+    from streamproc.sinks.draw import _label_text
 
     boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     detections = Detections(

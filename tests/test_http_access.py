@@ -23,8 +23,8 @@ from conftest import CliRunner
 from http_helpers import cli_server, serve, wait_for
 from mqtt_support import Pki
 
-from streamproc.config import HttpSettings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import HttpSettings
+from streamproc.core.errors import ConfigError
 from streamproc.server import StatusServer
 from streamproc.server.refusals import NAMED_KEYS
 from streamproc.server.view import NoSources

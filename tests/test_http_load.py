@@ -18,9 +18,9 @@ import httpx
 import pytest
 from http_helpers import Served, serve, wait_for
 
-from streamproc.builder import build_pipeline
-from streamproc.config import HttpSettings, Settings, SourceSettings
-from streamproc.pipeline import RunReport
+from streamproc.config.settings import HttpSettings, Settings, SourceSettings
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import RunReport
 from streamproc.server import StatusServer
 from streamproc.sinks.live import LiveViewSink
 

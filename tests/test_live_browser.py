@@ -16,7 +16,7 @@ from http_helpers import serve, wait_for
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from streamproc.config import HttpSettings
+from streamproc.config.settings import HttpSettings
 from streamproc.server import StatusServer
 from streamproc.server.view import NoSources
 

@@ -11,10 +11,10 @@ from live_run import LiveRun, live_settings, wait_until
 from rtsp_server import RtspServer
 
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.frames import Detections, SourceState
+from streamproc.core.frames import Detections, ModelInput, SourceState
+from streamproc.core.pictures import Picture
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.detector import Detector, ModelInput
-from streamproc.pictures import Picture
+from streamproc.inference.detector import Detector
 
 
 def test_two_streams_and_a_file_in_one_process(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import CliRunner
 
-from streamproc.logs import levels_for
+from streamproc.cli.logs import levels_for
 
 # LiteRT's C++ runtime prints this banner straight to stderr, outside Python's logging
 NATIVE_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import CliRunner, read_records
 
-from streamproc.geometry import box_iou
+from streamproc.core.geometry import box_iou
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from streamproc.config import ClassifierSettings
+from streamproc.config.settings import ClassifierSettings
 from streamproc.inference.classifier import Classifier
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.models import ModelRegistry
@@ -154,8 +154,8 @@ def test_dynamic_batch_model_classifies_many_pictures_in_one_invoke(
 def test_tflite_only_run_never_imports_tensorflow(sample_video: Path, tmp_path: Path) -> None:
     script = f"""
 import sys
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.builder import run_pipeline
+from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.pipeline.build import run_pipeline
 settings = Settings(
     sources=[SourceSettings(url={str(sample_video)!r})],
     sinks=[JsonlSinkSettings(type="jsonl", path={str(tmp_path / "out.jsonl")!r})],

@@ -15,8 +15,8 @@ import pytest
 from conftest import CliRunner
 from test_bad_input import assert_one_line_error
 
-from streamproc.config import ClassifierSettings, load_settings
-from streamproc.errors import ConfigError, ModelError
+from streamproc.config.settings import ClassifierSettings, load_settings
+from streamproc.core.errors import ConfigError, ModelError
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.models import MANIFEST_PATH, FileState, ModelRegistry, blazeface_model_path
 

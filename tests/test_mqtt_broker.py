@@ -31,11 +31,11 @@ from mqtt_support import (
     wait_until,
 )
 
-from streamproc.config import MqttSettings, MqttSinkSettings
+from streamproc.config.settings import MqttSettings, MqttSinkSettings
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.publisher import Publisher
 from streamproc.mqtt.topics import Topics
-from streamproc.pipeline import RunReport
+from streamproc.pipeline.run import RunReport
 
 RecorderFactory = Any  # the `recorders` fixture: (port, topics, persistent, auth) -> Recorder
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import CliRunner
 
-from streamproc.config import (
+from streamproc.config.settings import (
     HomeAssistantSettings,
     MqttQosSettings,
     MqttSettings,

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from streamproc.cli import build_parser
-from streamproc.config import Settings
+from streamproc.cli.commands import build_parser
+from streamproc.config.settings import Settings
 from streamproc.inference.tfjs.sidecar import Sidecar
 
 README = REPO / "README.md"
@@ -208,8 +208,10 @@ def test_every_relative_link_leads_somewhere(doc: Path) -> None:
 def test_architecture_names_every_module_and_package() -> None:
     text = _text(REPO / "docs" / "architecture.md")
     package = REPO / "streamproc"
-    parts = [f"{path.stem}.py" for path in package.glob("*.py") if not path.stem.startswith("__")]
-    parts += [f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").exists()]
+    folders = [path for path in package.iterdir() if (path / "__init__.py").exists()]
+    parts = [f"{path.name}/" for path in folders]
+    parts += [f"{path.stem}.py" for path in package.glob("*.py") if not path.stem.startswith("__")]
+    parts += [f"{path.stem}.py" for folder in folders for path in folder.glob("[!_]*.py")]
     assert len(parts) > 30
     assert [part for part in parts if f"`{part}" not in text] == []
 

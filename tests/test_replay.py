@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import count_frames, read_records
 
-from streamproc.builder import build_pipeline
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
-from streamproc.errors import ConfigError
-from streamproc.pipeline import Pipeline
+from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings
+from streamproc.core.errors import ConfigError
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline
 
 SAMPLE_FPS = 25
 

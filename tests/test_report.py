@@ -75,8 +75,8 @@ def enter_exit(tmp_path_factory: pytest.TempPathFactory, sample_maker: ModuleTyp
     """A real run on the enter/exit sample: face A at 0.5-2.5 s, face B at 1.5-3.5 s, each once."""
     folder = tmp_path_factory.mktemp("report")
     video = sample_maker.make_sample(folder / "ee.mp4", scenario="enter_exit")
-    from streamproc.builder import build_pipeline
-    from streamproc.config import JsonlSinkSettings, Settings, SourceSettings
+    from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings
+    from streamproc.pipeline.build import build_pipeline
 
     events = folder / "ee.jsonl"
     settings = Settings(

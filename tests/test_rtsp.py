@@ -14,10 +14,10 @@ import pytest
 from live_run import LIVE, LiveRun, assert_no_thread_leak, live_settings, wait_until
 from rtsp_server import RtspServer
 
-from streamproc.config import Settings
-from streamproc.frames import SourceState
+from streamproc.config.settings import Settings
+from streamproc.core.frames import SourceState
+from streamproc.core.pictures import AvPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pictures import AvPicture
 
 FPS = 25  # the sample's frame rate
 BACKOFF_BOUND = LIVE["reconnect"]["max"] * (1 + LIVE["reconnect"]["jitter"])  # longest single wait

@@ -25,7 +25,7 @@ from test_ffmpeg_log import DAMAGE_AT, damaged_slices
 
 from streamproc.capture import live as live_module
 from streamproc.capture.base import SourceState
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
 from streamproc.inference.blazeface import BlazeFaceDetector
 
 PASSWORD = "Pa@ss#7/x y'z"  # every character a url reserves, unescaped in the urls below

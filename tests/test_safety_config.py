@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import CliRunner
 
-from streamproc.config import load_settings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import load_settings
+from streamproc.core.errors import ConfigError
 
 CASES = {
     "not_utf8": (b"detector:\n  model: \xff\xfeshort\n", "is not UTF-8 text (byte 0xff at line 2)"),

@@ -22,12 +22,18 @@ from http_helpers import get, wait_for
 from media_gen import ffprobe_frames
 from mqtt_support import Broker, BrokerFactory
 
-from streamproc.builder import build_pipeline
-from streamproc.config import HttpSettings, JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
-from streamproc.errors import OutputError
-from streamproc.frames import SourceState, StatusEvent
-from streamproc.pipeline import RunReport
-from streamproc.pixels import PixelPlan
+from streamproc.config.settings import (
+    HttpSettings,
+    JsonlSinkSettings,
+    Settings,
+    SourceSettings,
+    VideoSinkSettings,
+)
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import SourceState, StatusEvent
+from streamproc.media.pixels import PixelPlan
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import RunReport
 from streamproc.server import StatusServer
 from streamproc.server.health import readiness
 from streamproc.sinks.jsonl import JsonlSink

@@ -22,13 +22,13 @@ from live_run import LiveRun, live_settings, wait_until
 from media_gen import constant_rate, damage, ffprobe_frames, variable_rate, write_video
 from rtsp_server import RtspServer
 
-from streamproc.builder import build_pipeline
 from streamproc.capture.buffer import PictureBudget
-from streamproc.config import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
-from streamproc.frames import Frame, StreamInfo
+from streamproc.config.settings import JsonlSinkSettings, Settings, SourceSettings, VideoSinkSettings
+from streamproc.core.frames import Frame, StreamInfo
+from streamproc.core.pictures import AvPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.pictures import AvPicture
-from streamproc.pipeline import RunReport
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import RunReport
 from streamproc.sinks.timestamps import Timeline
 
 

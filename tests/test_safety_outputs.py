@@ -14,9 +14,9 @@ import av
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
-from streamproc.config import JsonlSinkSettings, SourceSettings, VideoSinkSettings
-from streamproc.files import discard_if_empty, partial_path
-from streamproc.outputs import OutputConflictError, check_outputs, input_files
+from streamproc.config.settings import JsonlSinkSettings, SourceSettings, VideoSinkSettings
+from streamproc.core.atomic_files import discard_if_empty, partial_path
+from streamproc.pipeline.output_checks import OutputConflictError, check_outputs, input_files
 
 
 def test_output_over_the_input_is_refused_before_anything_is_written(

@@ -15,10 +15,10 @@ from conftest import count_frames
 from http_helpers import cli_server, get, serve, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamproc.builder import build_pipeline
-from streamproc.config import HttpSettings, Settings, SourceSettings
-from streamproc.errors import OutputError
-from streamproc.frames import FrameResult
+from streamproc.config.settings import HttpSettings, Settings, SourceSettings
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult
+from streamproc.pipeline.build import build_pipeline
 from streamproc.server import StatusServer
 from streamproc.sinks.base import Sink
 from streamproc.sinks.live import LiveViewSink

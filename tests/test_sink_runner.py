@@ -8,8 +8,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from streamproc.frames import Detections, Frame, FrameResult, StreamInfo
-from streamproc.pictures import ArrayPicture
+from streamproc.core.frames import Detections, Frame, FrameResult, StreamInfo
+from streamproc.core.pictures import ArrayPicture
 from streamproc.sinks.base import Sink, SinkRunner
 
 INFO = StreamInfo("cam", "cam", 4, 4, 25.0, Fraction(1, 25))

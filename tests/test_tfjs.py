@@ -22,8 +22,8 @@ import pytest
 from conftest import REPO, CliRunner, read_records
 from scipy.special import digamma  # scikit-image, a dev dependency, brings SciPy
 
-from streamproc.config import ClassifierSettings, DetectorSettings
-from streamproc.errors import ConfigError, ModelError
+from streamproc.config.settings import ClassifierSettings, DetectorSettings
+from streamproc.core.errors import ConfigError, ModelError
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry

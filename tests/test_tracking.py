@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from streamproc.config import TrackingSettings
-from streamproc.frames import Detections
-from streamproc.geometry import box_iou, inside_fraction
-from streamproc.tracking import Moment, Tracker
+from streamproc.analysis.tracking import Moment, Tracker
+from streamproc.config.settings import TrackingSettings
+from streamproc.core.frames import Detections
+from streamproc.core.geometry import box_iou, inside_fraction
 
 WIDTH, HEIGHT = 640, 360
 

@@ -18,10 +18,10 @@ from streamproc.capture.urls import (
     redact,
     source_kind,
 )
-from streamproc.config import Settings
-from streamproc.errors import InputError
+from streamproc.config.settings import Settings
+from streamproc.core.credentials import RedactingFilter
+from streamproc.core.errors import InputError
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.redaction import RedactingFilter
 from streamproc.server.health import readiness
 
 

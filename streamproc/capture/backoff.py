@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from streamproc.config import BackoffSettings
+from streamproc.config.settings import BackoffSettings
 
 
 class Backoff:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.urls import display_url
-from streamproc.frames import Frame, SourceState, StatusEvent, StreamInfo
-from streamproc.redaction import redact
+from streamproc.core.credentials import redact
+from streamproc.core.frames import Frame, SourceState, StatusEvent, StreamInfo
 
 CAPTURE_THREAD_PREFIX = "capture-"
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import weakref
 from collections import deque
 from enum import StrEnum
 
-from streamproc.frames import Frame
-from streamproc.pictures import ArrayPicture, ReleasedPicture
+from streamproc.core.frames import Frame
+from streamproc.core.pictures import ArrayPicture, ReleasedPicture
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import cv2
 
 from streamproc.capture.base import StatusListener
 from streamproc.capture.live import Capture, LiveSource, LiveSourceError
-from streamproc.config import CameraSettings, LiveSettings
-from streamproc.errors import InputError
-from streamproc.frames import StreamInfo
-from streamproc.pictures import ArrayPicture
+from streamproc.config.settings import CameraSettings, LiveSettings
+from streamproc.core.errors import InputError
+from streamproc.core.frames import StreamInfo
+from streamproc.core.pictures import ArrayPicture
 
 DEFAULT_FPS = 30.0  # what we assume when the driver does not say
 

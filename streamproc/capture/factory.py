@@ -8,8 +8,8 @@ from streamproc.capture.file import FileSource
 from streamproc.capture.images import ImageSource
 from streamproc.capture.rtsp import RtspSource
 from streamproc.capture.urls import SourceKind, camera_device, source_kind
-from streamproc.config import Settings, SourceSettings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import Settings, SourceSettings
+from streamproc.core.errors import ConfigError
 
 
 def build_source(

@@ -24,11 +24,11 @@ from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.ffmpeg_log import DamagedPictures, FfmpegLog
 from streamproc.capture.inputs import STDIN, Damage, check_input
-from streamproc.errors import InputError
-from streamproc.frames import Frame, StreamInfo
-from streamproc.memory import HUGE_PIXELS
-from streamproc.pictures import ArrayPicture, AvPicture, Picture, reformat
-from streamproc.priority import lower_thread_priority
+from streamproc.core.errors import InputError
+from streamproc.core.frames import Frame, StreamInfo
+from streamproc.core.memory import HUGE_PIXELS
+from streamproc.core.pictures import ArrayPicture, AvPicture, Picture, reformat
+from streamproc.core.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
 

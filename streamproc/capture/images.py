@@ -13,10 +13,10 @@ from pathlib import Path
 from streamproc.capture.base import Source, StatusListener
 from streamproc.capture.buffer import FrameBuffer
 from streamproc.capture.urls import IMAGE_SUFFIXES, is_glob
-from streamproc.errors import InputError
-from streamproc.frames import Frame, SourceState, StreamInfo
-from streamproc.images import ImageError, decode_image
-from streamproc.pictures import ArrayPicture
+from streamproc.core.errors import InputError
+from streamproc.core.frames import Frame, SourceState, StreamInfo
+from streamproc.core.pictures import ArrayPicture
+from streamproc.media.still_images import ImageError, decode_image
 
 log = logging.getLogger(__name__)
 

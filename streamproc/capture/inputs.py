@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.capture.urls import redact
-from streamproc.errors import InputError
+from streamproc.core.errors import InputError
 
 STDIN = "-"
 STDIN_ID = "stdin"  # the source id of "-": in records, MQTT topics and {source} output names

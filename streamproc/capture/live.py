@@ -26,8 +26,8 @@ from typing import Protocol
 from streamproc.capture.backoff import Backoff
 from streamproc.capture.base import Source, SourceState, StatusListener
 from streamproc.capture.buffer import FrameBuffer
-from streamproc.config import LiveSettings
-from streamproc.frames import Frame, Picture, StreamInfo
+from streamproc.config.settings import LiveSettings
+from streamproc.core.frames import Frame, Picture, StreamInfo
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from streamproc.capture.ffmpeg_log import FfmpegLog, Line
 from streamproc.capture.live import Capture, Connection, LiveSource, LiveSourceError
 from streamproc.capture.mediaclock import MediaClock
 from streamproc.capture.urls import parse_url
-from streamproc.errors import InputError
-from streamproc.frames import StreamInfo
-from streamproc.pictures import AvPicture
+from streamproc.core.errors import InputError
+from streamproc.core.frames import StreamInfo
+from streamproc.core.pictures import AvPicture
 
 log = logging.getLogger(__name__)
 

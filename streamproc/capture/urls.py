@@ -5,7 +5,7 @@ so a login is split off at the LAST ``@`` that is followed by a host (``user:Pa@
 ``user``, password ``Pa@ss#7``, host ``cam``) and percent-encoded again before FFmpeg sees it. A url
 whose login cannot be told apart from its host is refused with a line that never repeats it.
 
-Shown urls come from :func:`display_url`; messages go through :func:`streamproc.redaction.redact`.
+Shown urls come from :func:`display_url`; messages go through :func:`streamproc.core.credentials.redact`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from streamproc.errors import InputError
-from streamproc.redaction import MASK, redact, register_secret
+from streamproc.core.credentials import MASK, redact, register_secret
+from streamproc.core.errors import InputError
 
 _SCHEME = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 # host: a name, IPv4 or [IPv6], an optional port, then the path, query or nothing

@@ -6,7 +6,7 @@ them but without Ray installed fails with one line saying how to install it (see
 
 from __future__ import annotations
 
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
 
 
 def wanted(settings: Settings) -> bool:

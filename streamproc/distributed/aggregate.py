@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc.stats import Histogram
+from streamproc.core.stats import Histogram
 
 LOST_STATE = "worker_lost"
 

@@ -14,14 +14,14 @@ import threading
 import time
 from typing import Any
 
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import ConfigError
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.driver_outputs import DriverOutputs
 from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
 from streamproc.distributed.ledger import LostEnd, TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
-from streamproc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

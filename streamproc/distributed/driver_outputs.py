@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 
-from streamproc.builder import build_sink
-from streamproc.config import Settings
-from streamproc.distributed.group_worker import REPORTED_SINKS
-from streamproc.errors import StreamprocError
-from streamproc.mqtt.outbox import Message
-from streamproc.mqtt.topics import OFFLINE, ONLINE
-from streamproc.pixels import PixelPlan
-from streamproc.sinks.base import Sink
-from streamproc.sinks.mqtt import MqttSink, StatsProvider
+from streamproc.config.settings import Settings
+from streamproc.core.errors import StreamprocError
+from streamproc.distributed.group_worker import reports_track_ends
+from streamproc.media.pixels import PixelPlan
+from streamproc.sinks.base import Sink, StatsProvider
+from streamproc.sinks.kinds import make_sink
+from streamproc.sinks.mqtt import MqttSink
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +25,9 @@ log = logging.getLogger(__name__)
 class DriverOutputs:
     def __init__(self, settings: Settings, stats: StatsProvider) -> None:
         self._outputs: dict[int, Sink] = {  # by their index in settings.sinks, as the workers report
-            index: build_sink(sink, settings, stats)
+            index: make_sink(sink, settings, stats)
             for index, sink in enumerate(settings.sinks)
-            if sink.type in REPORTED_SINKS
+            if reports_track_ends(sink)
         }
         self._sinks = list(self._outputs.values())
         self._mqtt = next((sink for sink in self._sinks if isinstance(sink, MqttSink)), None)
@@ -47,11 +45,8 @@ class DriverOutputs:
 
     def set_available(self, up: bool) -> None:
         """The aggregate availability: published when it changes."""
-        if up == self._available or self._mqtt is None or self._mqtt.publisher is None:
-            return
-        self._available = up
-        topic, qos = self._mqtt.topics.available, self._mqtt.settings.qos.available
-        self._mqtt.publisher.publish(Message(topic, (ONLINE if up else OFFLINE).encode(), qos, retain=True))
+        if up != self._available and self._mqtt is not None and self._mqtt.publish_availability(up):
+            self._available = up
 
     def close(self) -> None:
         for sink in self._sinks:

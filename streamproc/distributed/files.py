@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamproc.builder import run_pipeline
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import StreamprocError
 from streamproc.distributed.groups import with_ids
 from streamproc.distributed.outputs import (
     check_per_file,
@@ -37,7 +37,7 @@ from streamproc.distributed.progress import (
     frame_count,
 )
 from streamproc.distributed.worker_logs import driver_level, setup_worker_logging
-from streamproc.errors import StreamprocError
+from streamproc.pipeline.build import run_pipeline
 
 log = logging.getLogger(__name__)
 

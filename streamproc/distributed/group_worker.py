@@ -9,17 +9,22 @@ import time
 import uuid
 from typing import Any
 
-from streamproc.builder import build_pipeline
-from streamproc.config import Settings
+from streamproc.config.settings import Settings
+from streamproc.core.errors import StreamprocError
 from streamproc.distributed.aggregate import WorkerSnapshot
 from streamproc.distributed.ledger import ReportingSink, TrackLedger
 from streamproc.distributed.worker_logs import process_age, setup_worker_logging
-from streamproc.errors import StreamprocError
-from streamproc.pipeline import Pipeline
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline
+from streamproc.sinks.base import Sink
+from streamproc.sinks.kinds import sink_kind
 
 log = logging.getLogger(__name__)
 
-REPORTED_SINKS = ("jsonl", "mqtt")  # the outputs the driver also opens, to end lost tracks there
+
+def reports_track_ends(sink: Any) -> bool:
+    """Whether the driver also opens this ``sinks:`` entry, to end the tracks of lost workers there."""
+    return sink_kind(sink.type).reports_track_ends
 
 
 class GroupWorker:
@@ -38,16 +43,20 @@ class GroupWorker:
         self._problems: list[str] = []
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{group}", daemon=True)
         settings = Settings.model_validate(data)
+
+        def reporting(index: int, sink: Sink) -> Sink:
+            if not reports_track_ends(settings.sinks[index]):
+                return sink
+            return ReportingSink(sink, index, registry, group, self.incarnation)
+
         try:
-            self._pipeline: Pipeline | None = build_pipeline(settings, extra_sinks=[self._ledger])
+            self._pipeline: Pipeline | None = build_pipeline(
+                settings, extra_sinks=[self._ledger], wrap_sink=reporting
+            )
         except StreamprocError as exc:  # reported to the driver, which stops watching this group
             log.error("group %s cannot start: %s", group, exc)
             self._pipeline, self._problems = None, [str(exc)]
             return
-        sinks = self._pipeline.sinks
-        for index, sink in enumerate(settings.sinks):
-            if sink.type in REPORTED_SINKS:
-                sinks[index] = ReportingSink(sinks[index], index, registry, group, self.incarnation)
         self._thread.start()
         age = process_age()
         log.info(

@@ -6,10 +6,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from streamproc.builder import source_id_for
 from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.config import Settings, SourceSettings
-from streamproc.distributed.outputs import FILE_SINKS
+from streamproc.config.settings import Settings, SourceSettings
+from streamproc.distributed.outputs import file_template
+from streamproc.pipeline.build import source_id_for
+from streamproc.sinks.kinds import sink_kind
 
 
 def with_absolute_paths(settings: Settings) -> Settings:
@@ -22,7 +23,7 @@ def with_absolute_paths(settings: Settings) -> Settings:
         for source in settings.sources
     ]
     sinks = [
-        sink.model_copy(update={"path": sink.path.absolute()}) if isinstance(sink, FILE_SINKS) else sink
+        sink.model_copy(update={"path": template.absolute()}) if (template := file_template(sink)) else sink
         for sink in settings.sinks
     ]
     snapshots = settings.snapshots.model_copy(update={"dir": settings.snapshots.dir.absolute()})
@@ -66,7 +67,7 @@ def group_settings(settings: Settings, group: str, sources: list[SourceSettings]
         }
     )
     sinks = [
-        sink.model_copy(update={"stats_interval": 0.0}) if sink.type == "mqtt" else sink
+        sink.model_copy(update={"stats_interval": 0.0}) if sink_kind(sink.type).publishes_stats else sink
         for sink in settings.sinks
     ]
     http = settings.http.model_copy(update={"enabled": False})  # the driver serves the whole system

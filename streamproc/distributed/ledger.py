@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.pixels import PixelFormat, PixelPlan
-from streamproc.sinks.base import Sink
+from streamproc.core.frames import FrameResult
+from streamproc.sinks.base import ForwardingSink, Sink
 
 
 class TrackLedger(Sink):
@@ -95,11 +94,11 @@ class TrackRegistry:
         return taken
 
 
-class ReportingSink(Sink):
+class ReportingSink(ForwardingSink):
     """An output sink of a group's worker, reporting its tracks' ``new`` and ``end`` to the registry."""
 
     def __init__(self, inner: Sink, output: int, registry: Any, group: str, incarnation: str) -> None:
-        self.inner, self.name = inner, inner.name
+        super().__init__(inner)
         self._where = (group, incarnation)
         self._output, self._registry = output, registry
         self._known: set[str] = set()  # tracks this sink saw registered
@@ -116,40 +115,6 @@ class ReportingSink(Sink):
         if ended:
             self._registry.ended.remote(*self._where, self._output, ended)
             self._known.difference_update(ended)
-
-    def pixel_needs(self) -> frozenset[PixelFormat]:
-        return self.inner.pixel_needs()
-
-    @property
-    def backlog(self) -> int | None:
-        return self.inner.backlog
-
-    @property
-    def problem(self) -> str | None:
-        return self.inner.problem
-
-    @property
-    def finished(self) -> bool:
-        return self.inner.finished
-
-    @property
-    def refused(self) -> int | None:
-        return self.inner.refused
-
-    def open(self, pixels: PixelPlan) -> None:
-        self.inner.open(pixels)
-
-    def handle(self, result: FrameResult) -> None:
-        self.inner.handle(result)
-
-    def handle_status(self, event: StatusEvent) -> None:
-        self.inner.handle_status(event)
-
-    def stopping(self) -> None:
-        self.inner.stopping()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from streamproc.config import JsonlSinkSettings, Settings, VideoSinkSettings
-from streamproc.errors import ConfigError
-from streamproc.files import atomic_writer
+from streamproc.config.settings import Settings
+from streamproc.core.atomic_files import atomic_writer
+from streamproc.core.errors import ConfigError
 from streamproc.sinks.base import source_path
+from streamproc.sinks.kinds import sink_kind
 
-FILE_SINKS = (JsonlSinkSettings, VideoSinkSettings)  # the sinks that write one file per source
 TEMP_MARK = ".streamproc-part"
+
+
+def file_template(sink: Any) -> Path | None:
+    """The path of a ``sinks:`` entry whose kind writes a file per source ('{source}' names it);
+    None for the other kinds."""
+    return Path(sink.path) if sink_kind(sink.type).files_per_source else None
 
 
 def check_per_file(settings: Settings) -> None:
@@ -27,9 +34,10 @@ def check_per_file(settings: Settings) -> None:
     if len(settings.sources) < 2:
         return
     for sink in settings.sinks:
-        if isinstance(sink, FILE_SINKS) and "{source}" not in str(sink.path):
+        template = file_template(sink)
+        if template is not None and "{source}" not in str(template):
             raise ConfigError(
-                f"{sink.type} output {sink.path}: a distributed run over several files writes one output "
+                f"{sink.type} output {template}: a distributed run over several files writes one output "
                 "per file: put '{source}' in the path, e.g. out/{source}.jsonl"
             )
 
@@ -41,7 +49,8 @@ def temporary_path(final: Path) -> Path:
 
 def final_outputs(settings: Settings, source_id: str) -> list[Path]:
     """The files the file sinks of a one-source run write."""
-    return [source_path(sink.path, source_id) for sink in settings.sinks if isinstance(sink, FILE_SINKS)]
+    templates = [file_template(sink) for sink in settings.sinks]
+    return [source_path(template, source_id) for template in templates if template is not None]
 
 
 def staged(
@@ -52,8 +61,9 @@ def staged(
     renames: dict[Path, Path] = {}
     sinks = []
     for number, sink in enumerate(settings.sinks):
-        if isinstance(sink, FILE_SINKS):
-            final = source_path(sink.path, source_id)
+        template = file_template(sink)
+        if template is not None:
+            final = source_path(template, source_id)
             temporary = folder / f"{number}{final.suffix}" if folder else temporary_path(final)
             temporary.unlink(missing_ok=True)  # a killed attempt's leftovers: the JSONL sink appends
             renames[temporary] = final

@@ -15,7 +15,7 @@ from typing import Any
 
 import av
 
-from streamproc.progress import ProgressBar
+from streamproc.cli.progress import ProgressBar
 
 REPORT_EVERY_S = 0.5
 

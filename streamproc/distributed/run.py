@@ -6,11 +6,11 @@ import logging
 import threading
 
 from streamproc.capture.urls import SourceKind, source_kind
-from streamproc.config import Settings, SourceSettings
+from streamproc.config.settings import Settings, SourceSettings
+from streamproc.core.errors import ConfigError, StreamprocError
 from streamproc.distributed.files import FilesReport, run_files
 from streamproc.distributed.groups import with_absolute_paths
 from streamproc.distributed.session import ray_session
-from streamproc.errors import ConfigError, StreamprocError
 
 log = logging.getLogger(__name__)
 

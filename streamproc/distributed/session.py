@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from streamproc.config import Settings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import Settings
+from streamproc.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

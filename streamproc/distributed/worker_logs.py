@@ -6,7 +6,7 @@ import logging
 import os
 import time
 
-from streamproc.logs import OWN_LOGGER, setup_logging
+from streamproc.cli.logs import OWN_LOGGER, setup_logging
 
 WORKER_FORMAT = "%(asctime)s %(levelname)-7s [worker %(worker)s, %(group)s] %(message)s"
 

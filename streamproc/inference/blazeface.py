@@ -19,15 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamproc.errors import ModelError
-from streamproc.frames import Detections
+from streamproc.core.errors import ModelError
+from streamproc.core.frames import Detections, ModelInput
+from streamproc.core.pictures import ArrayPicture, AvPicture, Picture
 from streamproc.inference import blazeface_decode as decoding
-from streamproc.inference.detector import ModelInput, check_input, detect_image
+from streamproc.inference.detector import check_input, detect_image
 from streamproc.inference.frame_input import plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 from streamproc.inference.models import BLAZEFACE_MODELS, blazeface_model_path
 from streamproc.inference.runtime import TfliteModel
-from streamproc.pictures import ArrayPicture, AvPicture, Picture
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamproc.geometry import box_iou
+from streamproc.core.geometry import box_iou
 from streamproc.inference.image_to_tensor import SquareRoi
 
 NUM_KEYPOINTS = 6

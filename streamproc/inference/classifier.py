@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from streamproc.config import ClassifierSettings
-from streamproc.errors import ConfigError, ModelError
-from streamproc.frames import Classification, Label
-from streamproc.imaging import resize_to
+from streamproc.config.settings import ClassifierSettings
+from streamproc.core.errors import ConfigError, ModelError
+from streamproc.core.frames import Classification, Label
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import Model, load_model
+from streamproc.media.crops import resize_to
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamproc.config import ClassifierSettings
+from streamproc.config.settings import ClassifierSettings
 from streamproc.inference.classifier import Classifier, open_model_classifier
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.opencv_check import verify_opencv

@@ -13,23 +13,12 @@ same pixels give the same faces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from streamproc.frames import Detections
-from streamproc.pictures import ArrayPicture, Picture
-
-
-@dataclass(frozen=True, eq=False)
-class ModelInput:
-    """A detector's input for one picture, and what ``detect`` needs to map results back to it."""
-
-    detector: str  # the name of the detector that made it: another detector must not take it
-    tensor: np.ndarray  # model input, batch first; read-only
-    width: int  # the picture's size
-    height: int
+from streamproc.core.frames import Detections, ModelInput
+from streamproc.core.pictures import ArrayPicture, Picture
 
 
 class Detector(Protocol):

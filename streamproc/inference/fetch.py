@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streamproc.errors import ModelError
-from streamproc.files import atomic_writer
+from streamproc.core.atomic_files import atomic_writer
+from streamproc.core.errors import ModelError
 from streamproc.inference.models import ModelSpec
 
 log = logging.getLogger(__name__)

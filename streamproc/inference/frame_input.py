@@ -19,8 +19,8 @@ from typing import Any
 import av
 import numpy as np
 
+from streamproc.core.pictures import reformat
 from streamproc.inference.image_to_tensor import WarpPlan
-from streamproc.pictures import reformat
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 
 BLAZEFACE_MODELS: dict[str, str] = {"short": "blazeface_short", "full": "blazeface_full"}  # manifest names
 MANIFEST_PATH = files("streamproc") / "models" / "manifest.toml"

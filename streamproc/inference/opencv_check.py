@@ -19,7 +19,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from streamproc.errors import StreamprocError
+from streamproc.core.errors import StreamprocError
 from streamproc.inference.image_to_tensor import SquareRoi, roi_to_tensor_matrix
 
 CHECKED_VERSION = "5.0.0"
@@ -34,10 +34,8 @@ def _remap() -> bytes:
     rng = np.random.default_rng(7)
     coords = rng.integers(-2, 14, (32, 32, 2)).astype(np.int16)
     fractions = np.arange(1024, dtype=np.uint16).reshape(32, 32)
-    out = cv2.remap(
-        _probe_picture(13, 11), coords, fractions, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-    )
-    return out.tobytes()
+    picture = _probe_picture(13, 11)
+    return cv2.remap(picture, coords, fractions, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).tobytes()
 
 
 def _perspective() -> bytes:
@@ -80,11 +78,13 @@ PROBES: dict[str, tuple[Callable[[], bytes], str]] = {
 }
 
 
+def _digest(probe: Callable[[], bytes]) -> str:
+    return hashlib.sha256(probe()).hexdigest()
+
+
 def check(probes: dict[str, tuple[Callable[[], bytes], str]]) -> None:
     """Raise one line naming OpenCV's version and every operation whose probe bytes differ."""
-    differing = [
-        name for name, (probe, digest) in probes.items() if hashlib.sha256(probe()).hexdigest() != digest
-    ]
+    differing = [name for name, (probe, want) in probes.items() if _digest(probe) != want]
     if differing:
         raise StreamprocError(
             f"OpenCV {cv2.__version__} computes {'; '.join(differing)} differently from OpenCV "

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from streamproc.errors import ModelError, first_line
+from streamproc.core.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 

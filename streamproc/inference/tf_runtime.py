@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.errors import ModelError, first_line
+from streamproc.core.errors import ModelError, first_line
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
 try:

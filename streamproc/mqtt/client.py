@@ -16,8 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streamproc.config import MqttSettings, MqttTlsSettings
-from streamproc.errors import ConfigError, OutputError
+from streamproc.config.settings import MqttSettings, MqttTlsSettings
+from streamproc.core.errors import ConfigError, OutputError
 from streamproc.mqtt.outbox import Message
 
 log = logging.getLogger(__name__)

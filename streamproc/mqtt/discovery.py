@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from streamproc import __version__
-from streamproc.config import HomeAssistantSettings
+from streamproc.config.settings import HomeAssistantSettings
 from streamproc.mqtt.topics import OFFLINE, ONLINE, Topics
 
 _NOT_IN_AN_ID = re.compile(r"[^A-Za-z0-9_-]")

@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from streamproc.config import MqttSettings, MqttSinkSettings
+from streamproc.config.settings import MqttSettings, MqttSinkSettings
 from streamproc.mqtt.client import (
     build_client,
     connect,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamproc.config import DetectorSettings, Settings
+from streamproc.config.settings import DetectorSettings, Settings
 from streamproc.inference.blazeface_decode import SPECS
 from streamproc.inference.tfjs.modeljson import is_model_json
 from streamproc.privacy.stage import RedactionStage

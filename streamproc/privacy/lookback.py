@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from streamproc.frames import FrameResult
+from streamproc.core.frames import FrameResult
 from streamproc.privacy.cover import Region
 from streamproc.privacy.regions import as_regions, cover_of
 

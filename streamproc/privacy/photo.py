@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.images import decode_image
-from streamproc.imaging import encode_image
+from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.detector import Detector
-from streamproc.pictures import ArrayPicture
+from streamproc.media.crops import encode_image
+from streamproc.media.still_images import decode_image
 from streamproc.privacy.cover import Mode, cover_bgr
 from streamproc.privacy.regions import head_regions
 

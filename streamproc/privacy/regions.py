@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from streamproc.frames import Detections
+from streamproc.core.frames import Detections
 from streamproc.privacy.cover import Region
 
 TOP_FACTOR = 2.0  # the forehead and hair reach further above the box than the ears do beside it

@@ -18,13 +18,13 @@ import itertools
 
 import numpy as np
 
-from streamproc.config import RedactSettings, TrackingSettings
-from streamproc.events import EndReason, Event
-from streamproc.frames import Detections, Frame
+from streamproc.analysis.events import EndReason, Event
+from streamproc.analysis.tracking import Moment, Tracker
+from streamproc.config.settings import RedactSettings, TrackingSettings
+from streamproc.core.frames import Detections, Frame
 from streamproc.privacy.cover import Region
 from streamproc.privacy.regions import entry_region, head_regions
 from streamproc.stages.base import Stage, StageOutput
-from streamproc.tracking import Moment, Tracker
 
 # Faces are matched to tracks on boxes this many times their size: a face that moves by most of its
 # width between two frames (a fast pan) still overlaps its track's box, and stays one track.

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from streamproc.errors import OutputError
+from streamproc.core.errors import OutputError
 from streamproc.report.data import read_results
 from streamproc.report.render import render_report
 from streamproc.report.thumbs import attach_thumbnails, video_map

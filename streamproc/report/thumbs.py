@@ -15,8 +15,8 @@ import av
 import cv2
 import numpy as np
 
-from streamproc.errors import InputError
-from streamproc.imaging import context_crop, encode_jpeg
+from streamproc.core.errors import InputError
+from streamproc.media.crops import context_crop, encode_jpeg
 from streamproc.report.tracks import SourceTracks, Track
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 1. track events (``new``/``update``/``end``) when tracking ran;
 2. else ``track_id`` on the faces of per-frame records;
 3. else (the documented fallback for results written without tracking) :func:`chain_faces`: the
-   tracker of live runs (:mod:`streamproc.tracking`) chains faces across frames by box overlap.
+   tracker of live runs (:mod:`streamproc.analysis.tracking`) chains faces across frames by box overlap.
 
 Times are seconds from the source's first frame: media time (pts) when the records have it, else
 wall-clock time.
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.config import TrackingSettings
-from streamproc.frames import Detections
+from streamproc.analysis.tracking import Moment, Tracker
+from streamproc.config.settings import TrackingSettings
+from streamproc.core.frames import Detections
 from streamproc.report.data import FrameRow, SourceRecords, is_number, number
-from streamproc.tracking import Moment, Tracker
 
 CHAIN_MIN_IOU = 0.3  # boxes of the same face in consecutive frames overlap well above this
 CHAIN_MAX_GAP_S = 0.5  # a face missed for longer than this starts a new track

@@ -12,8 +12,8 @@ import json
 from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamproc.config import HttpSettings
-from streamproc.errors import ConfigError
+from streamproc.config.settings import HttpSettings
+from streamproc.core.errors import ConfigError
 from streamproc.server.refusals import RefusalLog
 
 OPEN_PATHS = frozenset({"/healthz"})  # health checkers carry no token

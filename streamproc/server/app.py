@@ -27,8 +27,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from streamproc import __version__
-from streamproc.config import HttpSettings
-from streamproc.errors import ConfigError, OutputError
+from streamproc.config.settings import HttpSettings
+from streamproc.core.errors import ConfigError, OutputError
 from streamproc.server.access import (
     OPEN_PATHS,
     AccessControl,

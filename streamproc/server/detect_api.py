@@ -11,7 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from streamproc.images import ImageError, read_header
+from streamproc.media.still_images import ImageError, read_header
 from streamproc.server.detect_pool import MAX_TOP_K, DetectPool, DetectRequest, QueueFull
 from streamproc.server.routes import error, state_of
 from streamproc.server.uploads import UploadError, image_bytes, read_body

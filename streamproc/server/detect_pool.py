@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.builder import build_detector
-from streamproc.config import ClassifierSettings, RedactSettings, Settings
-from streamproc.frames import Classification, Detections
-from streamproc.images import ImageHeader, decode_image
-from streamproc.imaging import square_crop
+from streamproc.config.settings import ClassifierSettings, RedactSettings, Settings
+from streamproc.core.frames import Classification, Detections
+from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
-from streamproc.pictures import ArrayPicture
+from streamproc.media.crops import square_crop
+from streamproc.media.still_images import ImageHeader, decode_image
+from streamproc.pipeline.build import build_detector
 from streamproc.privacy.build import redacting_detector
 from streamproc.privacy.photo import RedactRequest, redact_image
 from streamproc.stages.classify import ClassifierRunner

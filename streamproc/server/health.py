@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streamproc.frames import SourceState
+from streamproc.core.frames import SourceState
 from streamproc.server.view import PipelineView
 
 READY_STATES = (SourceState.STREAMING.value, SourceState.STOPPED.value)

@@ -9,7 +9,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 
-from streamproc.frames import FrameResult
+from streamproc.core.frames import FrameResult
 from streamproc.sinks.live import LiveFrame, LiveViewSink
 
 BOUNDARY = "streamproc-frame"

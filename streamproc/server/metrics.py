@@ -1,7 +1,7 @@
 """Prometheus metrics, read from the pipeline's statistics at scrape time.
 
 A custom collector (rather than counters updated per frame) keeps the hot path free of metric
-calls: the pipeline already counts everything in :mod:`streamproc.stats`; a scrape converts it.
+calls: the pipeline already counts everything in :mod:`streamproc.core.stats`; a scrape converts it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from streamproc import __version__
-from streamproc.frames import SourceState
+from streamproc.core.frames import SourceState
+from streamproc.core.stats import Histogram
 from streamproc.server.health import readiness
 from streamproc.server.view import PipelineView
 from streamproc.sinks.live import LiveViewSink
-from streamproc.stats import Histogram
 
 PREFIX = "streamproc"
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from streamproc.config import HttpSettings
+from streamproc.config.settings import HttpSettings
 from streamproc.server.health import readiness
 from streamproc.server.live import BOUNDARY, LiveHub, frame_headers
 from streamproc.server.page import live_page

@@ -7,9 +7,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from streamproc.builder import build_pipeline
-from streamproc.config import Settings
-from streamproc.pipeline import Pipeline, RunReport
+from streamproc.config.settings import Settings
+from streamproc.pipeline.build import build_pipeline
+from streamproc.pipeline.run import Pipeline, RunReport
 from streamproc.server.access import load_token
 from streamproc.server.app import StatusServer
 from streamproc.server.detect_pool import open_detect_pool

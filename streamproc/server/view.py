@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from streamproc.stats import PipelineStats
+from streamproc.core.stats import PipelineStats
 
 
 @runtime_checkable
@@ -15,7 +15,7 @@ class PipelineView(Protocol):
     stats: PipelineStats  # latency and inference histograms for /metrics
 
     def stats_snapshot(self) -> dict[str, Any]:
-        """Uptime, per-source numbers and timing summaries (see streamproc.stats)."""
+        """Uptime, per-source numbers and timing summaries (see streamproc.core.stats)."""
         ...
 
     def sources_snapshot(self) -> dict[str, dict[str, Any]]:

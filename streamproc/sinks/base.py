@@ -6,17 +6,19 @@ import logging
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamproc.errors import OutputError
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.pixels import PixelFormat, PixelPlan
-from streamproc.priority import lower_thread_priority
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.core.priority import lower_thread_priority
+from streamproc.media.pixels import PixelFormat, PixelPlan
 
 log = logging.getLogger(__name__)
+
+StatsProvider = Callable[[], dict[str, Any]]  # the run's live numbers, for sinks that publish them
 
 
 class Sink(ABC):
@@ -26,7 +28,7 @@ class Sink(ABC):
     name: str = "sink"
 
     def pixel_needs(self) -> frozenset[PixelFormat]:
-        """The pixel formats ``handle`` reads (see :mod:`streamproc.pixels`); none by default, and
+        """The pixel formats ``handle`` reads (see :mod:`streamproc.media.pixels`); none by default, and
         when no sink or stage reads any, frames drop their pixels once the detector's input is made."""
         return frozenset()
 
@@ -65,7 +67,7 @@ class Sink(ABC):
         """A source changed state (connecting, streaming, stopped, failed...)."""
 
     def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
-        """Track and scene events (``streamproc.events``), in order: those a frame raised right after
+        """Track and scene events (``streamproc.analysis.events``), in order: those a frame raised right after
         its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
 
     def stopping(self) -> None:  # noqa: B027 - optional hook
@@ -74,6 +76,52 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release outputs."""
+
+
+class ForwardingSink(Sink):
+    """A sink around another: every hook goes to ``inner``; a subclass overrides what it adds (a
+    distributed worker's sinks report their tracks' ends). A hook added to :class:`Sink` is
+    forwarded here too (``tests/test_architecture.py`` checks that none is missed)."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return self.inner.pixel_needs()
+
+    @property
+    def backlog(self) -> int | None:
+        return self.inner.backlog
+
+    @property
+    def problem(self) -> str | None:
+        return self.inner.problem
+
+    @property
+    def finished(self) -> bool:
+        return self.inner.finished
+
+    @property
+    def refused(self) -> int | None:
+        return self.inner.refused
+
+    def open(self, pixels: PixelPlan) -> None:
+        self.inner.open(pixels)
+
+    def handle(self, result: FrameResult) -> None:
+        self.inner.handle(result)
+
+    def handle_status(self, event: StatusEvent) -> None:
+        self.inner.handle_status(event)
+
+    def handle_events(self, events: Sequence[Any]) -> None:
+        self.inner.handle_events(events)
+
+    def stopping(self) -> None:
+        self.inner.stopping()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 SOURCE_FIELD = "{source}"

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from streamproc.config import ImagesSinkSettings
-from streamproc.draw import draw_detections
-from streamproc.errors import OutputError
-from streamproc.files import atomic_writer
-from streamproc.frames import FrameResult
-from streamproc.imaging import encode_image
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
+from streamproc.config.settings import ImagesSinkSettings
+from streamproc.core.atomic_files import atomic_writer
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult
+from streamproc.media.crops import encode_image
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.privacy.cover import cover_bgr
 from streamproc.privacy.regions import cover_of
 from streamproc.sinks.base import Sink, source_path
+from streamproc.sinks.draw import draw_detections
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamproc.config import SHUTDOWN_GRACE_S, JsonlSinkSettings
-from streamproc.errors import OutputError
-from streamproc.files import commit, discard_if_empty, partial_path
-from streamproc.frames import FrameResult, SourceState, StatusEvent
-from streamproc.pixels import PixelPlan
-from streamproc.records import frame_record, status_record
+from streamproc.config.settings import SHUTDOWN_GRACE_S, JsonlSinkSettings
+from streamproc.core.atomic_files import commit, discard_if_empty, partial_path
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, SourceState, StatusEvent
+from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.linefile import STDOUT, LineFile, StdoutLines
+from streamproc.sinks.records import frame_record, status_record
 from streamproc.sinks.retry import Retry
 
 log = logging.getLogger(__name__)

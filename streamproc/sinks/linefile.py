@@ -10,7 +10,7 @@ import stat
 import sys
 from pathlib import Path
 
-from streamproc.errors import OutputError
+from streamproc.core.errors import OutputError
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from streamproc.draw import draw_detections
-from streamproc.frames import FrameResult
-from streamproc.imaging import encode_jpeg
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
+from streamproc.core.frames import FrameResult
+from streamproc.media.crops import encode_jpeg
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.sinks.base import Sink
+from streamproc.sinks.draw import draw_detections
 
 
 @dataclass(frozen=True)

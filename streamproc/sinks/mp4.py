@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 
-from streamproc.files import commit, free_name, partial_path
+from streamproc.core.atomic_files import commit, free_name, partial_path
 
 log = logging.getLogger(__name__)
 

@@ -10,26 +10,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from streamproc.config import SHUTDOWN_GRACE_S, MqttSettings, MqttSinkSettings
-from streamproc.errors import OutputError
-from streamproc.frames import FrameResult, StatusEvent
-from streamproc.imaging import context_crop, encode_jpeg
+from streamproc.config.settings import SHUTDOWN_GRACE_S, MqttSettings, MqttSinkSettings
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, StatusEvent
+from streamproc.media.crops import context_crop, encode_jpeg
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.mqtt.discovery import discovery_configs
 from streamproc.mqtt.outbox import Message
 from streamproc.mqtt.publisher import Publisher
-from streamproc.mqtt.topics import LATEST_VALUE, RETAINED, Kind, Topics
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
-from streamproc.records import frame_record, status_record
-from streamproc.sinks.base import Sink
+from streamproc.mqtt.topics import LATEST_VALUE, OFFLINE, ONLINE, RETAINED, Kind, Topics
+from streamproc.sinks.base import Sink, StatsProvider
+from streamproc.sinks.records import frame_record, status_record
 
 log = logging.getLogger(__name__)
-
-StatsProvider = Callable[[], dict[str, Any]]
 
 SNAPSHOT_MARGIN = 0.25  # widen the face box by this fraction of its size on each side
 
@@ -127,6 +125,17 @@ class MqttSink(Sink):
     def refused(self) -> int:
         """Publishes the broker refused (MQTT 5 only: 3.1.1 brokers drop them silently)."""
         return self.publisher.rejected if self.publisher is not None else 0
+
+    def publish_availability(self, up: bool) -> bool:
+        """Publish this connection's availability (retained, on its ``available`` topic) beside the
+        birth and last will the publisher sends; False while the sink is not open."""
+        if self.publisher is None:
+            return False
+        payload = (ONLINE if up else OFFLINE).encode()
+        self.publisher.publish(
+            Message(self.topics.available, payload, self.settings.qos.available, retain=True)
+        )
+        return True
 
     def stopping(self) -> None:
         """The grace starts now, as the other sinks' do: they run side by side, not one after another."""

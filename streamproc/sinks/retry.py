@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from streamproc.config import SHUTDOWN_GRACE_S
+from streamproc.config.settings import SHUTDOWN_GRACE_S
 
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0

@@ -13,15 +13,15 @@ from typing import Any
 
 import cv2
 
-from streamproc.config import SnapshotSettings
-from streamproc.draw import BOX_COLOUR
-from streamproc.errors import OutputError
-from streamproc.events import BestView, Snapshot, TrackEvent
-from streamproc.files import atomic_writer
-from streamproc.frames import FrameResult
-from streamproc.imaging import encode_jpeg
-from streamproc.pixels import PixelPlan
+from streamproc.analysis.events import BestView, Snapshot, TrackEvent
+from streamproc.config.settings import SnapshotSettings
+from streamproc.core.atomic_files import atomic_writer
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult
+from streamproc.media.crops import encode_jpeg
+from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink
+from streamproc.sinks.draw import BOX_COLOUR
 
 log = logging.getLogger(__name__)
 

@@ -12,17 +12,17 @@ from typing import Any
 import av
 import numpy as np
 
-from streamproc.config import VideoSinkSettings
-from streamproc.draw import draw_detections_yuv420
-from streamproc.errors import OutputError
-from streamproc.files import discard_if_empty, partial_path
-from streamproc.frames import FrameResult, SourceState, StatusEvent, StreamInfo
-from streamproc.memory import HUGE_PIXELS
-from streamproc.pictures import plane_array
-from streamproc.pixels import EncoderFrameReader, PixelFormat, PixelPlan
+from streamproc.config.settings import VideoSinkSettings
+from streamproc.core.atomic_files import discard_if_empty, partial_path
+from streamproc.core.errors import OutputError
+from streamproc.core.frames import FrameResult, SourceState, StatusEvent, StreamInfo
+from streamproc.core.memory import HUGE_PIXELS
+from streamproc.core.pictures import plane_array
+from streamproc.media.pixels import EncoderFrameReader, PixelFormat, PixelPlan
 from streamproc.privacy.cover import Region, cover_yuv420
 from streamproc.privacy.lookback import Lookback
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
+from streamproc.sinks.draw import draw_detections_yuv420
 from streamproc.sinks.mp4 import CrashSafeMp4
 from streamproc.sinks.retry import Retry
 from streamproc.sinks.timestamps import Timeline

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from streamproc.events import EndReason, Event
-from streamproc.frames import Detections, Frame
-from streamproc.pixels import PixelFormat, PixelPlan
+from streamproc.analysis.events import EndReason, Event
+from streamproc.core.frames import Detections, Frame
+from streamproc.media.pixels import PixelFormat, PixelPlan
 
 StageOutput = tuple[Detections, tuple[Event, ...]]
 
@@ -19,7 +19,7 @@ class Stage(ABC):
     name: str = "stage"
 
     def pixel_needs(self) -> frozenset[PixelFormat]:
-        """The pixel formats this stage reads (see :mod:`streamproc.pixels`)."""
+        """The pixel formats this stage reads (see :mod:`streamproc.media.pixels`)."""
         return frozenset()
 
     def open(self, pixels: PixelPlan) -> None:  # noqa: B027 - optional hook

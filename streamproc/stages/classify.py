@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from streamproc.frames import Classification
-from streamproc.imaging import resize_to
+from streamproc.core.frames import Classification
 from streamproc.inference.classifier import Classifier
+from streamproc.media.crops import resize_to
 
 InferenceTimer = Callable[[str, float], None]
 

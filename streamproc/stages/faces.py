@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from streamproc.config import FaceClassifySettings
-from streamproc.frames import Classification
+from streamproc.analysis.tracking import Track
+from streamproc.config.settings import FaceClassifySettings
+from streamproc.core.frames import Classification
 from streamproc.stages.classify import ClassifierRunner
-from streamproc.tracking import Track
 
 
 class TrackClassState:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamproc.config import KeyframeSettings
-from streamproc.events import Event, RunIds, SceneEvent
-from streamproc.frames import Detections, Frame
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan, ScaledRgbReader
-from streamproc.scene import KeyframeTrigger
+from streamproc.analysis.events import Event, RunIds, SceneEvent
+from streamproc.analysis.scene_change import KeyframeTrigger
+from streamproc.analysis.tracking import Moment
+from streamproc.config.settings import KeyframeSettings
+from streamproc.core.frames import Detections, Frame
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan, ScaledRgbReader
 from streamproc.stages.base import Stage, StageOutput
 from streamproc.stages.classify import ClassifierRunner
-from streamproc.tracking import Moment
 
 
 @dataclass

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamproc.config import SnapshotSettings, TrackingSettings
-from streamproc.events import BestView, EndReason, Event, RunIds, Snapshot, TrackEvent, track_event
-from streamproc.frames import Classification, Detections, Frame
-from streamproc.imaging import square_crop
-from streamproc.pixels import BgrReader, PixelFormat, PixelPlan
-from streamproc.snapshots import snapshot_paths, snapshot_picture
+from streamproc.analysis.events import BestView, EndReason, Event, RunIds, Snapshot, TrackEvent, track_event
+from streamproc.analysis.snapshots import snapshot_paths, snapshot_picture
+from streamproc.analysis.tracking import Moment, Track, Tracker, TrackStep
+from streamproc.config.settings import SnapshotSettings, TrackingSettings
+from streamproc.core.frames import Classification, Detections, Frame
+from streamproc.media.crops import square_crop
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.stages.base import Stage, StageOutput
 from streamproc.stages.faces import FaceClassification, TrackClassState
-from streamproc.tracking import Moment, Track, Tracker, TrackStep
 
 
 @dataclass

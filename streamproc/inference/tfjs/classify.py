@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamproc.config import ClassifierSettings
-from streamproc.errors import ConfigError, ModelError
+from streamproc.config.settings import ClassifierSettings
+from streamproc.core.errors import ConfigError, ModelError
 from streamproc.inference.classifier import Classifier, read_labels
 from streamproc.inference.tfjs.loader import load_tfjs_model
 from streamproc.inference.tfjs.preprocess import Preprocess

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.runtime import TfliteModel
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model

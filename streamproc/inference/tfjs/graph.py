@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 from streamproc.inference.tfjs.function import TfjsFunction
 from streamproc.inference.tfjs.modeljson import ModelJson
 

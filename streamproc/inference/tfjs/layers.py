@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 from streamproc.inference.runtime import first_line
 from streamproc.inference.tfjs.function import TfjsFunction
 from streamproc.inference.tfjs.modeljson import ModelJson

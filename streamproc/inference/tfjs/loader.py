@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 from streamproc.inference.runtime import Model, TfliteModel, first_line
 from streamproc.inference.tfjs.convert import CACHE_ENV, CacheEntry, to_tflite
 from streamproc.inference.tfjs.function import TfjsFunction

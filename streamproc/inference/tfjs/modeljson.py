@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 
 Format = Literal["graph-model", "layers-model"]
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from streamproc.imaging import resize_to
+from streamproc.media.crops import resize_to
 
 Resize = Literal["bilinear", "area"]
 Color = Literal["rgb", "gray"]

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 from streamproc.inference.tfjs.preprocess import Color, Resize, ValueRange
 
 SUFFIX = ".streamproc.toml"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.errors import ModelError
+from streamproc.core.errors import ModelError
 
 _PLAIN_DTYPES: dict[str, np.dtype] = {
     "float32": np.dtype("<f4"),

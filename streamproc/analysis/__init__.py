@@ -1,0 +1,1 @@
+"""What stages compute from detections: tracks, events, scene changes, snapshots."""

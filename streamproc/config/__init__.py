@@ -1,0 +1,1 @@
+"""Settings: one validated object from a YAML file, environment variables and flags."""

@@ -1,0 +1,1 @@
+"""The core records and helpers every layer uses: frames, pictures, errors, statistics."""

@@ -1,0 +1,1 @@
+"""Pictures beyond the core: the pixel plan, still images from bytes, crops and JPEG."""

@@ -1,0 +1,1 @@
+"""Building a pipeline from settings and running it."""
