@@ -1,15 +1,16 @@
-"""One uploaded image redacted (POST /api/v1/redact): decoded upright, every head covered, encoded
-again in its own format without any of its metadata."""
+"""One uploaded image redacted (POST /api/v1/redact): the decoded (upright) picture with every head
+covered, encoded again in its own format without any of its metadata."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.detector import Detector
 from streamproc.media.crops import encode_image
-from streamproc.media.still_images import decode_image
 from streamproc.privacy.cover import Mode, cover_bgr
 from streamproc.privacy.regions import head_regions
 
@@ -24,14 +25,14 @@ class RedactRequest:
     quality: int = 95
 
 
-def redact_image(data: bytes, detector: Detector, request: RedactRequest, max_pixels: int) -> dict[str, Any]:
-    """The redacted image (``image``: its bytes) with its ``format``, size and number of ``faces``
-    covered; ImageError when the data is not an image we read, damaged or too big."""
-    bgr, header = decode_image(data, max_pixels)
+def redact_image(bgr: np.ndarray, kind: str, detector: Detector, request: RedactRequest) -> dict[str, Any]:
+    """Hide every head of a decoded (upright) picture in place; returns the image encoded as
+    ``kind`` (jpeg, png, webp, bmp) under ``image``, with its ``format``, size and the number of
+    ``faces`` covered."""
     height, width = bgr.shape[:2]
     detections = detector.detect(detector.prepare(ArrayPicture(bgr)))
     faces = detections.boxes[detections.scores >= request.min_score]
     regions = head_regions(faces, request.margin, width, height)
     cover_bgr(bgr, regions, request.mode)
-    image = encode_image(bgr, header.format, request.quality)
-    return {"image": image, "format": header.format, "width": width, "height": height, "faces": len(regions)}
+    image = encode_image(bgr, kind, request.quality)
+    return {"image": image, "format": kind, "width": width, "height": height, "faces": len(regions)}

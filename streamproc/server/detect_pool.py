@@ -121,7 +121,8 @@ class DetectWorker:
     def _redact(self, job: _Job) -> None:
         assert job.request.redact is not None and self.redactor is not None
         try:
-            answer = redact_image(job.request.data, self.redactor, job.request.redact, self.max_pixels)
+            bgr, header = decode_image(job.request.data, self.max_pixels)
+            answer = redact_image(bgr, header.format, self.redactor, job.request.redact)
         except Exception as exc:  # a bad image fails its own request only
             job.future.set_exception(exc)
             return
