@@ -25,6 +25,7 @@ LIVE: dict[str, Any] = {
     "read_timeout": 2.0,
     "stall_timeout": 3.0,
     "reconnect": {"initial": 0.2, "factor": 2.0, "max": 1.0, "jitter": 0.2},
+    "give_up_after": 0,  # a source that never streamed gives up after its attempts, at once
 }
 
 

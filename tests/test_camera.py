@@ -22,7 +22,7 @@ from streamproc.config.settings import CameraSettings, LiveSettings
 from streamproc.core.frames import Frame, SourceState, StatusEvent
 from streamproc.inference.blazeface import BlazeFaceDetector
 
-FAST_RETRIES = {"stall_timeout": 0.5, "reconnect": {"initial": 0.05, "max": 0.2}}
+FAST_RETRIES = {"stall_timeout": 0.5, "reconnect": {"initial": 0.05, "max": 0.2}, "give_up_after": 0}
 
 
 @pytest.mark.parametrize("url", ["/dev/video97", "camera:98"])

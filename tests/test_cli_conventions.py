@@ -122,8 +122,9 @@ def test_a_stream_on_stdin_is_the_source_stdin(tmp_path: Path, sample_video: Pat
     code, _, stderr = _shell(command + f" --out-video '{video}' --no-progress")
     assert code == 0, stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["stdin.jsonl", "stdin.mp4"]
-    records = [json.loads(line) for line in (tmp_path / "stdin.jsonl").read_text().splitlines()]
+    *records, summary = [json.loads(line) for line in (tmp_path / "stdin.jsonl").read_text().splitlines()]
     assert len(records) > 100 and {record["source"] for record in records} == {"stdin"}
+    assert summary["type"] == "summary"
     assert ffprobe_frames(tmp_path / "stdin.mp4") == 100
 
 

@@ -126,7 +126,11 @@ def test_failing_sink_is_reported_and_others_continue(sample_video: Path, tmp_pa
     events = tmp_path / "e.jsonl"
     settings = file_to_jsonl(sample_video, events)
     report = build_pipeline(settings, extra_sinks=[ExplodingSink()]).run()
-    assert report.sink_errors == {"exploding": "disk on fire (the 97 frames after it were not written)"}
+    assert report.sink_errors == {
+        "exploding": "disk on fire (98 frames not written, from the one it failed on)"
+    }
+    assert report.sinks["exploding"] == {"received": 100, "written": 2, "not_written": {"sink failed": 98}}
+    assert report.sinks[f"jsonl:{events}"] == {"received": 100, "written": 100, "not_written": {}}
     assert not report.ok
     assert len(read_records(events)) == count_frames(sample_video)[0]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -16,8 +18,9 @@ from http_helpers import serve, wait_for
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from streamproc.config.settings import HttpSettings
+from streamproc.config.settings import HttpSettings, Settings
 from streamproc.server import StatusServer
+from streamproc.server.detect_pool import open_detect_pool
 from streamproc.server.view import NoSources
 
 # no network here: no browser downloads, no background traffic (Selenium Manager is bypassed by
@@ -140,3 +143,44 @@ def test_api_docs_render_in_chromium_without_network(
     for url in blocked:
         assert any(url in line and "Content Security Policy" in line for line in console), url
     assert len(blocked) <= 1, blocked
+
+
+def test_swagger_try_it_out_uploads_a_photo(browser: webdriver.Chrome, shared_dir: Path) -> None:
+    """/docs offers a file field for POST /api/v1/detect; choosing a photo and pressing Execute
+    sends it as the form's 'file' and shows the faces the API found."""
+    http = HttpSettings(enabled=True, port=0)
+    pool = open_detect_pool(Settings(http=http))
+    try:
+        with StatusServer(http, NoSources(), None, pool, require_sources=False) as server:
+            browser.get(server.url + "docs")
+            operation = "#operations-default-detect_api_v1_detect_post"
+            wait_for(lambda: bool(browser.find_elements("css selector", operation)), timeout=30, what="/docs")
+            browser.find_element("css selector", f"{operation} .opblock-summary-control").click()
+            click_when_shown(browser, f"{operation} .try-out__btn")
+            chooser = find_when_shown(browser, f"{operation} input[type=file]")
+            chooser.send_keys(str(shared_dir / "images" / "face.jpg"))
+            click_when_shown(browser, f"{operation} .execute")
+            status = f"{operation} .live-responses-table .response .response-col_status"
+            shown = find_when_shown(browser, status, timeout=60).text
+            body = browser.find_element("css selector", f"{operation} .live-responses-table pre").text
+    finally:
+        pool.close()
+    assert shown.startswith("200"), shown
+    answer = json.loads(body)
+    assert (answer["width"], answer["height"], answer["format"]) == (512, 355, "jpeg")
+    assert len(answer["faces"]) == 2 and answer["warnings"] == []
+
+
+def find_when_shown(browser: webdriver.Chrome, selector: str, timeout: float = 20) -> Any:
+    found: list[Any] = []
+
+    def shown() -> bool:
+        found[:] = browser.find_elements("css selector", selector)
+        return bool(found)
+
+    wait_for(shown, timeout=timeout, what=selector)
+    return found[0]
+
+
+def click_when_shown(browser: webdriver.Chrome, selector: str) -> None:
+    find_when_shown(browser, selector).click()

@@ -94,7 +94,7 @@ def test_file_run_publishes_what_the_jsonl_sink_writes(
 
     lines = read_jsonl(jsonl)
     # the events (new/update/end/scene) are exactly the JSONL's event lines, in the same order
-    events = [line for line in lines if line["type"] not in ("frame", "status")]
+    events = [line for line in lines if line["type"] not in ("frame", "status", "summary")]
     assert json_payloads(recorder, "streamproc/events") == events
     # status changes go to their own topic and to the JSONL's status lines alike
     written_states = [line["state"] for line in lines if line["type"] == "status"]

@@ -75,8 +75,12 @@ def test_home_assistant_discovery_wires_state_and_availability() -> None:
     sensor = configs["homeassistant/sensor/streamproc/front_door_faces/config"]
     for config in (binary, sensor):
         assert config["state_topic"] == "streamproc/front_door/faces"
-        assert config["availability_topic"] == "streamproc/available"
-        assert (config["payload_available"], config["payload_not_available"]) == ("online", "offline")
+        process, camera = config["availability"]
+        assert config["availability_mode"] == "all"
+        assert process["topic"] == "streamproc/available"
+        assert (process["payload_available"], process["payload_not_available"]) == ("online", "offline")
+        assert camera["topic"] == "streamproc/front_door/status"  # a camera away behind its relay
+        assert camera["value_template"] == "{{ 'online' if value_json.state == 'streaming' else 'offline' }}"
         assert config["device"]["identifiers"] == ["streamproc_front_door"]
     assert binary["unique_id"] != sensor["unique_id"]
     assert binary["value_template"] == "{{ 'ON' if value | int > 0 else 'OFF' }}"

@@ -87,7 +87,9 @@ def files_run_id(paths: list[str]) -> str | None:
             info = os.stat(path)
         except OSError:
             return None
-        identity.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        # the name as the file system holds it: also names that are not UTF-8 (cam\xe9ra.mp4)
+        name = os.fsencode(os.path.abspath(path))
+        identity.update(name + f"\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
         newest = max(newest, info.st_mtime)
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(newest)) + "-f" + identity.hexdigest()[:8]
 

@@ -35,6 +35,7 @@ class Source:
         self.url = display_url(url)  # what messages, events and the API show: no login
         self.state = SourceState.CONNECTING
         self.error: str | None = None
+        self.message = ""
         self.frames_decoded = 0
         self.failures = 0  # live sources: connection attempts that failed or broke
         self.packets_lost = 0  # network sources: RTP packets that never arrived
@@ -95,6 +96,7 @@ class Source:
             return
         message = redact(message)
         self.state = state
+        self.message = message  # why it is in this state (a reconnecting camera: the last failure)
         if state is SourceState.FAILED:
             self.error = message
         level = logging.WARNING if state in (SourceState.FAILED, SourceState.RECONNECTING) else logging.INFO

@@ -28,4 +28,13 @@ def build_source(
     if kind is SourceKind.CAMERA:
         device = camera_device(source.url)
         return CameraSource(source_id, device, settings.live_for(source), source.camera, listener)
-    return FileSource(source_id, source.url, listener, realtime=source.realtime, loop=source.loop)
+    if source.video_track is not None and kind is not SourceKind.FILE:
+        raise ConfigError(f"source {source_id}: video_track applies to video files, not to {kind} sources")
+    return FileSource(
+        source_id,
+        source.url,
+        listener,
+        realtime=source.realtime,
+        loop=source.loop,
+        video_track=source.video_track,
+    )

@@ -53,9 +53,11 @@ class FileSource(Source):
         listener: StatusListener | None = None,
         realtime: bool = False,
         loop: bool = False,
+        video_track: int | None = None,
     ) -> None:
         super().__init__(source_id, str(path), listener)
         self.path = Path(path)
+        self.video_track = video_track
         self.realtime = realtime
         self.live = realtime  # paced like a camera: the buffer drops rather than blocks
         self.loop = loop
@@ -126,8 +128,30 @@ class FileSource(Source):
         if not container.streams.video:
             container.close()
             raise InputError(f"input {self.url} has no video stream")
-        self._container, self._stream = container, container.streams.video[0]
+        self._container = container
+        self._stream = self._chosen_track(container.streams.video)
         return self._stream
+
+    def _chosen_track(self, tracks: Any) -> Any:
+        """The video track ``video_track`` names (the first by default); said when there is a choice."""
+        number = self.video_track or 0
+        if number >= len(tracks):
+            self._container.close()
+            raise InputError(
+                f"input {self.url} has {len(tracks)} video track(s): video_track {number} does not exist"
+                f" (tracks count from 0)"
+            )
+        if len(tracks) > 1:
+            codecs = [track.codec_context for track in tracks]
+            described = "; ".join(f"{n}: {c.name} {c.width}x{c.height}" for n, c in enumerate(codecs))
+            log.info(
+                "input %s has %d video tracks (%s): reading track %d (choose with sources[].video_track)",
+                self.url,
+                len(tracks),
+                described,
+                number,
+            )
+        return tracks[number]
 
     def _decoded(self) -> Iterator[Any]:
         """Every decodable frame; packets the decoder rejects or reports damage in are counted

@@ -3,7 +3,6 @@ frame of the source, with its own size and file name (``frame.stream.url``)."""
 
 from __future__ import annotations
 
-import glob
 import logging
 import time
 from dataclasses import replace
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from streamproc.capture.base import Source, StatusListener
 from streamproc.capture.buffer import FrameBuffer
+from streamproc.capture.patterns import expand
 from streamproc.capture.urls import IMAGE_SUFFIXES, is_glob
 from streamproc.core.errors import InputError
 from streamproc.core.frames import Frame, SourceState, StreamInfo
@@ -26,7 +26,7 @@ MAX_PIXELS = 200_000_000  # a photo larger than this is refused rather than deco
 def image_files(url: str) -> list[Path]:
     """The images a folder, glob pattern or file names, in name order (folders: not recursive)."""
     if is_glob(url):
-        found = [Path(name) for name in glob.glob(url, recursive=True)]
+        found = expand(url)  # bounded: '**' walks each folder once, links to '.' included
     elif Path(url).is_dir():
         found = list(Path(url).iterdir())
     else:

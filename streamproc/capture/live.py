@@ -3,8 +3,9 @@
 A live source is a state machine, every transition logged and sent as a status event::
 
     connecting -> streaming -> reconnecting -> streaming ... -> stopped (asked to stop)
-                                            \\-> failed  (max_attempts failures in a row, or
-                                                         misconfig_attempts that retrying cannot fix)
+         \\-> reconnecting ... -> failed  (before the first frame only, after give_up_after seconds:
+                                        max_attempts failures in a row, or misconfig_attempts
+                                        that retrying cannot fix)
 
 A source that never streamed ends ``stopped`` with an error saying why, so that a run in which no
 camera ever delivered a frame fails. Subclasses only know how to open one connection
@@ -188,6 +189,7 @@ class LiveSource(Source):
     def _capture(self, buffer: FrameBuffer) -> None:
         backoff = Backoff(self.settings.reconnect, self._rng)
         misconfigured = 0  # attempts in a row that failed for a reason retrying cannot fix
+        trying_since: float | None = None  # the first failure before the first frame
         self.set_state(SourceState.CONNECTING, f"connecting to {self.url}")
         while not self.stopping:
             started, problem, wrong = self._attempt()
@@ -196,22 +198,37 @@ class LiveSource(Source):
             self.failures += 1
             if not self.frames_decoded:  # a run whose cameras never streamed fails, saying why
                 self.error = f"{NEVER_STREAMED}: {problem}"
+                trying_since = trying_since or time.monotonic()
             misconfigured = misconfigured + 1 if wrong else 0
             delay = backoff.failed(time.monotonic() - started if started is not None else 0.0)
-            settings = self.settings
-            if misconfigured and settings.retry_forever_on_misconfig:
+            give_up = self._give_up(backoff, misconfigured, trying_since)
+            if give_up:
+                self.set_state(SourceState.FAILED, f"{problem}; {give_up}")
+                return
+            if misconfigured and self.settings.retry_forever_on_misconfig and not self.frames_decoded:
                 delay = backoff.delay(10**6)  # the longest delay: the user asked to keep trying
-            elif misconfigured >= settings.misconfig_attempts:
-                self.set_state(SourceState.FAILED, f"{problem}; gave up after {misconfigured} attempts")
-                return
-            if backoff.exhausted:
-                self.set_state(SourceState.FAILED, f"{problem}; gave up after {backoff.failures} attempts")
-                return
             self.set_state(
                 SourceState.RECONNECTING, f"{problem}; attempt {backoff.failures + 1} in {delay:.1f} s"
             )
             self._stop.wait(delay)
         self.set_state(SourceState.STOPPED, self.error or "stopped")
+
+    def _give_up(self, backoff: Backoff, misconfigured: int, trying_since: float | None) -> str | None:
+        """Why a source stops retrying, or None. A source that has delivered a frame never does: a
+        relay or NVR answers 404 while the camera behind it is away, a server restarts, so it retries
+        with capped backoff for the whole run. Before the first frame, it gives up after
+        ``misconfig_attempts`` attempts that retrying cannot fix or ``max_attempts`` failures in a
+        row, and not before it has tried for ``give_up_after`` seconds."""
+        settings = self.settings
+        if self.frames_decoded or trying_since is None:
+            return None
+        if time.monotonic() - trying_since < settings.give_up_after:
+            return None
+        if misconfigured >= settings.misconfig_attempts and not settings.retry_forever_on_misconfig:
+            return f"gave up after {misconfigured} attempts in {time.monotonic() - trying_since:.0f} s"
+        if backoff.exhausted:
+            return f"gave up after {backoff.failures} attempts in {time.monotonic() - trying_since:.0f} s"
+        return None
 
     def _attempt(self) -> tuple[float | None, str, bool]:
         """One connection: (when streaming started or None, why it ended, whether retrying cannot fix it)."""

@@ -10,6 +10,7 @@ Shown urls come from :func:`display_url`; messages go through :func:`streamproc.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -150,7 +151,13 @@ def camera_device(url: str) -> Path:
 
 
 def default_source_id(url: str) -> str:
-    """A readable id from the url: the file stem, the camera device, or the RTSP path (host if none)."""
+    """A readable id from the url: the file stem, the camera device, or the RTSP path (host if none).
+    Bytes of a file name that are not UTF-8 are written as escapes (cam\\xe9ra): ids go into JSON,
+    MQTT topics and file names, which need text."""
+    return os.fsencode(_source_id(url)).decode("utf-8", "backslashreplace")
+
+
+def _source_id(url: str) -> str:
     kind = source_kind(url)
     if kind is SourceKind.RTSP:
         try:

@@ -409,11 +409,30 @@ def _summarise(pipeline: Pipeline, report: RunReport, signals: list[str]) -> Non
         report.fps,
         _stop_reason(signals, report.interrupted, all_finished(pipeline.sinks)),
     )
+    _log_sinks(report)
     problems = report.problems()
     if not report.ok:  # one line per failed source (see main)
         raise StreamprocError("\n".join(problems))
     for problem in problems:  # a camera failed while others ran: reported, not fatal
         log.warning("%s", problem)
+
+
+def _log_sinks(report: RunReport) -> None:
+    """One line per sink: frames received, written, and those not written with why (a warning when
+    any were lost rather than left out by choice)."""
+    for name, counts in report.sinks.items():
+        missing = counts["not_written"]
+        why = ", ".join(f"{frames} {reason}" for reason, frames in missing.items())
+        level = logging.WARNING if set(missing) - {"no faces (include_empty: false)"} else logging.INFO
+        log.log(
+            level,
+            "sink %s: %d frames received, %d written, %d not written%s",
+            name,
+            counts["received"],
+            counts["written"],
+            sum(missing.values()),
+            f" ({why})" if why else "",
+        )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

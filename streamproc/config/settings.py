@@ -82,7 +82,9 @@ class BackoffSettings(StrictModel):
         " starts over",
     )
     max_attempts: int = Field(
-        0, ge=0, description="failed attempts in a row before the source is failed; 0: retry forever"
+        0,
+        ge=0,
+        description="failed attempts in a row before a source that never streamed fails; 0: retry forever",
     )
 
 
@@ -118,6 +120,13 @@ class LiveSettings(StrictModel):
     )
     retry_forever_on_misconfig: bool = Field(
         False, description="keep retrying a misconfigured source at the longest backoff delay instead"
+    )
+    give_up_after: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="a source that never delivered a frame gives up (misconfig_attempts, max_attempts) only"
+        " after trying this many seconds; one that has delivered a frame retries for the whole run",
     )
 
 
@@ -169,6 +178,13 @@ class SourceSettings(StrictModel):
         default_factory=LiveOverrides, description="keys of the global 'live' settings to change here"
     )
     camera: CameraSettings = Field(default_factory=CameraSettings, description="local cameras only")
+    video_track: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="files only: which video track to read, counting from 0 (default: the first; a file"
+        " with several says which it reads)",
+    )
     realtime: bool = Field(
         False,
         description="files only: deliver frames at the file's own frame rate, like a camera (a recording"
@@ -391,6 +407,12 @@ class DetectApiSettings(StrictModel):
     max_megapixels: float = Field(
         50.0, gt=0, le=1000, description="largest image, read from its header before decoding"
     )
+    max_scans: int = Field(
+        100, ge=1, le=100_000, description="most JPEG scans (progressive passes), counted before decoding"
+    )
+    cpu_budget_s: float = Field(
+        2.0, gt=0, le=600, description="CPU seconds one image may take to decode; the decode is killed after"
+    )
     models: list[str] = Field(
         default_factory=list,
         description="classifier models requests may name (model=), manifest names or paths; the "
@@ -418,6 +440,9 @@ class HttpSettings(StrictModel):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; none: off")
     tls_cert: FilePath | None = Field(None, description="serve HTTPS with this certificate (PEM)")
     tls_key: FilePath | None = Field(None, description="private key of tls_cert (PEM)")
+    tls_key_password: SecretStr | None = Field(
+        None, description="passphrase of an encrypted tls_key (STREAMPROC_HTTP__TLS_KEY_PASSWORD)"
+    )
     request_timeout: float = Field(
         10.0, gt=0, le=3600, description="seconds a client has to send a request's headers and body"
     )

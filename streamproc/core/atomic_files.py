@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+# a process's open files by name (/dev/stdout, /dev/fd/1, /proc/self/fd/1) are streams even when they
+# lead to a regular file: nothing may be written beside them or renamed over them
+_STREAM_NAMES = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/")
 
 
 @contextmanager
@@ -31,11 +39,39 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
+def is_stream(path: Path) -> bool:
+    """Whether an output is written in place as a stream, never replaced: a device, a named pipe, a
+    terminal, or an open file by name (``/dev/stdout``, ``/proc/self/fd/1``, a link to one)."""
+    if os.path.abspath(path).startswith(_STREAM_NAMES):
+        return True
+    if os.path.islink(path) and os.readlink(path).startswith("/proc/"):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing: a new regular file
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)
+
+
 def commit(partial: Path, path: Path) -> None:
     """Move a finished file over its target in one step (readers see the old or the new file)."""
     with open(partial, "rb") as stream:
         os.fsync(stream.fileno())
     os.replace(partial, path)
+
+
+def settle(finished: Iterable[tuple[Path, Path]], run_ok: bool) -> list[Path]:
+    """Move each finished ``(partial, target)`` over its target, unless the run failed and the
+    target exists: a failed run never replaces a file that was there before. Returns the partial
+    files kept (each is complete and valid; the target is untouched)."""
+    kept = []
+    for partial, path in finished:
+        if run_ok or not os.path.lexists(path):
+            commit(partial, path)
+            continue
+        kept.append(partial)
+        log.warning("the run failed: its output is kept as %s; %s is untouched", partial, path)
+    return kept
 
 
 def discard_if_empty(path: Path) -> None:

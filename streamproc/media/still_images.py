@@ -13,6 +13,10 @@ import numpy as np
 FORMATS = ("jpeg", "png", "webp", "bmp")
 # every SOFn marker except DHT (C4), JPG (C8) and DAC (CC), which share the range
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_SOS = b"\xff\xda"
+# segments read before the frame header: a real photo has a dozen (APPn, DQT, DHT, COM); a file of
+# millions of tiny ones would keep the walk busy for seconds
+MAX_JPEG_SEGMENTS = 1000
 
 
 class ImageError(ValueError):
@@ -20,7 +24,7 @@ class ImageError(ValueError):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "format" (not an image we read), "damaged", "too_big"
+        self.kind = kind  # "format" (not an image we read), "damaged", "too_big", "costly"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class ImageHeader:
     format: str
     width: int
     height: int
+    # JPEG: start-of-scan markers in the data (an upper bound: an EXIF thumbnail's count too). A
+    # progressive decoder walks every block of the image once per scan, so scans cost like pixels.
+    scans: int = 1
 
     @property
     def pixels(self) -> int:
@@ -58,12 +65,15 @@ def read_header(data: bytes) -> ImageHeader:
         width = height = 0
     if width <= 0 or height <= 0:
         raise ImageError("damaged", f"the {kind.upper()} header is truncated or damaged")
-    return ImageHeader(kind, width, height)
+    scans = data.count(_JPEG_SOS) if kind == "jpeg" else 1  # counted in C: cheap for 20 MB
+    return ImageHeader(kind, width, height, scans)
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
     at = 2
-    while at + 9 < len(data):
+    for _ in range(MAX_JPEG_SEGMENTS):
+        if at + 9 >= len(data):
+            return 0, 0
         if data[at] != 0xFF:
             return 0, 0
         marker = data[at + 1]
@@ -77,7 +87,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
             return 0, 0
         (length,) = struct.unpack_from(">H", data, at + 2)
         at += 2 + length
-    return 0, 0
+    raise ImageError("costly", f"the JPEG has more than {MAX_JPEG_SEGMENTS} segments before its frame header")
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """Home Assistant MQTT discovery: each source becomes a device with a 'Face detected' binary sensor
 and a 'Faces' sensor, both read from ``{prefix}/{source}/faces`` and available while
-``{prefix}/available`` says ``online``."""
+``{prefix}/available`` says ``online`` and the source's status says ``streaming``."""
 
 from __future__ import annotations
 
@@ -27,9 +27,18 @@ def discovery_configs(
     source = object_id(source_id)
     common = {
         "state_topic": topics.source(source_id, "faces"),
-        "availability_topic": topics.available,
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
+        # available while streamproc runs and the camera streams: a camera away behind its relay
+        # (reconnecting) shows as unavailable, not as "no face"
+        "availability": [
+            {"topic": topics.available, "payload_available": ONLINE, "payload_not_available": OFFLINE},
+            {
+                "topic": topics.source(source_id, "status"),
+                "value_template": "{{ 'online' if value_json.state == 'streaming' else 'offline' }}",
+                "payload_available": ONLINE,
+                "payload_not_available": OFFLINE,
+            },
+        ],
+        "availability_mode": "all",
         "device": {
             "identifiers": [f"{node}_{source}"],
             "name": f"{source_id} (streamproc)",

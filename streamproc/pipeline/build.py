@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from streamproc.analysis.events import RunIds, files_run_id
@@ -23,6 +24,7 @@ from streamproc.capture.urls import SourceKind, default_source_id, source_kind
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, InputError
 from streamproc.core.frames import SourceState, StatusEvent, StreamInfo
+from streamproc.core.locks import OutputLocks
 from streamproc.core.stats import PipelineStats
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
@@ -69,10 +71,25 @@ def build_pipeline(
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
-    # outputs that would destroy an input or each other: refused before anything is opened
+    # outputs that would destroy an input or each other: refused before anything is opened; the
+    # rest are locked until the run ends (a second run writing one of them is refused)
     ids = source_ids(settings.sources)
-    check_outputs(settings.sinks, input_files(settings.sources, ids))
     check_photo_outputs(settings.sinks, settings.sources, ids)
+    locks = check_outputs(settings.sinks, input_files(settings.sources, ids))
+    with _released_on_error(locks):
+        return _build(settings, stats, locks, detector, extra_stages, extra_sinks, wrap_sink, status_listener)
+
+
+def _build(
+    settings: Settings,
+    stats: PipelineStats,
+    locks: OutputLocks,
+    detector: Detector | None,
+    extra_stages: Sequence[Stage],
+    extra_sinks: Sequence[Sink],
+    wrap_sink: SinkWrapper | None,
+    status_listener: Callable[[StatusEvent], None] | None,
+) -> Pipeline:
     stages = [*build_stages(settings, stats.inference), *extra_stages]  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
     opened, failed = open_sources(settings, status)
@@ -103,7 +120,18 @@ def build_pipeline(
         sink_queue_size=settings.sink_queue_size,
         queue_bytes=settings.queue_bytes,
         failed_at_open=failed,
+        locks=locks,
     )
+
+
+@contextmanager
+def _released_on_error(locks: OutputLocks) -> Iterator[None]:
+    """A build that fails lets go of the output locks it took (and of the files made for them)."""
+    try:
+        yield
+    except BaseException:
+        locks.release()
+        raise
 
 
 def _as_is(index: int, sink: Sink) -> Sink:

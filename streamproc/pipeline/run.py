@@ -12,13 +12,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from streamproc.analysis.events import EndReason, Event
 from streamproc.capture.base import Source, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler, frames_within
 from streamproc.config.settings import PICTURE_QUEUE_LIMIT
+from streamproc.core.atomic_files import settle
 from streamproc.core.frames import Detections, Frame, FrameResult, SourceState, StatusEvent, StreamInfo
+from streamproc.core.locks import OutputLocks
 from streamproc.core.memory import limit_malloc_arenas
 from streamproc.core.stats import PipelineStats
 from streamproc.inference.detector import Detector
@@ -56,6 +59,9 @@ class RunReport:
     frames_processed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    kept: list[Path] = field(default_factory=list)  # outputs a failed run left beside their targets
+    # per sink: frames received, written, and not written by reason (SinkRunner.accounting)
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -126,6 +132,7 @@ class Pipeline:
         sink_queue_size: int = 64,
         queue_bytes: int | None = None,
         failed_at_open: Sequence[SourceReport] = (),
+        locks: OutputLocks | None = None,
     ) -> None:
         self.detector = detector
         self.stages = list(stages)
@@ -138,6 +145,7 @@ class Pipeline:
         self._sink_queue_size = sink_queue_size
         self._queue_bytes = queue_bytes
         self._failed_at_open = list(failed_at_open)
+        self._locks = locks or OutputLocks()
         self._sources = [opened.source for opened in sources]
         self._scheduler = FrameScheduler(queue_bytes)  # decoded pictures in flight, bounded in bytes
         for opened in sources:
@@ -192,11 +200,14 @@ class Pipeline:
         try:
             report.frames_processed = self._loop(started, progress)
         finally:
-            self._shut_down()
+            report.sinks = self._shut_down()
         report.seconds = time.perf_counter() - started
         report.interrupted = self._stop.is_set()
         report.sources = self._failed_at_open + [self._source_report(source) for source in self._sources]
         report.sink_errors = {r.sink.name: r.error for r in self._runners if r.error}
+        # a failed run replaces no file that was there before: its outputs stay NAME.partial.EXT
+        report.kept = settle([out for sink in self.sinks for out in sink.finished_outputs], report.ok)
+        self._locks.release()
         return report
 
     def _prepare(self, frame: Frame) -> Frame:
@@ -243,12 +254,13 @@ class Pipeline:
             events.extend(raised)
         return FrameResult(frame, detections, detect_ms, tuple(events))
 
-    def _shut_down(self) -> None:
+    def _shut_down(self) -> dict[str, dict[str, Any]]:
+        """Stop sources, end their tracks, close every sink; returns each sink's accounting."""
         for source in self._sources:  # not self.stop(): a run that ended by itself was not stopped
             source.stop()
         join_sources(self._sources)
         self._end_finished_sources(everything=True)
-        close_runners(self._runners)
+        return close_runners(self._runners)
 
     def _queue_size(self, sink: Sink) -> int:
         """Whole frames are big (1080p: 3 MB, 4K: 12 MB): a sink that keeps them queues fewer."""
@@ -280,6 +292,7 @@ class Pipeline:
                 "url": source.url,
                 "state": source.state.value,
                 "error": source.error,
+                "message": source.message,
                 "buffered": len(buffer) if buffer else 0,
             }
         return found
@@ -291,6 +304,7 @@ class Pipeline:
                 "queued": runner.queued,
                 "handled": runner.handled,
                 "dropped": runner.dropped,
+                "not_written": runner.not_written(),
                 "error": runner.error,
                 "backlog": runner.sink.backlog,
                 "problem": runner.sink.problem,

@@ -15,7 +15,6 @@ import socket
 import ssl
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -28,9 +27,8 @@ from starlette.types import ASGIApp
 
 from streamproc import __version__
 from streamproc.config.settings import HttpSettings
-from streamproc.core.errors import ConfigError, OutputError
+from streamproc.core.errors import OutputError
 from streamproc.server.access import (
-    OPEN_PATHS,
     AccessControl,
     Refusals,
     allowed_hosts,
@@ -44,10 +42,12 @@ from streamproc.server.detect_pool import DetectPool
 from streamproc.server.docs import router as docs_router
 from streamproc.server.live import LiveHub
 from streamproc.server.metrics import metrics_registry
+from streamproc.server.openapi import customise_schema
 from streamproc.server.protocol import deadline_protocol
 from streamproc.server.redact_api import router as redact_router
 from streamproc.server.routes import ServerState, error
 from streamproc.server.routes import router as status_router
+from streamproc.server.tls import DeadlineServer, load_error, tls_options
 from streamproc.server.view import PipelineView
 from streamproc.sinks.live import LiveViewSink
 
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 2  # open streams end within POLL_S; stragglers are cancelled after this
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-BEARER = "bearerToken"  # the security scheme's name in the OpenAPI schema
 REFUSAL_SUMMARY_S = 60.0  # refused Hosts and tokens: at most one summary line per kind this often
 MAX_ADDRESSES_SHOWN = 4  # the start-up line stays one line on a host with many bridges
 
@@ -69,29 +68,6 @@ def allowed_methods(request: Request) -> str:
         if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return ", ".join(allowed)
-
-
-def declare_bearer(app: FastAPI) -> None:
-    """Name the token in the OpenAPI schema (HTTP bearer) on every operation that needs it, so that
-    /docs shows "Authorize" and its "Try it out" sends ``Authorization: Bearer TOKEN`` itself."""
-    plain = app.openapi
-
-    def with_bearer() -> dict[str, Any]:
-        schema = plain()  # built once and cached by FastAPI: this adds to it once
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        if BEARER not in schemes:
-            schemes[BEARER] = {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "http.token (or STREAMPROC_HTTP__TOKEN, http.token_file)",
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path not in OPEN_PATHS:
-                    for operation in operations.values():
-                        operation["security"] = [{BEARER: []}]
-        return schema
-
-    app.openapi = with_bearer  # type: ignore[method-assign]
 
 
 def build_app(
@@ -115,8 +91,7 @@ def build_app(
     app.include_router(detect_router)
     app.include_router(redact_router)
     app.include_router(docs_router)
-    if token is not None:  # without one there is nothing to authorize
-        declare_bearer(app)
+    customise_schema(app, bearer=token is not None)  # without a token there is nothing to authorize
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -208,15 +183,14 @@ class StatusServer:
             limit_concurrency=settings.max_connections,
             timeout_keep_alive=settings.idle_timeout,  # type: ignore[arg-type]
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-            ssl_certfile=settings.tls_cert,
-            ssl_keyfile=settings.tls_key,
+            **tls_options(settings),
         )
         try:
             config.load()
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"http.tls_cert/tls_key cannot be used: {exc}") from None
+            raise load_error(settings, exc) from None
         self._socket = _listen(settings.host, settings.port)
-        self._server = uvicorn.Server(config)
+        self._server = DeadlineServer(config, settings.request_timeout)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name="http", daemon=True
         )
@@ -261,6 +235,8 @@ class StatusServer:
     def stop(self) -> None:
         """Stop serving: open live streams end within a poll interval, then the thread joins."""
         self.closing.set()
+        if self.detect is not None:  # requests waiting for a decode answer at once, not after the grace
+            self.detect.stop()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join()

@@ -1,32 +1,40 @@
 """POST /api/v1/detect: faces in one uploaded image, and on request the classifier's top-k for each
-face crop and for the whole image. Every check that costs nothing comes before the queue: body
-size, content type, image format, pixel count (from the header: decompression bombs never decode)."""
+face crop and for the whole image. Every check that costs nothing comes before the queue
+(image_upload.py: body size, form parts, format, pixel count and JPEG scans from the header:
+decompression bombs never decode); decoding runs in a worker's decoder process under a CPU budget."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from streamproc.media.still_images import ImageError, read_header
+from streamproc.media.still_images import ImageError
+from streamproc.server.decoder import DecodeStopped
 from streamproc.server.detect_pool import MAX_TOP_K, DetectPool, DetectRequest, QueueFull
+from streamproc.server.image_upload import IMAGE_ERROR_STATUS, client_gone, receive_image
+from streamproc.server.openapi import ERROR_BODY, IMAGE_REQUEST_BODY
 from streamproc.server.routes import error, state_of
-from streamproc.server.uploads import UploadError, image_bytes, read_body
+from streamproc.server.uploads import CLIENT_GONE, UploadError
 
 RETRY_AFTER_S = "1"
-IMAGE_ERROR_STATUS = {"format": 415, "damaged": 400, "too_big": 413}
 
 # what every route that takes an uploaded image may answer (for the OpenAPI schema)
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "damaged or truncated image, bad parameter"},
+    400: {"description": "damaged image, form without 'file', bad parameter", "content": ERROR_BODY},
     401: {"description": "token missing or wrong"},
     408: {"description": "the body came too slowly"},
-    413: {"description": "body or image too big"},
+    413: {"description": "body, form or image too big"},
     415: {"description": "not a JPEG, PNG, WebP or BMP image"},
-    503: {"description": "queue full: retry after Retry-After seconds"},
+    422: {
+        "description": "too costly to decode: too many JPEG scans or header segments, or over the CPU budget",
+        "content": ERROR_BODY,
+    },
+    503: {"description": "queue full or server stopping: retry after Retry-After seconds"},
 }
 
 router = APIRouter()
@@ -35,9 +43,11 @@ router = APIRouter()
 @router.post(
     "/api/v1/detect",
     summary="detect (and classify) faces in an image",
-    description="The image is the raw body (image/jpeg, image/png, image/webp, image/bmp) or the "
-    "'file' field of a multipart form. Answers the image size, each face (box, keypoints, score) and, "
+    description="The image is the 'file' field of a multipart form or the raw body (image/jpeg, "
+    "image/png, image/webp, image/bmp). Answers the image size, each face (box, keypoints, score), "
+    "'warnings' (damage the decoder papered over, such as a truncated JPEG: empty when none) and, "
     "with classify, the top-k labels of each face crop and/or the whole image.",
+    openapi_extra=IMAGE_REQUEST_BODY,
     responses=UPLOAD_ERRORS,
 )
 async def detect(
@@ -73,54 +83,46 @@ async def _answer(
     min_score: float,
     started: float,
 ) -> JSONResponse:
-    """Read and check the upload, queue it, wait for the worker's answer."""
-    upload = await checked_upload(request)
-    if isinstance(upload, JSONResponse):
-        return upload
-    answer = await run_job(pool, DetectRequest(upload, classify, model, top_k, min_score))
-    if isinstance(answer, JSONResponse):
-        return answer
-    answer["timing_ms"]["total"] = round((time.monotonic() - started) * 1000.0, 2)
-    return JSONResponse(answer)
+    """Receive and check the upload, queue it, wait for the worker's answer."""
+    found = await answer_upload(
+        request, pool, lambda data: DetectRequest(data, classify, model, top_k, min_score)
+    )
+    if isinstance(found, JSONResponse):
+        return found
+    found["timing_ms"]["total"] = round((time.monotonic() - started) * 1000.0, 2)
+    return JSONResponse(found)
 
 
-async def checked_upload(request: Request) -> bytes | JSONResponse:
-    """The uploaded image, or the error answer: the body's size, content type, image format and
-    pixel count (from the header) are checked before anything is queued."""
-    settings = state_of(request).settings
-    api = settings.api
+async def answer_upload(
+    request: Request, pool: DetectPool, job: Callable[[bytes], DetectRequest]
+) -> dict[str, Any] | JSONResponse:
+    """Receive and check the upload, queue ``job(image bytes)``, wait for the worker's answer or the
+    client leaving; the error answer when any step fails (every image route answers alike)."""
     try:
-        body = await read_body(
-            request.stream(),
-            request.headers.get("content-length"),
-            int(api.max_body_mb * 1024 * 1024),
-            settings.request_timeout,
-        )
-        data = image_bytes(request.headers.get("content-type", ""), body)
-        header = read_header(data)
+        upload = await receive_image(request, state_of(request).settings)
     except UploadError as exc:
         return error(exc.status, str(exc))
-    except ImageError as exc:
-        return error(IMAGE_ERROR_STATUS[exc.kind], str(exc))
-    if header.pixels > api.max_megapixels * 1e6:
-        return error(
-            413,
-            f"the image is {header.width}x{header.height}, more than {api.max_megapixels:g} megapixels",
-        )
-    return data
-
-
-async def run_job(pool: DetectPool, job: DetectRequest) -> dict[str, Any] | JSONResponse:
-    """The worker's answer to a request, or the error answer (queue full, image not decodable)."""
     try:
-        future = pool.submit(job)
+        future = pool.submit(job(upload.data))
     except QueueFull:
         return error(503, "the detection queue is full: retry shortly", {"Retry-After": RETRY_AFTER_S})
+    answer = asyncio.ensure_future(asyncio.wrap_future(future))
+    gone = asyncio.ensure_future(client_gone(request))
     try:
-        answer: dict[str, Any] = await asyncio.wrap_future(future)
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not answer.done():  # the client hung up: its worker is freed, nobody reads an answer
+        pool.cancel(future)
+        answer.cancel()
+        return error(CLIENT_GONE, "the client hung up before the answer")
+    try:
+        found: dict[str, Any] = answer.result()
     except ImageError as exc:
         return error(IMAGE_ERROR_STATUS[exc.kind], str(exc))
-    return answer
+    except DecodeStopped:
+        return error(503, "the server is stopping", {"Retry-After": RETRY_AFTER_S})
+    return found
 
 
 @router.get("/api/v1/models", summary="classifier models the detection API offers")

@@ -1,7 +1,8 @@
 """Detection for the HTTP API, off the event loop: worker threads, each with its own interpreters
-(a detector and every API classifier), fed by one bounded queue. A worker takes every request
-waiting (up to ``batch``), detects faces in each, then classifies the crops of all of them in one
-call per model: concurrent requests share the classifier invoke where the model takes a batch."""
+(a detector and every API classifier) and its own decoder process (decoder.py: a CPU budget per
+image), fed by one bounded queue. A worker takes every request waiting (up to ``batch``), detects
+faces in each, then classifies the crops of all of them in one call per model: concurrent requests
+share the classifier invoke where the model takes a batch."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.media.crops import square_crop
-from streamproc.media.still_images import ImageHeader, decode_image
+from streamproc.media.still_images import ImageHeader
 from streamproc.pipeline.build import build_detector
 from streamproc.privacy.build import redacting_detector
 from streamproc.privacy.photo import RedactRequest, redact_image
+from streamproc.server.decoder import Decoder
 from streamproc.stages.classify import ClassifierRunner
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class _Job:
     pictures: list[np.ndarray] = field(default_factory=list)
     results: list[Classification] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class QueueFull(Exception):
@@ -69,13 +72,13 @@ class DetectWorker:
         self,
         detector: Detector,
         classifiers: Mapping[str, ClassifierRunner],
-        max_pixels: int,
+        decoder: Decoder,
         margin: float,
         redactor: Detector | None = None,
     ) -> None:
         self.detector = detector
         self.classifiers = dict(classifiers)
-        self.max_pixels = max_pixels
+        self.decoder = decoder
         self.margin = margin
         self.redactor = redactor  # redaction's detector: full-range, down to redact.min_score
 
@@ -104,7 +107,8 @@ class DetectWorker:
     def _detect(self, job: _Job) -> None:
         request, started = job.request, time.perf_counter()
         job.timing["queue"] = started - job.queued_at
-        bgr, job.header = decode_image(request.data, self.max_pixels)
+        decoded_image = self.decoder.decode(request.data, token=job.future)
+        bgr, job.header, job.warnings = decoded_image.bgr, decoded_image.header, decoded_image.warnings
         decoded = time.perf_counter()
         picture = ArrayPicture(bgr)  # upright: its size may differ from the header's (EXIF)
         job.size = (picture.width, picture.height)
@@ -121,8 +125,9 @@ class DetectWorker:
     def _redact(self, job: _Job) -> None:
         assert job.request.redact is not None and self.redactor is not None
         try:
-            bgr, header = decode_image(job.request.data, self.max_pixels)
-            answer = redact_image(bgr, header.format, self.redactor, job.request.redact)
+            decoded = self.decoder.decode(job.request.data, token=job.future)
+            answer = redact_image(decoded.bgr, decoded.header.format, self.redactor, job.request.redact)
+            answer["warnings"] = decoded.warnings
         except Exception as exc:  # a bad image fails its own request only
             job.future.set_exception(exc)
             return
@@ -160,6 +165,7 @@ def _answer(job: _Job) -> dict[str, Any]:
         "height": job.size[1],
         "format": job.header.format,
         "faces": faces,
+        "warnings": job.warnings,
     }
     if request.classify in ("image", "both"):
         answer["image_classification"] = _labels(next(results))
@@ -220,7 +226,19 @@ class DetectPool:
             raise QueueFull from None
         return job.future
 
+    def cancel(self, future: Future) -> None:
+        """Its client has gone: drop the request if it still waits, stop its decode if under way."""
+        if not future.cancel():
+            for worker in self.workers:
+                worker.decoder.interrupt(future)
+
+    def stop(self) -> None:
+        """End every decode under way and refuse later ones (DecodeStopped): the server is stopping."""
+        for worker in self.workers:
+            worker.decoder.close()
+
     def close(self) -> None:
+        self.stop()
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
@@ -271,8 +289,8 @@ def open_detect_pool(settings: Settings) -> DetectPool:
             classifiers.setdefault("", classifiers[name])
         detector = build_detector(settings.model_copy(update={"detector": one_thread}))
         redactor = open_detector(redacting_detector(settings.model_copy(update={"detector": one_thread})))
-        max_pixels = int(api.max_megapixels * 1e6)
-        return DetectWorker(detector, classifiers, max_pixels, classify.faces.margin, redactor)
+        decoder = Decoder(api.cpu_budget_s, int(api.max_megapixels * 1e6))
+        return DetectWorker(detector, classifiers, decoder, classify.faces.margin, redactor)
 
     pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch, settings.redact)
     log.info(

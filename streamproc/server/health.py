@@ -21,8 +21,8 @@ def readiness(view: PipelineView, require_sources: bool = True) -> tuple[bool, l
     reasons = []
     for source_id, source in sources.items():
         if source["state"] not in READY_STATES or source["error"]:
-            error = f": {source['error']}" if source["error"] else ""
-            reasons.append(f"source {source_id} is {source['state']}{error}")
+            why = source["error"] or source.get("message")  # reconnecting: its last failure
+            reasons.append(f"source {source_id} is {source['state']}" + (f": {why}" if why else ""))
     reasons += sink_problems(view.sinks_snapshot())
     return not reasons, reasons
 

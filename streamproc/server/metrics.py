@@ -150,6 +150,7 @@ class PipelineCollector(Collector):
             histograms["latency_ms"],
         )
         yield from _columns(SINK_COLUMNS, "sink", sinks)
+        yield _not_written(sinks)
         if self._live is not None:
             yield _family(
                 GaugeMetricFamily, "live_viewers", "open live-view streams", "source", self._live.viewers()
@@ -157,6 +158,18 @@ class PipelineCollector(Collector):
             yield CounterMetricFamily(
                 f"{PREFIX}_live_frames_encoded", "frames encoded for live viewers", self._live.frames_encoded
             )
+
+
+def _not_written(sinks: Mapping[str, Mapping[str, Any]]) -> Metric:
+    family = CounterMetricFamily(
+        f"{PREFIX}_sink_frames_not_written",
+        "frames a sink was given and did not write, by reason (queue full, sink failed, write error...)",
+        labels=["sink", "reason"],
+    )
+    for name, values in sinks.items():
+        for reason, frames in values.get("not_written", {}).items():
+            family.add_metric([name, reason], frames)
+    return family
 
 
 def metrics_registry(

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from streamproc.privacy.photo import RedactRequest
-from streamproc.server.detect_api import UPLOAD_ERRORS, checked_upload, run_job
+from streamproc.server.detect_api import UPLOAD_ERRORS, answer_upload
 from streamproc.server.detect_pool import DetectPool, DetectRequest
+from streamproc.server.openapi import IMAGE_REQUEST_BODY
 from streamproc.server.routes import error
 
 router = APIRouter()
@@ -27,6 +28,7 @@ MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "
     " applied) and without metadata, each face's head blurred, pixelated or filled; X-Faces-Covered"
     " says how many.",
     response_class=Response,
+    openapi_extra=IMAGE_REQUEST_BODY,
     responses={
         200: {"content": {media: {} for media in MEDIA_TYPES.values()}, "description": "the redacted image"},
         **UPLOAD_ERRORS,
@@ -58,13 +60,12 @@ async def redact(
 
 
 async def _answer(request: Request, pool: DetectPool, job: RedactRequest) -> Response:
-    upload = await checked_upload(request)
-    if isinstance(upload, Response):
-        return upload
-    answer = await run_job(pool, DetectRequest(upload, redact=job))
+    answer = await answer_upload(request, pool, lambda data: DetectRequest(data, redact=job))
     if isinstance(answer, Response):
         return answer
     headers = {"X-Faces-Covered": str(answer["faces"])}
+    if answer["warnings"]:  # damage the decoder papered over (a truncated JPEG): said, as /detect says it
+        headers["X-Warnings"] = "; ".join(answer["warnings"])
     return Response(answer["image"], media_type=MEDIA_TYPES[answer["format"]], headers=headers)
 
 

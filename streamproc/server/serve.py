@@ -13,6 +13,7 @@ from streamproc.pipeline.run import Pipeline, RunReport
 from streamproc.server.access import load_token
 from streamproc.server.app import StatusServer
 from streamproc.server.detect_pool import open_detect_pool
+from streamproc.server.tls import tls_options
 from streamproc.server.view import NoSources
 from streamproc.sinks.live import LiveViewSink
 
@@ -23,7 +24,8 @@ StopHook = Callable[[Callable[[], None]], None]  # installs a callback for SIGIN
 
 def serve(settings: Settings, on_stop: StopHook) -> tuple[Pipeline, RunReport] | None:
     """Serve until stopped; returns the sources' pipeline and run report (None without sources)."""
-    load_token(settings.http)  # a missing token fails before any model loads
+    load_token(settings.http)  # a missing token or an encrypted key fails before any model loads
+    tls_options(settings.http)
     detect = open_detect_pool(settings) if settings.http.api.enabled else None
     stopped = threading.Event()
     try:

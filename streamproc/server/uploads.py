@@ -6,7 +6,7 @@ so it is not used)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -25,6 +25,10 @@ RAW_TYPES = frozenset(
     }
 )
 FORM_FIELD = b"file"
+# a form carrying one image needs a part or two: more parts, or longer part headers, are refused
+# while the parser meets them, so a body of a million empty parts costs microseconds, not seconds
+MAX_FORM_PARTS = 16
+MAX_PART_HEADER_BYTES = 8192
 CLIENT_GONE = 499  # nginx's "client closed request": counted in the metrics, sent to nobody
 
 
@@ -76,9 +80,26 @@ def image_bytes(content_type: str, body: bytes) -> bytes:
 
 
 def _form_file(boundary: bytes, body: bytes) -> bytes:
-    """The data of the form's ``file`` part, parsed in memory."""
+    """The data of the form's ``file`` part, parsed in memory within MAX_FORM_PARTS and
+    MAX_PART_HEADER_BYTES."""
     parts: list[tuple[dict[bytes, bytes], bytearray]] = []
     field, value = bytearray(), bytearray()
+    header_bytes = [0]  # of the current part
+
+    def part_begin() -> None:
+        if len(parts) == MAX_FORM_PARTS:
+            raise UploadError(413, f"the multipart form has more than {MAX_FORM_PARTS} parts")
+        parts.append(({}, bytearray()))
+        header_bytes[0] = 0
+
+    def header_data(into: bytearray) -> Callable[[bytes, int, int], None]:
+        def add(data: bytes, start: int, end: int) -> None:
+            header_bytes[0] += end - start
+            if header_bytes[0] > MAX_PART_HEADER_BYTES:
+                raise UploadError(413, f"a multipart part's headers are over {MAX_PART_HEADER_BYTES} bytes")
+            into.extend(data[start:end])
+
+        return add
 
     def header_end() -> None:
         parts[-1][0][bytes(field).lower()] = bytes(value)
@@ -86,10 +107,10 @@ def _form_file(boundary: bytes, body: bytes) -> bytes:
         value.clear()
 
     callbacks = {
-        "on_part_begin": lambda: parts.append(({}, bytearray())),
+        "on_part_begin": part_begin,
         "on_part_data": lambda data, start, end: parts[-1][1].extend(data[start:end]),
-        "on_header_field": lambda data, start, end: field.extend(data[start:end]),
-        "on_header_value": lambda data, start, end: value.extend(data[start:end]),
+        "on_header_field": header_data(field),
+        "on_header_value": header_data(value),
         "on_header_end": header_end,
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]

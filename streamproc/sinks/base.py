@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamproc.core.atomic_files import is_stream
 from streamproc.core.errors import OutputError
 from streamproc.core.frames import FrameResult, StatusEvent
 from streamproc.core.priority import lower_thread_priority
@@ -55,6 +58,28 @@ class Sink(ABC):
         """Messages the receiver refused (MQTT 5 reason codes >= 0x80); None for sinks without a
         receiver that can refuse."""
         return None
+
+    @property
+    def written(self) -> int | None:
+        """Frames this sink wrote, counted by the sink itself; None for sinks that write every frame
+        they handle (then: frames handled)."""
+        return None
+
+    @property
+    def not_written(self) -> Mapping[str, int]:
+        """Frames this sink was given and did not write, by reason (e.g. ``{"no faces": 12}``)."""
+        return {}
+
+    def handle_summary(self, sinks: Mapping[str, Mapping[str, Any]]) -> None:  # noqa: B027 - optional hook
+        """The run's end: every sink's accounting (see :meth:`SinkRunner.accounting`), given once after
+        every sink has handled its last frame and before ``close``."""
+
+    @property
+    def finished_outputs(self) -> Sequence[tuple[Path, Path]]:
+        """After ``close``: ``(partial, target)`` of each file written aside and complete. The run
+        moves them over their targets (:func:`streamproc.files.settle`), or keeps them aside when
+        it failed and the target exists."""
+        return ()
 
     def open(self, pixels: PixelPlan) -> None:  # noqa: B027 - optional hook
         """Check and create outputs (raise OutputError naming the problem); take the pixel readers
@@ -105,6 +130,18 @@ class ForwardingSink(Sink):
     def refused(self) -> int | None:
         return self.inner.refused
 
+    @property
+    def written(self) -> int | None:
+        return self.inner.written
+
+    @property
+    def not_written(self) -> Mapping[str, int]:
+        return self.inner.not_written
+
+    @property
+    def finished_outputs(self) -> Sequence[tuple[Path, Path]]:
+        return self.inner.finished_outputs
+
     def open(self, pixels: PixelPlan) -> None:
         self.inner.open(pixels)
 
@@ -116,6 +153,9 @@ class ForwardingSink(Sink):
 
     def handle_events(self, events: Sequence[Any]) -> None:
         self.inner.handle_events(events)
+
+    def handle_summary(self, sinks: Mapping[str, Mapping[str, Any]]) -> None:
+        self.inner.handle_summary(sinks)
 
     def stopping(self) -> None:
         self.inner.stopping()
@@ -139,6 +179,10 @@ def one_file(template: Path) -> bool:
 
 def ensure_writable_file(path: Path, what: str) -> None:
     """Fail at start-up, not after an hour of processing, when an output cannot be written."""
+    if is_stream(path):  # opening a named pipe would wait for its reader: the permission says enough
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {what} {path}: permission denied: choose another path")
+        return
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise OutputError(f"{what} {path} is a directory: give a file name")
@@ -155,6 +199,8 @@ def ensure_writable_file(path: Path, what: str) -> None:
 
 
 _STOP = object()
+QUEUE_FULL = "queue full"  # live runs drop rather than stall inference
+SINK_FAILED = "sink failed"  # a sink that raised is skipped for the rest of the run
 
 
 class _Slots:
@@ -189,6 +235,11 @@ class _EventBatch:
     events: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class _Summary:
+    sinks: Mapping[str, Mapping[str, Any]]
+
+
 class SinkRunner:
     """Runs one sink in its own thread behind a queue holding at most ``queue_size`` frames.
 
@@ -201,6 +252,8 @@ class SinkRunner:
     def __init__(self, sink: Sink, queue_size: int, lossless: bool = True) -> None:
         self.sink = sink
         self.lossless = lossless
+        self.received = 0  # frames submitted
+        self._stopping = False
         self.dropped = 0
         self.handled = 0
         self.error: str | None = None
@@ -222,6 +275,7 @@ class SinkRunner:
         return self._queue.qsize()
 
     def submit(self, result: FrameResult) -> None:
+        self.received += 1
         if self.failed:
             self._skipped_here += 1
             return
@@ -242,9 +296,40 @@ class SinkRunner:
         if not self.failed:
             self._queue.put(event)
 
-    def stop(self) -> None:
-        """Tell the sink the run is ending; it finishes what is queued, then flushes and closes."""
-        self.sink.stopping()
+    def not_written(self) -> dict[str, int]:
+        """Frames this sink was given and did not write, by reason."""
+        counts = Counter({QUEUE_FULL: self.dropped, SINK_FAILED: self._skipped_here + self._skipped_there})
+        counts.update(self.sink.not_written)
+        return {reason: count for reason, count in sorted(counts.items()) if count}
+
+    def accounting(self) -> dict[str, Any]:
+        """``{"received", "written", "not_written": {reason: frames}}``; once the sink has handled
+        everything, received = written + the frames not written."""
+        written = self.sink.written
+        return {
+            "received": self.received,
+            "written": self.handled if written is None else written,
+            "not_written": self.not_written(),
+        }
+
+    def stopping(self) -> None:
+        """Tell the sink the run is ending (once): one retrying a failed write gives up in its grace."""
+        if not self._stopping:
+            self._stopping = True
+            self.sink.stopping()
+
+    def drained(self) -> threading.Event:
+        """An event set once the sink has handled everything queued before this call."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done
+
+    def stop(self, summary: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Tell the sink the run is ending (with every sink's accounting, if given); it finishes what
+        is queued, then flushes and closes."""
+        self.stopping()
+        if summary is not None:
+            self._queue.put(_Summary(summary))
         self._queue.put(_STOP)
 
     def close(self) -> None:
@@ -265,17 +350,21 @@ class SinkRunner:
                 break
             if isinstance(item, FrameResult):
                 self._slots.release()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
             if self.failed:
                 self._skipped_there += isinstance(item, FrameResult)
                 continue  # keep draining so producers never block on a dead sink
             try:
-                if isinstance(item, StatusEvent):
+                if isinstance(item, _Summary):
+                    self.sink.handle_summary(item.sinks)
+                elif isinstance(item, StatusEvent):
                     self.sink.handle_status(item)
                 elif isinstance(item, _EventBatch):
                     self.sink.handle_events(item.events)
                 elif isinstance(item, FrameResult):
-                    self.sink.handle(item)
-                    self.handled += 1
+                    self._handle(item)
                     if item.events:
                         self.sink.handle_events(item.events)
             except Exception as exc:
@@ -283,7 +372,7 @@ class SinkRunner:
             item = None  # let the frame's picture go while waiting (capture.buffer.PictureBudget)
         skipped = self._skipped_here + self._skipped_there  # the producer has stopped submitting
         if self.error is not None and skipped:  # what a failed sink missed is lost: say how much
-            self.error += f" (the {skipped} frames after it were not written)"
+            self.error += f" ({skipped} frames not written, from the one it failed on)"
         try:
             self.sink.close()
         except Exception as exc:  # the run is ending: its summary says so, once
@@ -292,6 +381,14 @@ class SinkRunner:
                 self.error = (str(exc) or type(exc).__name__) + dropped
             log.debug("sink %s traceback", self.sink.name, exc_info=True)
 
+    def _handle(self, result: FrameResult) -> None:
+        try:
+            self.sink.handle(result)
+        except Exception:
+            self._skipped_there += 1  # the frame it failed on is not written either
+            raise
+        self.handled += 1
+
     def _fail(self, exc: Exception) -> None:
         if self.error is None:
             self.error = str(exc) or type(exc).__name__
@@ -299,12 +396,20 @@ class SinkRunner:
             log.debug("sink %s traceback", self.sink.name, exc_info=True)
 
 
-def close_runners(runners: Sequence[SinkRunner]) -> None:
-    """Stop every sink at once, then wait for each: their shutdown graces run side by side."""
+def close_runners(runners: Sequence[SinkRunner]) -> dict[str, dict[str, Any]]:
+    """Stop every sink at once, then wait for each: their shutdown graces run side by side. Once
+    every sink has handled its last frame, each is given every sink's accounting (the JSON Lines
+    sink writes it as its last line), then closed. Returns that accounting."""
     for runner in runners:
-        runner.stop()
+        runner.stopping()
+    for done in [runner.drained() for runner in runners]:
+        done.wait()
+    summary = {runner.sink.name: runner.accounting() for runner in runners}
+    for runner in runners:
+        runner.stop(summary)
     for runner in runners:
         runner.join()
+    return summary
 
 
 def all_finished(sinks: Sequence[Sink]) -> bool:

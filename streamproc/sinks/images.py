@@ -26,6 +26,8 @@ from streamproc.sinks.draw import draw_detections
 
 log = logging.getLogger(__name__)
 
+NOT_A_PHOTO = "not a photo"  # a frame of a video or camera: --out-video writes those
+
 
 class ImagesSink(Sink):
     """Writes each photo of a photo source to ``dir``; frames of videos are counted, not written."""
@@ -35,8 +37,16 @@ class ImagesSink(Sink):
         self.name = f"images:{settings.dir}"
         self._bgr: BgrReader | None = None
         self._draw_boxes = settings.draw_boxes if settings.draw_boxes is not None else settings.redact is None
-        self.written = 0
-        self.skipped = 0  # frames of videos and cameras: not photos
+        self._written = 0
+        self._videos = 0  # frames of videos and cameras: not photos, not written
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def not_written(self) -> dict[str, int]:
+        return {NOT_A_PHOTO: self._videos} if self._videos else {}
 
     def pixel_needs(self) -> frozenset[PixelFormat]:
         return frozenset({PixelFormat.BGR})
@@ -47,7 +57,7 @@ class ImagesSink(Sink):
     def handle(self, result: FrameResult) -> None:
         frame = result.frame
         if not frame.stream.still:
-            self.skipped += 1
+            self._videos += 1
             return
         assert self._bgr is not None, "open() first"
         source = Path(frame.stream.url)
@@ -64,15 +74,15 @@ class ImagesSink(Sink):
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_writer(target) as stream:
             stream.write(encode_image(picture, source.suffix, self.settings.quality))
-        self.written += 1
+        self._written += 1
 
     def close(self) -> None:
-        log.info("%s: %d photos written to %s", self.name, self.written, self.settings.dir)
-        if self.skipped:
+        log.info("%s: %d photos written to %s", self.name, self._written, self.settings.dir)
+        if self._videos:
             log.warning(
                 "%s: %d video frames not written (--out-images writes photo inputs; use --out-video)",
                 self.name,
-                self.skipped,
+                self._videos,
             )
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from streamproc.config.settings import SHUTDOWN_GRACE_S, JsonlSinkSettings
-from streamproc.core.atomic_files import commit, discard_if_empty, partial_path
+from streamproc.core import rounding
+from streamproc.core.atomic_files import discard_if_empty, is_stream, partial_path
 from streamproc.core.errors import OutputError
 from streamproc.core.frames import FrameResult, SourceState, StatusEvent
 from streamproc.media.pixels import PixelPlan
@@ -28,6 +30,9 @@ from streamproc.sinks.records import frame_record, status_record
 from streamproc.sinks.retry import Retry
 
 log = logging.getLogger(__name__)
+
+NO_FACES = "no faces (include_empty: false)"
+GRACE_OVER = "shutdown grace over"
 
 
 class JsonlSink(Sink):
@@ -42,6 +47,9 @@ class JsonlSink(Sink):
         self._stdout: StdoutLines | None = None
         self._live = False
         self._failed = False
+        self._finished: list[tuple[Path, Path]] = []
+        self._written = 0  # frame records
+        self._skipped: Counter[str] = Counter()  # frames without a record, by reason
 
     @property
     def problem(self) -> str | None:
@@ -69,11 +77,30 @@ class JsonlSink(Sink):
         elif one_file(self.settings.path):
             ensure_writable_file(self._written_path(self.settings.path), "events file")
 
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def not_written(self) -> Counter[str]:
+        return self._skipped
+
     def handle(self, result: FrameResult) -> None:
         self._live = self._live or result.frame.stream.live
         if not self.settings.include_empty and not len(result.detections):
+            self._skipped[NO_FACES] += 1
             return
-        self._write(result.frame.source_id, frame_record(result))
+        if self._write(result.frame.source_id, frame_record(result)):
+            self._written += 1
+        else:
+            self._skipped[GRACE_OVER] += 1
+
+    def handle_summary(self, sinks: Mapping[str, Mapping[str, Any]]) -> None:
+        """The last line of each file: every sink's frames received, written and not written (why)."""
+        record = {"type": "summary", "wall_time": rounding.seconds(time.time()), "sinks": sinks}
+        paths = list(self._files) or ([self.settings.path] if one_file(self.settings.path) else [])
+        for path in paths:
+            self._write_path(path, record)
 
     def handle_events(self, events: Sequence[Any]) -> None:
         """Each event as its own line: the same object MQTT publishes on {prefix}/events."""
@@ -88,15 +115,22 @@ class JsonlSink(Sink):
         if self.settings.events:
             self._write(event.source_id, status_record(event))
 
-    def _written_path(self, path: Path) -> Path:
-        """Replaced files are written aside until the run ends well."""
-        return partial_path(path) if self.settings.existing == "replace" else path
+    @property
+    def finished_outputs(self) -> list[tuple[Path, Path]]:
+        return self._finished
 
-    def _write(self, source_id: str, record: dict[str, Any]) -> None:
-        path = source_path(self.settings.path, source_id)
+    def _written_path(self, path: Path) -> Path:
+        """Replaced files are written aside until the run ends well; devices and pipes in place."""
+        return partial_path(path) if self.settings.existing == "replace" and not is_stream(path) else path
+
+    def _write(self, source_id: str, record: dict[str, Any]) -> bool:
+        """Write one record to the source's file; False when it was given up on (shutdown grace)."""
+        return self._write_path(source_path(self.settings.path, source_id), record)
+
+    def _write_path(self, path: Path, record: dict[str, Any]) -> bool:
         if self._unwritten:  # gave up at shutdown: the file keeps the whole lines it has
             self._unwritten[self._written_path(path)] += 1
-            return
+            return False
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         while True:
             try:
@@ -106,7 +140,7 @@ class JsonlSink(Sink):
                 if self._live and self._retry.out_of_grace:
                     self._failed = True  # a replaced file is not committed
                     self._unwritten[self._written_path(path)] += 1
-                    return
+                    return False
                 if not self._live or self._retry.exhausted:
                     self._failed = True
                     raise OutputError(problem) from None
@@ -117,7 +151,7 @@ class JsonlSink(Sink):
                 continue
             if self._retry.succeeded():
                 log.warning("events file %s: writing again", path)
-            return
+            return True
 
     def _write_line(self, path: Path, line: bytes) -> None:
         stream = self._files.get(path)
@@ -130,8 +164,8 @@ class JsonlSink(Sink):
     def close(self) -> None:
         for path, stream in self._files.items():
             stream.close()
-            if self.settings.existing == "replace" and not self._failed and path != STDOUT:
-                commit(stream.path, path)
+            if stream.path != path and not self._failed:  # written aside: the run moves it over path
+                self._finished.append((stream.path, path))
         if not self._files and one_file(self.settings.path):
             discard_if_empty(self._written_path(self.settings.path))  # made by open(); nothing came
         self._files.clear()

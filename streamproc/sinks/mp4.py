@@ -4,8 +4,11 @@ While the run goes on, the video is written beside its target as NAME.partial.mp
 half a second flushed to disk as they are cut: after SIGKILL, a full disk or a crash, that file
 plays up to its last fragment (what the encoder still held, well under two seconds, is lost). At a
 clean close it is remuxed (no re-encoding) into an ordinary MP4 with its index at the front
-(faststart, for players and browsers) that replaces the target in one rename. A run that fails
-therefore never replaces a good file that was there before.
+(faststart, for players and browsers), still beside the target; the run then renames it over the
+target (:func:`streamproc.files.settle`), unless the run failed and a file was there before.
+
+A target that is not a regular file (``/dev/stdout``, a named pipe, a device) is written in place as a
+fragmented MP4 stream, and never renamed over.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import av
 
-from streamproc.core.atomic_files import commit, free_name, partial_path
+from streamproc.core.atomic_files import free_name, is_stream, partial_path
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ class CrashSafeMp4:
         options: dict[str, str],
     ) -> None:
         self.path = path
-        self.partial = partial_path(path)
+        self.in_place = is_stream(path)
+        self.partial = path if self.in_place else partial_path(path)
         self.container: Any = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
         stream: Any = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
@@ -69,21 +73,26 @@ class CrashSafeMp4:
 
     @property
     def holds_video(self) -> bool:
-        """Whether a fragment of video, not just the header, has reached the file."""
+        """Whether a fragment of video, not just the header, has reached the file (a stream: the header)."""
+        if self.in_place:
+            return self._header_size is not None
         return self._header_size is not None and self.partial.stat().st_size > self._header_size
 
-    def finish(self) -> None:
-        """Flush the encoder, then turn the fragments into a faststart MP4 at the target path."""
+    def finish(self) -> tuple[Path, Path] | None:
+        """Flush the encoder, then turn the fragments into a faststart MP4 in the partial file.
+        Returns (partial, target) for the run to settle; None for a stream written in place."""
         self.write(None)
         self.container.close()
         self.container = self.stream = None  # the encoder's memory goes before the remux reads
+        if self.in_place:
+            return None
         finished = self.partial.with_name(f".{self.path.name}.finishing")
         try:
             _remux_faststart(self.partial, finished, self._first_dts or 0)
-            commit(finished, self.path)
+            os.replace(finished, self.partial)
         finally:
             finished.unlink(missing_ok=True)
-        self.partial.unlink()
+        return self.partial, self.path
 
     def abandon(self, aside: bool = False) -> Path | None:
         """Close without finishing: the partial file keeps what was written (it plays up to the
@@ -95,6 +104,8 @@ class CrashSafeMp4:
         except (av.error.FFmpegError, OSError) as exc:
             log.debug("closing %s after a failure: %s", self.partial, exc)
         kept = self.partial
+        if self.in_place:
+            return None
         if aside and not self.holds_video:  # nothing to play (e.g. a retry on a disk still full)
             self.partial.unlink(missing_ok=True)
             return None

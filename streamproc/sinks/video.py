@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from streamproc.config.settings import VideoSinkSettings
-from streamproc.core.atomic_files import discard_if_empty, partial_path
+from streamproc.core.atomic_files import discard_if_empty, is_stream, partial_path
 from streamproc.core.errors import OutputError
 from streamproc.core.frames import FrameResult, SourceState, StatusEvent, StreamInfo
 from streamproc.core.memory import HUGE_PIXELS
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 class _Writer:
     file: CrashSafeMp4
     timeline: Timeline
+    size: tuple[int, int]  # the first picture's: the video keeps it
+    resized: int = 0  # pictures of another size, scaled to fit it
 
 
 class VideoSink(Sink):
@@ -57,7 +59,9 @@ class VideoSink(Sink):
         self._failed = False
         self._retry = Retry()
         self.skipped = 0  # frames not encoded while waiting to retry after a write error
+        self._encoded = 0
         self._kept: Path | None = None  # where the file set aside after a write error is
+        self._finished: list[tuple[Path, Path]] = []
 
     @property
     def problem(self) -> str | None:
@@ -69,13 +73,26 @@ class VideoSink(Sink):
         """Frames whose timestamp was missing, repeated, out of order or jumping."""
         return sum(writer.timeline.repairs for writer in self._writers.values())
 
+    @property
+    def finished_outputs(self) -> list[tuple[Path, Path]]:
+        return self._finished
+
+    @property
+    def written(self) -> int:
+        """Frames handed to the encoder."""
+        return self._encoded
+
+    @property
+    def not_written(self) -> dict[str, int]:
+        return {"write error, waiting to retry": self.skipped}
+
     def pixel_needs(self) -> frozenset[PixelFormat]:
         return frozenset({PixelFormat.YUV420P})
 
     def open(self, pixels: PixelPlan) -> None:
         self._encoder_frame = pixels.yuv420p(self)
         if one_file(self.settings.path):
-            ensure_writable_file(partial_path(self.settings.path), "output video")
+            ensure_writable_file(written_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
         if self._lookback is None:
@@ -104,6 +121,7 @@ class VideoSink(Sink):
             if not result.frame.stream.live or self._retry.exhausted:
                 self._failed = True  # close() keeps the partial files and leaves the targets alone
                 raise
+            self.skipped += 1  # the frame it failed on
             self._set_aside(result.frame.source_id, exc)
         except Exception:
             self._failed = True
@@ -118,21 +136,50 @@ class VideoSink(Sink):
                 return
             writer = self._open_writer(frame.stream)
         assert self._encoder_frame is not None, "open() first"
-        # at the picture's own size: an odd-sized one is padded below, never scaled
-        out = _padded(self._encoder_frame(frame, frame.width, frame.height), writer.file.stream)
-        planes = [plane_array(plane) for plane in out.planes]
+        # at the picture's own size: an odd-sized one is padded, never scaled
+        picture = self._encoder_frame(frame, frame.width, frame.height)
+        same_size = (frame.width, frame.height) == writer.size
+        out = _padded(picture, writer.file.stream) if same_size else picture
+        self._draw(out, result, cover)
+        if not same_size:  # drawn at its own size, then fitted into the video's
+            out = self._resized(writer, out, frame.source_id)
+        out.pts = writer.timeline.next(frame.pts_raw)
+        out.time_base = frame.stream.time_base
+        writer.file.write(out)
+        self._encoded += 1
+        # recovered once video reaches the disk (the encoder and the muxer hold the first frames)
+        if self._retry.problem is not None and writer.file.holds_video and self._retry.succeeded():
+            log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
+
+    def _draw(self, picture: av.VideoFrame, result: FrameResult, cover: list[Region] | None) -> None:
+        """Hide the regions to cover (a redacted video), then draw the boxes (unless redacting)."""
+        planes = [plane_array(plane) for plane in picture.planes]
         if self.settings.redact is not None and cover:
             cover_yuv420(planes, cover, self.settings.redact)
         if self._draw_boxes:
             draw_detections_yuv420(
                 planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
             )
-        out.pts = writer.timeline.next(frame.pts_raw)
-        out.time_base = frame.stream.time_base
-        writer.file.write(out)
-        # recovered once video reaches the disk (the encoder and the muxer hold the first frames)
-        if self._retry.problem is not None and writer.file.holds_video and self._retry.succeeded():
-            log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
+
+    @staticmethod
+    def _resized(writer: _Writer, picture: av.VideoFrame, source_id: str) -> av.VideoFrame:
+        """A picture whose size changed mid-stream (a camera's new resolution, photos of several
+        sizes): scaled to fit the video's first size, aspect kept, centred on black."""
+        if not writer.resized:
+            width, height = writer.size
+            log.warning(
+                "annotated video of %s: the picture size changed from %dx%d to %dx%d; the video keeps"
+                " %dx%d (pictures of another size are scaled to fit, with black bars)",
+                source_id,
+                width,
+                height,
+                picture.width,
+                picture.height,
+                width,
+                height,
+            )
+        writer.resized += 1
+        return fitted(picture, writer.file.stream.width, writer.file.stream.height)
 
     def _set_aside(self, source_id: str, error: OSError) -> None:
         """Live runs: keep what this source's file holds under a new name and try again later."""
@@ -145,12 +192,13 @@ class VideoSink(Sink):
 
     def _open_writer(self, info: StreamInfo) -> _Writer:
         path = source_path(self.settings.path, info.source_id)
-        ensure_writable_file(partial_path(path), "output video")
+        ensure_writable_file(written_path(path), "output video")
         rate = Fraction(info.fps).limit_denominator(1001)
         width, height = _even(info.width), _even(info.height)
         options = encoder_options(self.settings, width * height)
         file = CrashSafeMp4(path, width, height, info.time_base, rate, options)
-        writer = self._writers[info.source_id] = _Writer(file, Timeline(info.time_base, info.fps))
+        timeline = Timeline(info.time_base, info.fps)
+        writer = self._writers[info.source_id] = _Writer(file, timeline, (info.width, info.height))
         odd = (width, height) != (info.width, info.height)
         padded = f" (padded to {width}x{height}: H.264 needs even sizes)" if odd else ""
         log.info("writing annotated video for %s to %s%s", info.source_id, writer.file.partial, padded)
@@ -174,13 +222,14 @@ class VideoSink(Sink):
                 writer.file.abandon()
                 continue
             try:
-                writer.file.finish()
+                if (finished := writer.file.finish()) is not None:
+                    self._finished.append(finished)
                 self._retry.succeeded()  # space came back in the end
             except Exception as exc:  # close every writer even if one fails
                 errors.append(f"{source_id}: {exc}")
                 writer.file.abandon()
         if not self._writers and one_file(self.settings.path):
-            discard_if_empty(partial_path(self.settings.path))  # made by open(); no frame came
+            discard_if_empty(written_path(self.settings.path))  # made by open(); no frame came
         self._writers.clear()
         problems = ["could not finish output video " + "; ".join(errors)] if errors else []
         if self._retry.problem:  # the run ended while waiting to retry: say what is missing
@@ -207,6 +256,12 @@ def encoder_options(settings: VideoSinkSettings, pixels: int = 0) -> dict[str, s
     return {"crf": str(settings.crf), "preset": settings.preset, "threads": threads}
 
 
+def written_path(path: Path) -> Path:
+    """Where the video of ``path`` is written while the run goes on: beside it, or in place for a
+    device or pipe."""
+    return path if is_stream(path) else partial_path(path)
+
+
 def _padded(picture: av.VideoFrame, stream: Any) -> av.VideoFrame:
     """``picture`` (ours to draw on) at the encoder's size: an odd-sized one is copied into the one
     pixel larger even frame, its last row and column repeated; an even-sized one is returned as is."""
@@ -216,6 +271,24 @@ def _padded(picture: av.VideoFrame, stream: Any) -> av.VideoFrame:
     for target, plane in zip(copy.planes, picture.planes, strict=True):
         _copy_padded(plane_array(target), plane_array(plane))
     return copy
+
+
+def fitted(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``picture`` scaled to fit ``width`` x ``height`` (even), aspect kept, centred on black."""
+    scale = min(width / picture.width, height / picture.height)
+    inner_width = min(width, max(2, round(picture.width * scale / 2) * 2))
+    inner_height = min(height, max(2, round(picture.height * scale / 2) * 2))
+    inner = picture.reformat(inner_width, inner_height, "yuv420p")
+    out = av.VideoFrame(width, height, "yuv420p")
+    left, top = (width - inner_width) // 4 * 2, (height - inner_height) // 4 * 2  # even: chroma aligns
+    for index, (target, plane) in enumerate(zip(out.planes, inner.planes, strict=True)):
+        shift = 0 if index == 0 else 1  # chroma planes are half the size
+        canvas = plane_array(target)
+        canvas[:] = 16 if index == 0 else 128  # black (limited range)
+        source = plane_array(plane)
+        rows, columns = source.shape
+        canvas[top >> shift : (top >> shift) + rows, left >> shift : (left >> shift) + columns] = source
+    return out
 
 
 def _copy_padded(target: np.ndarray, plane: np.ndarray) -> None:
