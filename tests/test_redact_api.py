@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from face_clips import LEAK_MATCH, detail_match
+from hostile_uploads import scan_bomb, truncated_jpeg
 from test_detect_api import api_server, encoded, post
 from test_redaction import FACE, GPS_IFD, sideways_photo_with_gps
 
@@ -85,6 +86,7 @@ def test_bad_requests_are_answered_as_detect_answers_them(urls: tuple[str, str],
         "too big": (bytes(3 * 1024 * 1024), "image/png", {}),
         "form without boundary": (b"--x--", "multipart/form-data", {}),
         "bad min_score": (face_jpeg, "image/jpeg", {"min_score": 2}),
+        "scan bomb": (scan_bomb(), "image/jpeg", {}),
     }
     for name, (body, content_type, params) in cases.items():
         theirs = post(detect, body, content_type, **params)
@@ -96,3 +98,13 @@ def test_bad_requests_are_answered_as_detect_answers_them(urls: tuple[str, str],
     assert low.status_code == 400 and "min_score" in low.json()["error"]
     mode = post(redact, face_jpeg, "image/jpeg", mode="erase")
     assert mode.status_code == 400 and "mode" in mode.json()["error"]
+
+
+def test_damage_the_decoder_papered_over_is_said(urls: tuple[str, str], face_jpeg: bytes) -> None:
+    """A truncated JPEG with an end marker appended: /detect lists a warning, /redact says it in a header."""
+    redact, detect = urls
+    damaged = truncated_jpeg(face_jpeg)
+    warnings = post(detect, damaged, "image/jpeg").json()["warnings"]
+    reply = post(redact, damaged, "image/jpeg")
+    assert warnings and reply.status_code == 200
+    assert reply.headers["X-Warnings"] == "; ".join(warnings)
