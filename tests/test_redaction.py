@@ -245,3 +245,29 @@ def test_killed_mid_run_the_partial_video_is_redacted(clips: dict[str, Path], tm
         process.wait()
     assert not out.exists()
     assert_recording_redacted(partial, clips["pan"], 10)
+
+
+def test_redact_per_sink_in_the_config(clips: dict[str, Path], tmp_path: Path) -> None:
+    """One run, two videos: a redacted one (with the boxes asked for) and an annotated one."""
+    clip = clips["zoom"]
+    redacted, annotated = tmp_path / "redacted.mp4", tmp_path / "annotated.mp4"
+    sinks = [
+        {"type": "video", "path": str(redacted), "redact": "pixelate", "draw_boxes": True},
+        {"type": "video", "path": str(annotated)},
+    ]
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"sources": [{"url": str(clip)}], "sinks": sinks}))
+    assert main(["run", "-c", str(config), "-q", "--no-progress"]) == 0
+    green = 0
+    for original, hidden, shown, faces in zip(
+        read_frames(clip), read_frames(redacted), read_frames(annotated), known_faces(clip), strict=True
+    ):
+        for box in faces:
+            x1, y1, x2, y2 = box
+            inner = np.array([x1 + (x2 - x1) / 4, y1 + (y2 - y1) / 4, x2 - (x2 - x1) / 4, y2 - (y2 - y1) / 4])
+            assert detail_match(original, hidden, inner) < LEAK_MATCH
+            assert detail_match(original, shown, inner) > 0.8, "the annotated video shows the face"
+        green += int(
+            np.count_nonzero((hidden[:, :, 1] > 180) & (hidden[:, :, 0] < 80) & (hidden[:, :, 2] < 80))
+        )
+    assert green > 1000, "the boxes asked for are drawn on the redacted video"
