@@ -18,6 +18,7 @@ from face_clips import LEAK_MATCH, detail_match, known_faces, read_frames, write
 from media_gen import variable_rate, write_video
 from PIL import Image
 from rtsp_server import RtspServer
+from test_audio_copy import audio_packets
 
 from streamproc.cli import main
 from streamproc.privacy.cover import YUV_FILL, cover, cover_yuv420
@@ -271,3 +272,20 @@ def test_redact_per_sink_in_the_config(clips: dict[str, Path], tmp_path: Path) -
             np.count_nonzero((hidden[:, :, 1] > 180) & (hidden[:, :, 0] < 80) & (hidden[:, :, 2] < 80))
         )
     assert green > 1000, "the boxes asked for are drawn on the redacted video"
+
+
+@pytest.mark.slow
+def test_the_redacted_video_keeps_the_audio(clips: dict[str, Path], tmp_path: Path) -> None:
+    """A clip with an AAC track: the redacted video carries every audio packet unchanged."""
+    clip = tmp_path / "talk.mp4"
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:d=2"]
+    command = ["ffmpeg", "-v", "error", "-y", "-i", str(clips["edges"]), *tone, "-map", "0:v", "-map", "1:a"]
+    subprocess.run([*command, "-c:v", "copy", "-c:a", "aac", "-shortest", str(clip)], check=True, timeout=60)
+    out = redact(clip, tmp_path / "out.mp4", "--redact", "blur")
+    (source_audio,) = audio_packets(clip)
+    assert len(source_audio) > 40
+    assert audio_packets(out) == [source_audio], "every packet copied, unchanged, same timestamps"
+    for original, hidden, faces in zip(
+        read_frames(clip), read_frames(out), known_faces(clips["edges"]), strict=True
+    ):
+        assert all(detail_match(original, hidden, box) < LEAK_MATCH for box in faces)
