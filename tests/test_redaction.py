@@ -289,3 +289,9 @@ def test_the_redacted_video_keeps_the_audio(clips: dict[str, Path], tmp_path: Pa
         read_frames(clip), read_frames(out), known_faces(clips["edges"]), strict=True
     ):
         assert all(detail_match(original, hidden, box) < LEAK_MATCH for box in faces)
+
+
+def test_redact_without_a_picture_output_is_refused(clips: dict[str, Path], tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    assert main(["run", str(clips["zoom"]), "--events", str(events), "--redact", "blur", "-q"]) == 2
+    assert not events.exists(), "refused before anything is written"
