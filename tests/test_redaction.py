@@ -5,6 +5,7 @@ their GPS position; the redacted video keeps the input's timing."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -295,3 +296,12 @@ def test_redact_without_a_picture_output_is_refused(clips: dict[str, Path], tmp_
     events = tmp_path / "e.jsonl"
     assert main(["run", str(clips["zoom"]), "--events", str(events), "--redact", "blur", "-q"]) == 2
     assert not events.exists(), "refused before anything is written"
+
+
+def test_frames_held_back_are_written_and_counted(clips: dict[str, Path], tmp_path: Path) -> None:
+    """The last redact.lookback frames wait in the sink until the end: all are written, all counted."""
+    events, out = tmp_path / "e.jsonl", tmp_path / "out.mp4"
+    redact(clips["zoom"], out, "--redact", "fill", "--events", str(events))
+    summary = json.loads(events.read_text().splitlines()[-1])
+    assert summary["sinks"][f"video:{out}"] == {"received": 50, "written": 50, "not_written": {}}
+    assert sum(1 for _ in read_frames(out)) == 50

@@ -36,7 +36,11 @@ class Lookback:
         held.append(Held(result, cover_of(result.detections)))
         return [held.popleft() for _ in range(len(held) - self.frames)]
 
-    def drain(self, source_id: str | None = None) -> list[Held]:
-        """Everything still held (of one source, or of all), oldest first: the input ended."""
-        ids = [source_id] if source_id is not None else list(self._held)
-        return [held for key in ids for held in self._held.pop(key, ())]
+    @property
+    def held(self) -> int:
+        """Frames held back, of every source."""
+        return sum(len(held) for held in self._held.values())
+
+    def drain(self) -> list[Held]:
+        """Everything still held, each source's oldest first: the run is over."""
+        return [held for key in list(self._held) for held in self._held.pop(key)]

@@ -15,7 +15,7 @@ import numpy as np
 from streamproc.config.settings import VideoSinkSettings
 from streamproc.core.atomic_files import discard_if_empty, is_stream, partial_path
 from streamproc.core.errors import OutputError
-from streamproc.core.frames import FrameResult, SourceState, StatusEvent, StreamInfo
+from streamproc.core.frames import FrameResult, StreamInfo
 from streamproc.core.memory import HUGE_PIXELS
 from streamproc.core.pictures import plane_array
 from streamproc.media.pixels import EncoderFrameReader, PixelFormat, PixelPlan
@@ -79,8 +79,9 @@ class VideoSink(Sink):
 
     @property
     def written(self) -> int:
-        """Frames handed to the encoder."""
-        return self._encoded
+        """Frames handed to the encoder, and those a redacted video holds back for late regions
+        (encoded when it closes; an error then is the run's)."""
+        return self._encoded + (self._lookback.held if self._lookback is not None else 0)
 
     @property
     def not_written(self) -> dict[str, int]:
@@ -100,11 +101,6 @@ class VideoSink(Sink):
             return
         for held in self._lookback.push(result):
             self._write(held.result, held.regions)
-
-    def handle_status(self, event: StatusEvent) -> None:
-        if self._lookback is not None and event.state in (SourceState.STOPPED, SourceState.FAILED):
-            for held in self._lookback.drain(event.source_id):
-                self._write(held.result, held.regions)
 
     def _drain(self) -> None:
         """Write the frames still held back for late regions: the run is over."""
