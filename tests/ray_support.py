@@ -70,7 +70,15 @@ def without_wall_time(value: Any) -> Any:
 
 def records(path: Path) -> list[dict[str, Any]]:
     """Frame and event records in order, then the source's state changes (written from another
-    thread: their place among the frames varies from run to run) sorted."""
-    found = [without_wall_time(json.loads(line)) for line in path.read_text().splitlines()]
+    thread: their place among the frames varies from run to run) sorted. A closing summary record
+    keeps its counts per sink, not the sinks' names (they name the output path, which differs
+    between the runs compared)."""
+    found = [_counts_only(without_wall_time(json.loads(line))) for line in path.read_text().splitlines()]
     states = sorted((r for r in found if r["type"] == "status"), key=lambda r: json.dumps(r, sort_keys=True))
     return [r for r in found if r["type"] != "status"] + states
+
+
+def _counts_only(record: dict[str, Any]) -> dict[str, Any]:
+    if record["type"] != "summary":
+        return record
+    return {**record, "sinks": sorted(record["sinks"].values(), key=lambda counts: json.dumps(counts))}

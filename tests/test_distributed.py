@@ -32,7 +32,7 @@ from streamproc.analysis.events import SCHEMA_PATH
 from streamproc.config.settings import Settings
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.cameras import run_cameras
-from streamproc.distributed.files import run_files
+from streamproc.distributed.jobs import run_files
 from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.outputs import TEMP_MARK
 from streamproc.pipeline.build import run_pipeline
@@ -122,6 +122,22 @@ def test_files_and_cameras_in_one_run_are_refused_in_one_line(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_named_job_is_refused_in_one_line_where_it_cannot_outlive_its_driver(
+    sample_video: Path, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    camera = "rtsp://127.0.0.1:9/never-opened"  # refused before anything connects (Ray is not started)
+    for inputs, flags, said in (
+        ([camera], ["--workers", "1"], "add --cluster ADDRESS"),
+        ([camera], [], "--job applies to distributed runs"),
+        ([sample_video], ["--cluster", "auto"], "--job applies to cameras"),
+    ):
+        result = run_cli("run", *inputs, "--job", "lobby", *flags, "--events", tmp_path / "e.jsonl")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and said in lines[0], result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
 def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     four_files: list[Path], tmp_path: Path, run_cli: CliRunner
 ) -> None:
@@ -140,6 +156,7 @@ def test_workers_2_match_plain_runs_and_a_bad_file_is_reported(
     assert any("file clip0] source clip0: streaming" in line for line in worker_lines), worker_lines[:5]
 
 
+@pytest.mark.slow
 def test_resume_skips_complete_files(
     ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner
 ) -> None:
@@ -155,6 +172,7 @@ def test_resume_skips_complete_files(
     assert "1 skipped as complete" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outputs", ["shared", "driver"])
 def test_cluster_runs_match_plain_runs(
     ray_cluster: Any, four_files: list[Path], tmp_path: Path, run_cli: CliRunner, outputs: str
@@ -169,6 +187,7 @@ def test_cluster_runs_match_plain_runs(
     assert "of 4/4 files" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_is_retried_without_duplicates(
     ray_cluster: Any, killable_video: Path, tmp_path: Path
 ) -> None:
@@ -200,6 +219,179 @@ def test_a_worker_killed_mid_file_is_retried_without_duplicates(
     assert [path.name for path in out.iterdir()] == ["long.jsonl"]
 
 
+@pytest.fixture(scope="module")
+def photo_sets(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> dict[str, str]:
+    """Three collections of the shared photos at mixed sizes: a folder (with a broken photo), a list
+    file (a missing photo among them) and a glob pattern; each named by its source id."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("photos")
+    folder, shots = root / "album", root / "shots"
+    folder.mkdir()
+    shots.mkdir()
+    originals = sorted((shared_dir / "images").iterdir())
+    for number, scale in enumerate((1.0, 0.5, 1.6)):
+        for original in originals:
+            picture = cv2.imread(str(original))
+            resized = cv2.resize(picture, None, fx=scale, fy=scale)
+            cv2.imwrite(str(folder / f"{number}-{original.stem}.jpg"), resized)
+            cv2.imwrite(str(shots / f"{number}-{original.stem}.png"), resized)
+    data = (folder / "0-face.jpg").read_bytes()
+    (folder / "1-cut.jpg").write_bytes(data[: len(data) // 2])
+    listed = [f"shots/{name.name}" for name in sorted(shots.iterdir())][::-1][:9]  # its own order
+    (root / "manifest.txt").write_text("# picked\n" + "\n".join([*listed[:4], "shots/gone.png", *listed[4:]]))
+    return {"album": str(folder), "manifest": str(root / "manifest.txt"), "shots": str(shots / "*.png")}
+
+
+def _photo_settings(urls: list[str], events: Path) -> Settings:
+    return Settings(
+        sources=[{"url": url} for url in urls], sinks=[{"type": "jsonl", "path": events}], progress=False
+    )
+
+
+@pytest.mark.slow
+def test_photo_collections_are_sharded_and_match_a_plain_run(
+    ray_cluster: Any, photo_sets: dict[str, str], tmp_path: Path, run_cli: CliRunner
+) -> None:
+    problems = []  # one plain run per collection: a run's summary record counts all its sources
+    for url in photo_sets.values():
+        problems += run_pipeline(_photo_settings([url], tmp_path / "plain" / "{source}.jsonl")).problems()
+    assert problems == [
+        "album: 1 image(s) could not be read: 1-cut.jpg",
+        "manifest: 1 image(s) could not be read: gone.png",
+    ]
+    out = tmp_path / "out"
+    env = {**ENV, "STREAMPROC_DISTRIBUTED__PHOTOS_PER_SHARD": "4"}
+    flags = ["--cluster", ray_cluster.address, "--events", out / "{source}.jsonl"]
+    result = run_cli("run", *photo_sets.values(), *flags, env=env)
+    assert result.returncode == 1, result.stderr
+    for source_id in photo_sets:
+        got, expected = (
+            records(out / f"{source_id}.jsonl"),
+            records(tmp_path / "plain" / f"{source_id}.jsonl"),
+        )
+        assert got == expected, f"{source_id}: sharded output differs from a plain run"
+    assert sorted(path.name for path in out.iterdir()) == ["album.jsonl", "manifest.jsonl", "shots.jsonl"]
+    summary = json.loads((out / "album.jsonl").read_text().splitlines()[-1])
+    name = f"jsonl:{out}/{{source}}.jsonl"
+    assert summary["type"] == "summary" and list(summary["sinks"]) == [name], summary
+    assert summary["sinks"][name]["written"] == 18, "the shards' counts added up"
+    assert "album: 1 image(s) could not be read: 1-cut.jpg" in result.stderr.splitlines()[-1]
+    shard_lines = [line for line in result.stderr.splitlines() if "(process_shard pid=" in line]
+    assert any("album photos 16-18] source album: stopped (3 images)" in line for line in shard_lines)
+    assert "\x1b[" not in result.stdout + result.stderr, "colour codes in a log that is not a terminal"
+
+
+@pytest.mark.slow
+def test_resume_runs_only_the_shards_not_finished(
+    ray_cluster: Any, photo_sets: dict[str, str], tmp_path: Path
+) -> None:
+    import ray
+
+    settings = _photo_settings([photo_sets["shots"]], tmp_path / "out" / "{source}.jsonl")
+    settings.distributed.photos_per_shard, settings.workers = 5, 1  # one shard at a time on a cluster
+    settings.distributed.cluster = ray_cluster.address
+    stop = threading.Event()
+    first = run_files(ray, settings, stop, listener=lambda progress: progress and stop.set())
+    assert first.problems() == [
+        "shots: shots photos 5-9: stopped (and 2 more shards); finished shards are kept for --resume"
+    ]
+    assert not (tmp_path / "out" / "shots.jsonl").exists()
+    ran: set[int] = set()
+    second = run_files(ray, settings, threading.Event(), resume=True, listener=lambda p: ran.update(p))
+    assert second.ok and ran == {1, 2, 3}, second.problems()
+    plain_run = run_pipeline(_photo_settings([photo_sets["shots"]], tmp_path / "plain.jsonl"))
+    assert plain_run.ok and records(tmp_path / "out" / "shots.jsonl") == records(tmp_path / "plain.jsonl")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["shots.jsonl"], "shards left"
+
+
+def _driver(config: Path, address: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """``streamproc run -c CONFIG --cluster ADDRESS --job lobby`` in its own process, logging to a file."""
+    command = [
+        sys.executable,
+        "-m",
+        "streamproc",
+        "run",
+        "-c",
+        str(config),
+        "--cluster",
+        address,
+        "--job",
+        "lobby",
+    ]
+    with log_path.open("wb") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **ENV}
+        )
+
+
+def _frames_since(events: Path, source_id: str, after: float) -> int:
+    return sum(1 for r in jsonl(events, "frame") if r["source"] == source_id and r["wall_time"] > after)
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_run_and_started_again_re_attaches_to_its_job(
+    ray_cluster: Any, sample_video: Path, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    import ray
+
+    events, config = tmp_path / "events.jsonl", tmp_path / "cameras.yaml"
+    source = {"url": str(sample_video), "realtime": True, "loop": True}
+    config.write_text(  # JSON is YAML
+        json.dumps(
+            {
+                "sources": [{**source, "id": "cam-a", "group": "a"}, {**source, "id": "cam-b", "group": "b"}],
+                "sinks": [{"type": "jsonl", "path": str(events)}],
+                "distributed": {"group_cpus": 0.5, "poll_interval": 0.25},
+                "progress": False,
+            }
+        )
+    )
+    address, drivers = ray_cluster.address, []
+    try:
+        drivers.append(_driver(config, address, tmp_path / "driver-1.log"))
+        wait_until(lambda: {e["source"] for e in jsonl(events, "new")} == {"cam-a", "cam-b"}, 90, "tracks")
+        drivers[0].kill()  # SIGKILL: nothing of the driver runs after this
+        drivers[0].wait()
+        killed_at = time.time()
+        for source_id in ("cam-a", "cam-b"):  # the groups write on without a driver
+            wait_until(
+                lambda s=source_id: _frames_since(events, s, killed_at) > 25,
+                20,
+                f"{source_id} without driver",
+            )
+        second_log = tmp_path / "driver-2.log"
+        drivers.append(_driver(config, address, second_log))
+        wait_until(
+            lambda: second_log.read_text().count("(running: attached)") == 2, 60, "both groups attached"
+        )
+        status = run_cli("cluster", "status", "lobby", "--cluster", address, env=ENV)
+        assert status.returncode == 0, status.stderr
+        assert "job lobby: 2 groups" in status.stdout and "cam-b: streaming" in status.stdout, status.stdout
+        drivers[1].kill()
+        drivers[1].wait()
+    finally:
+        for driver in drivers:
+            driver.kill()
+        stopped = run_cli("cluster", "stop", "lobby", "--cluster", address, env=ENV)
+    assert stopped.returncode == 0 and "job lobby: 2 groups stopped" in stopped.stdout, stopped.stderr
+    gone = run_cli("cluster", "status", "lobby", "--cluster", address, env=ENV)
+    assert gone.returncode == 1 and "no job named lobby runs" in gone.stderr.strip().splitlines()[-1]
+    names = [entry["name"] for entry in ray.util.list_named_actors(all_namespaces=True)]
+    assert not [name for name in names if name.startswith("lobby:")], names
+    for source_id in ("cam-a", "cam-b"):
+        frames = [(r["frame"], r["wall_time"]) for r in jsonl(events, "frame") if r["source"] == source_id]
+        numbers = [number for number, _ in frames]
+        assert numbers == sorted(set(numbers)), f"{source_id}: frame numbers started over (a new group)"
+        gap, at = max((b - a, a) for (_, a), (_, b) in itertools.pairwise(frames))
+        assert gap <= 2.0, f"{source_id}: {gap:.1f} s without frames, {at - killed_at:+.1f} s after the kill"
+    ended = collections.Counter(e["track_id"] for e in jsonl(events, "end"))
+    news = [e["track_id"] for e in jsonl(events, "new")]
+    assert news and all(ended[track] == 1 for track in news) and set(ended) == set(news), ended
+    assert not [e for e in jsonl(events, "end") if e["end_reason"] == "worker_lost"]
+
+
+@pytest.mark.slow
 def test_a_lost_node_s_camera_group_resumes_on_the_other_node(  # last: it removes a node
     ray_cluster: Any, sample_video: Path, tmp_path: Path, broker: Broker, recorders: Any
 ) -> None:

@@ -71,3 +71,30 @@ def test_broken_and_missing_photos_are_one_line_errors(
     nothing = run_cli("run", empty, str(tmp_path / "none" / "*.png"), "--no-progress")
     assert nothing.returncode == 1
     assert "no input could be opened" in nothing.stderr and "names no image" in nothing.stderr
+
+
+def test_a_list_file_names_photos_in_its_order_and_numbers_them_by_place(
+    run_cli: CliRunner, shared_dir: Path, tmp_path: Path
+) -> None:
+    images = shared_dir / "images"
+    (tmp_path / "more").mkdir()
+    shutil.copy(images / "parrot.jpg", tmp_path / "more" / "parrot.jpg")
+    listing = tmp_path / "photos.txt"
+    lines = [
+        "# wanted, in this order",
+        str(images / "grace_hopper.bmp"),
+        "",
+        "more/gone.jpg",
+        " more/parrot.jpg ",
+    ]
+    listing.write_text("\n".join(lines) + "\n")
+    events = tmp_path / "events.jsonl"
+    result = run_cli("run", listing, "--events", events, "--no-progress")
+    assert result.returncode == 1, "a listed photo is missing"
+    assert "error: photos: 1 image(s) could not be read: gone.jpg" in result.stderr
+    frames = [(Path(record["image"]).name, record["frame"]) for record in read_records(events)]
+    assert frames == [("grace_hopper.bmp", 0), ("parrot.jpg", 2)], "a photo's number is its place in the list"
+    listing.write_text(f"{images / 'face.jpg'}\nhttps://user:secret@example.com/a.jpg\n")
+    refused = run_cli("run", listing, "--events", events, "--no-progress")
+    assert refused.returncode != 0 and "secret" not in refused.stderr
+    assert "line 2: https://***@example.com/a.jpg is a url" in refused.stderr.strip().splitlines()[-1]

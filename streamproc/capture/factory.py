@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from streamproc.capture.base import Source, StatusListener
 from streamproc.capture.camera import CameraSource
 from streamproc.capture.file import FileSource
@@ -10,6 +12,8 @@ from streamproc.capture.rtsp import RtspSource
 from streamproc.capture.urls import SourceKind, camera_device, source_kind
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError
+
+SourceFactory = Callable[[Settings, SourceSettings, str, StatusListener | None], Source]
 
 
 def build_source(

@@ -113,6 +113,7 @@ class FileSource(Source):
             time_base=stream.time_base or Fraction(1, round(float(rate))),
             total_frames=None if self.loop else stream.frames or None,
             live=self.realtime,
+            media_file=None if self.loop or self.url == STDIN or not self.path.is_file() else str(self.path),
         )
         return self.info
 

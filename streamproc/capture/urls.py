@@ -34,6 +34,7 @@ class SourceKind(StrEnum):
 
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+LIST_SUFFIXES = frozenset({".txt", ".list"})  # a text file naming photos, one path a line
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -127,14 +128,14 @@ def display_url(url: str) -> str:
 
 def source_kind(url: str) -> SourceKind:
     """rtsp:// and rtsps:// are cameras on the network; /dev/videoN, /dev/v4l/... and camera:N are
-    local cameras; a folder, a glob pattern or a file with an image suffix are photos; anything else
-    is a video file."""
+    local cameras; a folder, a glob pattern, a file with an image suffix or a list of photos
+    (``.txt``, ``.list``) are photos; anything else is a video file."""
     lowered = url.lower()
     if lowered.startswith(("rtsp://", "rtsps://")):
         return SourceKind.RTSP
     if _CAMERA_INDEX.fullmatch(lowered) or lowered.startswith(("/dev/video", "/dev/v4l/")):
         return SourceKind.CAMERA
-    if is_glob(url) or Path(url).suffix.lower() in IMAGE_SUFFIXES or Path(url).is_dir():
+    if is_glob(url) or Path(url).suffix.lower() in IMAGE_SUFFIXES | LIST_SUFFIXES or Path(url).is_dir():
         return SourceKind.IMAGES
     return SourceKind.FILE
 

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamproc import __version__
+from streamproc.cli.cluster import add_cluster_command
 from streamproc.cli.events import add_events_command
+from streamproc.cli.hints import parse
 from streamproc.cli.logs import set_own_level, setup_logging
 from streamproc.core.errors import ConfigError, StreamprocError
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(commands)
     _add_config(commands)
     add_events_command(commands, _add_common)
+    add_cluster_command(commands, _add_common)
     return parser
 
 
@@ -115,6 +118,11 @@ def _add_distributed(run: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, metavar="N", help="process the inputs with N Ray workers here")
     group.add_argument("--cluster", metavar="ADDRESS", help="run on a Ray cluster: auto or ray://HOST:10001")
     group.add_argument("--resume", action="store_true", help="skip files whose outputs are complete")
+    group.add_argument(
+        "--job",
+        metavar="NAME",
+        help="cameras on --cluster: a named job that outlives this driver (re-attach)",
+    )
 
 
 def _add_outputs(run: argparse.ArgumentParser) -> None:
@@ -124,7 +132,10 @@ def _add_outputs(run: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="append per-frame detections and events as JSON Lines ('-': standard output)",
     )
-    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument(
+        "--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4 (with the input's audio)"
+    )
+    run.add_argument("--no-audio", action="store_true", help="annotated videos without the input's audio")
     run.add_argument(
         "--overwrite",
         choices=["append", "replace", "refuse"],
@@ -274,7 +285,9 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.workers is not None:
         overrides["workers"] = args.workers
     if args.cluster:
-        overrides["distributed"] = {"cluster": args.cluster}
+        overrides.setdefault("distributed", {})["cluster"] = args.cluster
+    if args.job:
+        overrides.setdefault("distributed", {})["job"] = args.job
     return overrides
 
 
@@ -294,9 +307,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
         video = {"type": "video", "path": args.out_video, "existing": existing}
         settings.sinks.append(VideoSinkSettings.model_validate(video))
+    if args.no_audio:  # every annotated video, the config's too
+        for sink in settings.sinks:
+            if isinstance(sink, VideoSinkSettings):
+                sink.audio = False
     if not settings.sinks and settings.sources:  # without inputs the error below says it all
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
-    if wanted(settings) or args.resume:
+    if wanted(settings) or args.resume or settings.distributed.job:
         return _run_on_ray(settings, args.resume)
     if settings.http.enabled:
         pipeline, report, signals = _run_serving(settings)
@@ -434,7 +451,8 @@ def _run_on_ray(settings: Settings, resume: bool) -> int:
     from streamproc.distributed import wanted
 
     if not wanted(settings):
-        raise ConfigError("--resume applies to distributed runs: add --workers N or --cluster ADDRESS")
+        flag = "--resume" if resume else "--job"
+        raise ConfigError(f"{flag} applies to distributed runs: add --workers N or --cluster ADDRESS")
     from streamproc.distributed.run import run_distributed
 
     stop = threading.Event()
@@ -549,8 +567,7 @@ def _last_word(text: str, json_logs: bool) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(build_parser(), argv)
     json_logs = getattr(args, "log_format", "text") == "json"
     setup_logging(_verbosity(args), json_format=json_logs)
     try:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamproc.config.suggest import closest, keys_at
 from streamproc.config.yaml_file import read_config_file, refuse_bool_for_number
 from streamproc.core.errors import ConfigError
 
@@ -226,6 +227,11 @@ class VideoSinkSettings(StrictModel):
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
     draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
     draw_scores: bool = Field(True, description="label each box with its score")
+    audio: bool = Field(
+        True,
+        description="copy the input's audio into the video (not re-encoded; files only, not streams;"
+        " --no-audio: off)",
+    )
 
 
 QoS = Literal[0, 1, 2]
@@ -500,6 +506,15 @@ class DistributedSettings(StrictModel):
         description="files: workers write outputs on storage all nodes share (same paths), or return "
         "them for the driver to write",
     )
+    job: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="cameras on a cluster: run them as this named job, whose groups outlive the driver; "
+        "a driver started again with the same job attaches to them",
+    )
+    photos_per_shard: int = Field(
+        200, ge=1, le=1_000_000, description="photo collections are split into tasks of this many photos"
+    )
     cameras_per_worker: int = Field(
         4, ge=1, le=10_000, description="live sources without a 'group' are packed this many per worker"
     )
@@ -622,7 +637,9 @@ def _describe(
     origin = _origin(error["loc"], config_path, file_data, cli_data)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling; `streamproc config example` lists every key)"
+        match = closest(str(error["loc"][-1]), keys_at(Settings, error["loc"][:-1]))
+        hint = f"did you mean '{match}'? " if match else "check the spelling; "
+        message = f"unknown setting ({hint}`streamproc config example` lists every key)"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     return f"invalid setting '{key}' {origin}: {message}{more}"
 

@@ -89,6 +89,7 @@ class StreamInfo:
     total_frames: int | None = None  # None for live streams or containers without a count
     live: bool = False
     still: bool = False  # a photo: one frame, unrelated to the source's other frames
+    media_file: str | None = None  # a file sinks may read again for its audio: not a stream, pipe or loop
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,6 +17,7 @@ from typing import Any
 from streamproc.config.settings import Settings
 from streamproc.core.errors import ConfigError
 from streamproc.distributed.aggregate import ClusterView
+from streamproc.distributed.detached import REGISTRY, actor_options, job_actors
 from streamproc.distributed.driver_outputs import DriverOutputs
 from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
@@ -39,27 +40,39 @@ class GroupWatch:
         self.incarnation: str | None = None  # of the worker that answered last
 
 
-def start_registry(ray: Any) -> Any:
-    """The track registry, on this (the driver's) node: it must outlive any worker node."""
+def start_registry(ray: Any, job: str | None = None) -> Any:
+    """The track registry, on this (the driver's) node: it must outlive any worker node. A job's
+    is detached, and found again by a restarted driver."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    registry_class = ray.remote(TrackRegistry).options(num_cpus=0, scheduling_strategy=here)
+    named = actor_options(job, REGISTRY)
+    registry_class = ray.remote(TrackRegistry).options(num_cpus=0, scheduling_strategy=here, **named)
     registry = registry_class.remote()
     ray.get(registry.__ray_ready__.remote())  # placed and constructed before any worker reports
     return registry
 
 
 def start_groups(ray: Any, settings: Settings, registry: Any) -> list[GroupWatch]:
-    options = settings.distributed
+    """An actor per group; a job's groups that are running already are attached to, not started."""
+    options, job = settings.distributed, settings.distributed.job
     groups = camera_groups(with_ids(settings.sources), options.cameras_per_worker)
     _check_cpus(len(groups) * options.group_cpus, ray.cluster_resources().get("CPU", 0.0), settings)
-    actor_class = ray.remote(GroupWorker).options(
-        max_restarts=-1, num_cpus=options.group_cpus, scheduling_strategy="SPREAD"
-    )
+    running = job_actors(ray, job) if job else {}
+    for stray in sorted(set(running) - set(groups) - {REGISTRY}):
+        log.warning(
+            "job %s: group %s runs but is not in this config ('streamproc cluster stop' ends it)", job, stray
+        )
     watches = []
     for group, sources in groups.items():
-        log.info("group %s: %s", group, ", ".join(source.id or source.url for source in sources))
+        names = ", ".join(source.id or source.url for source in sources)
+        log.info("group %s: %s%s", group, names, " (running: attached)" if group in running else "")
+        actor_class = ray.remote(GroupWorker).options(
+            max_restarts=-1,
+            num_cpus=options.group_cpus,
+            scheduling_strategy="SPREAD",
+            **actor_options(job, group),
+        )
         actor = actor_class.remote(group_settings(settings, group, sources), group, driver_level(), registry)
         watches.append(GroupWatch(group, actor))
     return watches
@@ -146,7 +159,7 @@ def run_cameras(
     view = view or ClusterView()
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
-    registry = start_registry(ray)
+    registry = start_registry(ray, settings.distributed.job)
     watches = start_groups(ray, settings, registry)
     ends = LostTracks(ray, registry, outputs)
     deadline = time.monotonic() + settings.duration if settings.duration else float("inf")

@@ -14,11 +14,11 @@ from streamproc.sinks.kinds import sink_kind
 
 
 def with_absolute_paths(settings: Settings) -> Settings:
-    """Input files, outputs, snapshots and models as absolute paths: workers do not share the
+    """Input files and photos, outputs, snapshots and models as absolute paths: workers do not share the
     driver's working directory, so relative paths mean what they mean where the command was run."""
     sources = [
         source.model_copy(update={"url": os.path.abspath(source.url)})
-        if source_kind(source.url) is SourceKind.FILE
+        if source_kind(source.url) in (SourceKind.FILE, SourceKind.IMAGES)
         else source
         for source in settings.sources
     ]

@@ -54,16 +54,17 @@ def final_outputs(settings: Settings, source_id: str) -> list[Path]:
 
 
 def staged(
-    settings: Settings, source_id: str, folder: Path | None = None
+    settings: Settings, source_id: str, folder: Path | None = None, finals: list[Path] | None = None
 ) -> tuple[Settings, dict[Path, Path]]:
     """The settings with file outputs sent to temporary names (beside the final ones, or in
-    ``folder``; stale ones removed), and the temporary -> final renames that commit them."""
+    ``folder``; stale ones removed), and the temporary -> final renames that commit them. The final
+    paths are ``finals`` (one per file output, in order) or the sinks' own."""
+    targets = iter(finals if finals is not None else final_outputs(settings, source_id))
     renames: dict[Path, Path] = {}
     sinks = []
     for number, sink in enumerate(settings.sinks):
-        template = file_template(sink)
-        if template is not None:
-            final = source_path(template, source_id)
+        if file_template(sink) is not None:
+            final = next(targets)
             temporary = folder / f"{number}{final.suffix}" if folder else temporary_path(final)
             temporary.unlink(missing_ok=True)  # a killed attempt's leftovers: the JSONL sink appends
             renames[temporary] = final

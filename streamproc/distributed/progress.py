@@ -74,16 +74,17 @@ def frame_count(url: str) -> int:
 
 
 class JobBar(ProgressBar):
-    """The file run's bar, fed with totals: frames over all files, files done, ETA."""
+    """The file run's bar, fed with totals: frames over all files and photos, tasks (files and photo
+    shards) done, ETA."""
 
-    def __init__(self, total_frames: int, files: int, enabled: bool = True) -> None:
+    def __init__(self, total_frames: int, tasks: int, enabled: bool = True) -> None:
         super().__init__(total_frames or None, enabled)
-        self._files = files
+        self._tasks = tasks
 
-    def show(self, frames: int, files_done: int) -> None:
+    def show(self, frames: int, tasks_done: int) -> None:
         if self._bar is not None:
             self._bar.update(max(frames - self._bar.n, 0))
-            self._bar.set_postfix_str(f"files {files_done}/{self._files}")
+            self._bar.set_postfix_str(f"tasks {tasks_done}/{self._tasks}")
 
 
 ProgressListener = Callable[[dict[int, FileProgress]], None]

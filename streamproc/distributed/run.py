@@ -8,16 +8,18 @@ import threading
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, StreamprocError
-from streamproc.distributed.files import FilesReport, run_files
+from streamproc.distributed.files import FilesReport
 from streamproc.distributed.groups import with_absolute_paths
+from streamproc.distributed.jobs import run_files
 from streamproc.distributed.session import ray_session
 
 log = logging.getLogger(__name__)
 
 
 def is_live(source: SourceSettings) -> bool:
-    """Cameras, and files replayed as cameras: they run until stopped, on actors."""
-    return source_kind(source.url) is not SourceKind.FILE or source.realtime or source.loop
+    """Cameras, and files replayed as cameras: they run until stopped, on actors (files and photo
+    collections end: tasks)."""
+    return source_kind(source.url) in (SourceKind.RTSP, SourceKind.CAMERA) or source.realtime or source.loop
 
 
 def run_distributed(settings: Settings, stop: threading.Event, resume: bool = False) -> None:
@@ -33,6 +35,7 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
         )
     if resume and live:
         raise ConfigError("--resume applies to files, not to live sources")
+    _check_job(settings, bool(live))
     settings = with_absolute_paths(settings)
     with ray_session(settings) as ray:
         if live:
@@ -45,6 +48,19 @@ def run_distributed(settings: Settings, stop: threading.Event, resume: bool = Fa
             problems = summarize(run_files(ray, settings, stop, resume))
     if problems:
         raise StreamprocError("; ".join(problems))
+
+
+def _check_job(settings: Settings, live: bool) -> None:
+    """A named job keeps cameras running without their driver: only on a cluster that outlives it."""
+    if settings.distributed.job is None:
+        return
+    if not live:
+        raise ConfigError("--job applies to cameras (live sources), not to files: files use --resume")
+    if settings.distributed.cluster is None:
+        raise ConfigError(
+            "--job keeps the cameras running when the driver stops, on a Ray cluster that outlives it: "
+            "add --cluster ADDRESS (--workers N starts Ray inside the run, and ends it with the run)"
+        )
 
 
 def summarize(report: FilesReport) -> list[str]:

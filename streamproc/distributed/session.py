@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -11,6 +12,7 @@ from typing import Any
 
 from streamproc.config.settings import Settings
 from streamproc.core.errors import ConfigError
+from streamproc.distributed.detached import NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ def init_options(settings: Settings) -> dict[str, Any]:
         "include_dashboard": False,
         "logging_level": logging.WARNING,
         "configure_logging": False,
+        "namespace": NAMESPACE,  # where a restarted driver finds its job's named actors
     }
     cluster = settings.distributed.cluster
     if cluster is not None:
@@ -59,9 +62,22 @@ def init_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def plain_worker_lines() -> None:
+    """Ray's driver prints each worker line with a ``(task pid=N)`` prefix in terminal colours, and
+    folds similar lines into one ``[repeated 4x across cluster]``, also coloured: in a log file these
+    become ``\x1b[36m`` codes and lost lines. Unless both outputs are terminals (and NO_COLOR is
+    unset), every line is printed, plainly. Call before importing Ray (it reads RAY_DEDUP_LOGS then);
+    values the user set win."""
+    terminals = all(stream is not None and stream.isatty() for stream in (sys.stdout, sys.stderr))
+    if not terminals or os.environ.get("NO_COLOR"):
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
 @contextmanager
 def ray_session(settings: Settings) -> Iterator[ModuleType]:
     """Ray connected for the block; a local instance started here is shut down after it."""
+    plain_worker_lines()
     ray = import_ray()
     options = init_options(settings)
     cluster = settings.distributed.cluster

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from streamproc.analysis.events import RunIds, files_run_id
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.capture.factory import build_source
+from streamproc.capture.factory import SourceFactory, build_source
 from streamproc.capture.inputs import STDIN, STDIN_ID
 from streamproc.capture.urls import SourceKind, default_source_id, source_kind
 from streamproc.config.settings import Settings, SourceSettings
@@ -60,13 +60,15 @@ def build_pipeline(
     extra_sinks: Sequence[Sink] = (),
     wrap_sink: SinkWrapper | None = None,
     status_listener: Callable[[StatusEvent], None] | None = None,
+    source_factory: SourceFactory = build_source,
 ) -> Pipeline:
     """Build and open every part the settings ask for; raises a StreamprocError naming the first
     problem (bad model, unreadable input, unwritable output) before anything runs.
 
     ``extra_stages`` run after the configured ones, ``extra_sinks`` beside the configured ones;
     ``wrap_sink(index, sink)`` may put each configured sink (``index`` in ``settings.sinks``) inside
-    another before it is opened."""
+    another before it is opened; ``source_factory`` makes each source (a distributed run's shard
+    reads part of a photo collection)."""
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
@@ -74,7 +76,17 @@ def build_pipeline(
     # rest are locked until the run ends (a second run writing one of them is refused)
     locks = check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
     with _released_on_error(locks):
-        return _build(settings, stats, locks, detector, extra_stages, extra_sinks, wrap_sink, status_listener)
+        return _build(
+            settings,
+            stats,
+            locks,
+            detector,
+            extra_stages,
+            extra_sinks,
+            wrap_sink,
+            status_listener,
+            source_factory,
+        )
 
 
 def _build(
@@ -86,10 +98,11 @@ def _build(
     extra_sinks: Sequence[Sink],
     wrap_sink: SinkWrapper | None,
     status_listener: Callable[[StatusEvent], None] | None,
+    source_factory: SourceFactory,
 ) -> Pipeline:
     stages = [*build_stages(settings, stats.inference), *extra_stages]  # bad models: before inputs
     status = StatusRelay(stats, status_listener)
-    opened, failed = open_sources(settings, status)
+    opened, failed = open_sources(settings, status, source_factory)
     detector = detector or build_detector(settings)
     # MQTT publishes the same numbers as Pipeline.stats_snapshot, before the pipeline exists
     live_stats = functools.partial(stats_snapshot, stats, [o.source for o in opened])
@@ -205,14 +218,16 @@ def _classifier_runner(settings: Settings, on_inference: InferenceTimer | None) 
     return ClassifierRunner(classifier, on_inference)
 
 
-def open_sources(settings: Settings, status: StatusRelay) -> tuple[list[OpenedSource], list[SourceReport]]:
+def open_sources(
+    settings: Settings, status: StatusRelay, source_factory: SourceFactory = build_source
+) -> tuple[list[OpenedSource], list[SourceReport]]:
     """Open every input. With one input its error is the run's; with several, a bad one is
     reported and the others go on (an error only when none opens)."""
     opened: list[OpenedSource] = []
     failed: list[SourceReport] = []
     single = len(settings.sources) == 1
     for source_settings, source_id in zip(settings.sources, source_ids(settings.sources), strict=True):
-        source = build_source(settings, source_settings, source_id, status)
+        source = source_factory(settings, source_settings, source_id, status)
         try:
             info = source.open()
         except InputError as exc:

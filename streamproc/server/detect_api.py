@@ -5,7 +5,6 @@ decompression bombs never decode); decoding runs in a worker's decoder process u
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Literal
 
@@ -15,10 +14,10 @@ from fastapi.responses import JSONResponse
 from streamproc.media.still_images import ImageError
 from streamproc.server.decoder import DecodeStopped
 from streamproc.server.detect_pool import MAX_TOP_K, DetectPool, DetectRequest, QueueFull
-from streamproc.server.image_upload import IMAGE_ERROR_STATUS, client_gone, receive_image
+from streamproc.server.image_upload import IMAGE_ERROR_STATUS, receive_image, result_unless_gone
 from streamproc.server.openapi import ERROR_BODY, IMAGE_REQUEST_BODY
 from streamproc.server.routes import error, state_of
-from streamproc.server.uploads import CLIENT_GONE, UploadError
+from streamproc.server.uploads import UploadError
 
 RETRY_AFTER_S = "1"
 
@@ -83,24 +82,12 @@ async def _answer(
     """Receive and check the upload, queue it, wait for the worker's answer or the client leaving."""
     try:
         upload = await receive_image(request, state_of(request).settings)
-    except UploadError as exc:
-        return error(exc.status, str(exc))
-    try:
         future = pool.submit(DetectRequest(upload.data, classify, model, top_k, min_score))
+        found = await result_unless_gone(request, future, pool.cancel)
+    except UploadError as exc:  # also 499: the client hung up, its worker stopped
+        return error(exc.status, str(exc))
     except QueueFull:
         return error(503, "the detection queue is full: retry shortly", {"Retry-After": RETRY_AFTER_S})
-    answer = asyncio.ensure_future(asyncio.wrap_future(future))
-    gone = asyncio.ensure_future(client_gone(request))
-    try:
-        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not answer.done():  # the client hung up: its worker is freed, nobody reads an answer
-        pool.cancel(future)
-        answer.cancel()
-        return error(CLIENT_GONE, "the client hung up before the answer")
-    try:
-        found = answer.result()
     except ImageError as exc:
         return error(IMAGE_ERROR_STATUS[exc.kind], str(exc))
     except DecodeStopped:

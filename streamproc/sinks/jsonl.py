@@ -35,6 +35,11 @@ NO_FACES = "no faces (include_empty: false)"
 GRACE_OVER = "shutdown grace over"
 
 
+def record_line(record: dict[str, Any]) -> bytes:
+    """One record as the line the sink writes."""
+    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+
 class JsonlSink(Sink):
     """Appends records to one file (or one per source with '{source}' in the path)."""
 
@@ -131,7 +136,7 @@ class JsonlSink(Sink):
         if self._unwritten:  # gave up at shutdown: the file keeps the whole lines it has
             self._unwritten[self._written_path(path)] += 1
             return False
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        line = record_line(record)
         while True:
             try:
                 self._write_line(path, line)

@@ -166,7 +166,8 @@ class VideoSink(Sink):
         rate = Fraction(info.fps).limit_denominator(1001)
         width, height = _even(info.width), _even(info.height)
         options = encoder_options(self.settings, width * height)
-        file = CrashSafeMp4(path, width, height, info.time_base, rate, options)
+        audio = info.media_file if self.settings.audio else None
+        file = CrashSafeMp4(path, width, height, info.time_base, rate, options, audio)
         timeline = Timeline(info.time_base, info.fps)
         writer = self._writers[info.source_id] = _Writer(file, timeline, (info.width, info.height))
         odd = (width, height) != (info.width, info.height)
