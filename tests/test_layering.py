@@ -121,7 +121,7 @@ def test_the_layer_table_names_every_folder_once() -> None:
     layers = _layers()
     folders = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
     assert set(layers) == folders
-    assert layers["sinks"][2] == {"core", "media", "output"}, "the table was read"
+    assert layers["capture"][2] == {"core", "media", "capture"}, "the table was read"
 
 
 def test_each_layer_imports_only_what_the_table_allows() -> None:
