@@ -124,17 +124,17 @@ class BlazeFaceDetector:
         for model_input in model_inputs:
             check_input(self, model_input)
         outputs = [self.model.invoke(model_input.tensor) for model_input in model_inputs]
-        return [self._faces(output, made) for output, made in zip(outputs, model_inputs, strict=True)]
-
-    def _faces(self, outputs: list[np.ndarray], model_input: ModelInput) -> Detections:
-        """The model's outputs for one input decoded into faces in the input's picture."""
-        faces = decoding.decode(
-            outputs[self._regressors_at][0],
-            outputs[self._scores_at][0, :, 0],
+        found = decoding.decode(
+            [output[self._regressors_at][0] for output in outputs],
+            [output[self._scores_at][0, :, 0] for output in outputs],
             self.anchors,
             self.input_size,
             self.min_score,
         )
+        return [self._faces(faces, made) for faces, made in zip(found, model_inputs, strict=True)]
+
+    def _faces(self, faces: decoding.RawFaces, model_input: ModelInput) -> Detections:
+        """Decoded detections of one input, merged and mapped back into the input's picture."""
         faces = decoding.weighted_nms(faces, self.nms_iou)
         if len(faces) == 0:
             return Detections.empty(NUM_KEYPOINTS)
