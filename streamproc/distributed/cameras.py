@@ -23,6 +23,8 @@ from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
 from streamproc.distributed.ledger import LostEnd, TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
+from streamproc.pipeline.build import source_ids
+from streamproc.pipeline.output_checks import check_outputs, input_files
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,8 @@ def run_cameras(
     """Run every group until ``stop`` is set or ``duration`` has passed; the problems at the end.
     ``view`` receives the workers' snapshots (the caller may watch it)."""
     view = view or ClusterView()
+    # the job's outputs are locked here, for the job: its groups, appending to the same files, do not
+    locks = check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
     registry = start_registry(ray, settings.distributed.job)
@@ -173,6 +177,7 @@ def run_cameras(
         _log_summary(view)
     finally:
         outputs.close()
+        locks.release()
     return problems
 
 
