@@ -10,9 +10,9 @@ scratch=${CHECK_VENV:-$(mktemp -d /tmp/streamproc-latest.XXXXXX)}
 python3 -m venv "$scratch"
 "$scratch/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements/tools.txt
 echo "check-latest: installing the newest allowed versions into $scratch"
-"$scratch/bin/uv" pip install -q --python "$scratch/bin/python" -e ".[dev]"
+"$scratch/bin/uv" pip install -q --upgrade --python "$scratch/bin/python" -e ".[dev]"  # venv's own setuptools too
 echo "check-latest: versions that differ from requirements/dev.txt (lock -> newest allowed):"
-normalise() { sed 's/ .*//; s/==/=/' | tr 'A-Z_' 'a-z-' | LC_ALL=C sort; }
+normalise() { sed 's/ .*//; s/==/=/' | tr 'A-Z_' 'a-z-' | LC_ALL=C sort -t= -k1,1; }
 "$scratch/bin/uv" pip freeze --python "$scratch/bin/python" --exclude-editable | normalise > "$scratch/newest.txt"
 grep -E '^[A-Za-z0-9_.-]+==' requirements/dev.txt | normalise > "$scratch/locked.txt"
 LC_ALL=C join -t= "$scratch/locked.txt" "$scratch/newest.txt" \

@@ -79,7 +79,11 @@ class RtspProxy:
                 client, _ = self._listener.accept()
             except OSError:  # closed
                 return
-            server = socket.create_connection((HOST, self.target_port))
+            try:
+                server = socket.create_connection((HOST, self.target_port))
+            except OSError:  # the server is down (restarting): this client is refused, the next one tried
+                client.close()
+                continue
             with self._lock:
                 self._connections += [client, server]
             sending = threading.Lock()  # the client's socket: relayed replies and our own 461s

@@ -51,6 +51,19 @@ def test_detect_enlarges_small_pictures(shared_dir: Path) -> None:
     assert box_iou(detections.boxes * (512 / 85), large.boxes)[0, 0] >= 0.8
 
 
+def test_a_run_of_inputs_gives_each_the_faces_of_detecting_it_alone(shared_dir: Path) -> None:
+    detector = BlazeFaceDetector("short")
+    pictures = [_load_rgb(shared_dir, name) for name in ("face.jpg", "cat.bmp", "grace_hopper.bmp")]
+    inputs = [detector.prepare(ArrayPicture.from_rgb(rgb)) for rgb in pictures]
+    alone = [detector.detect(model_input) for model_input in inputs]
+    together = detector.detect_many([*inputs, inputs[0]])  # a picture may come twice in a run
+    assert [len(found) for found in together] == [len(found) for found in alone] + [len(alone[0])]
+    assert len(alone[0]) > 0 and len(alone[2]) == 1
+    for one, run in zip([*alone, alone[0]], together, strict=True):
+        for name in ("boxes", "scores", "keypoints"):
+            assert getattr(one, name).tobytes() == getattr(run, name).tobytes()  # bit for bit
+
+
 @pytest.mark.parametrize(("variant", "count"), [("short", 896), ("full", 2304)])
 def test_anchor_counts(variant: str, count: int) -> None:
     anchors = ssd_anchors(SPECS[variant])

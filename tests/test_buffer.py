@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from streamproc.capture.buffer import BufferPolicy, FrameScheduler
+from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler
 from streamproc.core.frames import Frame, StreamInfo
 from streamproc.core.pictures import ArrayPicture
 
@@ -73,14 +73,20 @@ def test_drop_oldest_keeps_freshest_and_counts() -> None:
     assert buffer.dropped == 6
 
 
-def test_round_robin_across_sources() -> None:
+def busy_and_quiet(busy_frames: int, quiet_frames: int) -> tuple[FrameScheduler, FrameBuffer, FrameBuffer]:
+    """A scheduler over two sources, "busy" and "quiet", with that many frames buffered in each."""
     scheduler = FrameScheduler()
     busy = scheduler.add_buffer("busy", 100, BufferPolicy.BLOCK)
     quiet = scheduler.add_buffer("quiet", 100, BufferPolicy.BLOCK)
-    for index in range(50):
+    for index in range(busy_frames):
         busy.put(make_frame("busy", index))
-    for index in range(3):
+    for index in range(quiet_frames):
         quiet.put(make_frame("quiet", index))
+    return scheduler, busy, quiet
+
+
+def test_round_robin_across_sources() -> None:
+    scheduler, _, _ = busy_and_quiet(50, 3)
     first_six = [scheduler.next_frame(timeout=1).source_id for _ in range(6)]  # type: ignore[union-attr]
     assert first_six.count("quiet") == 3
 
@@ -98,3 +104,20 @@ def test_closed_buffer_refuses_frames_and_releases_blocked_producer() -> None:
     assert outcome == [False]
     assert scheduler.next_frame(timeout=1).index == 0  # type: ignore[union-attr]
     assert scheduler.next_frame(timeout=1) is None
+
+
+def test_a_run_takes_only_buffered_frames_in_fair_order_up_to_its_limit() -> None:
+    scheduler, busy, quiet = busy_and_quiet(6, 1)
+    first = scheduler.next_frames(4, timeout=1)
+    assert [(frame.source_id, frame.index) for frame in first] == [
+        ("busy", 0),
+        ("quiet", 0),
+        ("busy", 1),
+        ("busy", 2),
+    ]
+    started = time.perf_counter()
+    rest = scheduler.next_frames(8, timeout=1)  # three are waiting: taken at once, no wait for more
+    assert [frame.index for frame in rest] == [3, 4, 5] and time.perf_counter() - started < 0.5
+    busy.close()
+    quiet.close()
+    assert scheduler.next_frames(8, timeout=1) == []

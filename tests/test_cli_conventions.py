@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 from conftest import REPO, CliRunner
 from media_gen import ffprobe_frames
 
@@ -143,3 +145,52 @@ def test_events_to_a_pipe_by_its_path(sample_video: Path) -> None:
     assert code == 0, stderr
     records = [json.loads(line) for line in stdout.splitlines()]
     assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
+
+
+def test_a_wrong_flag_shows_the_commands_usage_and_the_flag_meant(run_cli: CliRunner) -> None:
+    wrong = run_cli("run", "x.mp4", "--output", "x.jsonl")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr.startswith("usage: streamproc run [-h]"), wrong.stderr
+    assert "--events PATH" in wrong.stderr and "COMMAND ..." not in wrong.stderr
+    last = wrong.stderr.splitlines()[-1]
+    assert last == "streamproc run: error: unrecognized arguments: --output x.jsonl; did you mean --events?"
+    video = run_cli("run", "x.mp4", "-o=out.mp4").stderr.splitlines()[-1]
+    assert video.endswith("unrecognized arguments: -o=out.mp4; did you mean --out-video?")
+    typo = run_cli("run", "x.mp4", "--evnts", "e.jsonl").stderr.splitlines()[-1]
+    assert typo.endswith("unrecognized arguments: --evnts e.jsonl; did you mean --events?")
+    nested = run_cli("config", "schema", "--formt", "markdown")
+    assert nested.stderr.startswith("usage: streamproc config schema [-h]")
+    assert nested.stderr.splitlines()[-1].endswith("did you mean --format?")
+    unlike = run_cli("report", "r.jsonl", "--zzz").stderr.splitlines()[-1]
+    assert unlike == "streamproc report: error: unrecognized arguments: --zzz"
+
+
+def test_the_example_config_runs_in_an_empty_folder(tmp_path: Path) -> None:
+    """`streamproc config example > streamproc.yaml; streamproc run`, as the README says, anywhere."""
+    environ = {key: value for key, value in os.environ.items() if key != "STREAMPROC_CONFIG"}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")]))
+
+    def streamproc(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "streamproc", *args]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=environ, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    (tmp_path / "streamproc.yaml").write_text(streamproc("config", "example").stdout)
+    log = streamproc("run", "--no-progress").stderr
+    assert "config: streamproc.yaml (found in the current directory)" in log
+    records = [json.loads(line) for line in (tmp_path / "out" / "sample.jsonl").read_text().splitlines()]
+    assert [record["frame"] for record in records if record["type"] == "frame"] == list(range(100))
+    assert ffprobe_frames(tmp_path / "out" / "sample.annotated.mp4") == 100
+
+
+def test_the_example_names_an_installed_sample_whatever_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A virtualenv under a folder such as 'my videos: #1' still gives YAML that reads back the path."""
+    from streamproc.cli import config_files
+
+    for path in (
+        "/opt/venv/lib/python3.11/site-packages/streamproc/examples/sample.mp4",
+        "/tmp/a: b #1/s.mp4",
+    ):
+        monkeypatch.setattr(config_files, "SAMPLE_VIDEO", path)
+        assert yaml.safe_load(config_files.example_config())["sources"][0]["url"] == path

@@ -113,6 +113,33 @@ def test_bad_values_name_key_and_file(tmp_path: Path, text: str, expected: str) 
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        (
+            "sink:\n  - type: jsonl\n    path: a.jsonl\n",
+            "'sink' in {config}: unknown setting (did you mean 'sinks'?",
+        ),
+        (
+            "detector:\n  min_scor: 0.5\n",
+            "'detector.min_scor' in {config}: unknown setting (did you mean 'min_score'?",
+        ),
+        ("sinks:\n  - {type: video, path: a.mp4, draw_keypionts: true}\n", "did you mean 'draw_keypoints'?"),
+        ("sources:\n  - {url: rtsp://a/b, live: {read_timout: 1}}\n", "did you mean 'read_timeout'?"),
+        (
+            "mqtt:\n  tls: {ca_fil: ca.pem}\n",
+            "'mqtt.tls.ca_fil' in {config}: unknown setting (did you mean 'ca_file'?",
+        ),
+        ("zebra: 1\n", "'zebra' in {config}: unknown setting (check the spelling;"),
+    ],
+)
+def test_a_misspelt_key_gets_the_closest_one(tmp_path: Path, text: str, meant: str) -> None:
+    config = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert meant.format(config=config) in str(caught.value)
+
+
 def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMPROC_DETECTOR__THREADS", "lots")
     with pytest.raises(ConfigError, match="STREAMPROC_DETECTOR__THREADS"):

@@ -4,6 +4,7 @@ loopback), the Host allow-list, HEAD, the Server header, CORS, TLS and the OpenA
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import signal
@@ -64,6 +65,7 @@ def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
         wrong = httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {TOKEN}x"})
         assert wrong.status_code == 401
         assert httpx.post(f"{base}/api/v1/detect", content=b"x").status_code == 401
+        assert httpx.post(f"{base}/api/v1/redact", content=b"x").status_code == 401
         basic = base64.b64encode(f"viewer:{TOKEN}".encode()).decode()  # what a browser sends
         assert httpx.get(f"{base}/readyz", headers={"Authorization": f"Basic {basic}"}).status_code == 200
         process.send_signal(signal.SIGTERM)
@@ -290,6 +292,29 @@ def test_openapi_declares_the_bearer_token_for_swagger_authorize() -> None:
         schema = httpx.get(server.url + "openapi.json").json()
         assert "securitySchemes" not in schema.get("components", {})
         assert not any("security" in op for methods in schema["paths"].values() for op in methods.values())
+
+
+def test_optional_query_parameters_have_plain_types_in_the_schema() -> None:
+    """Swagger UI showed `string | (string | null)` for `str | None` parameters: a query parameter is
+    sent or not, never null, so each one's schema is its own type, enum and bounds."""
+    with bare_server() as server:
+        schema = httpx.get(server.url + "openapi.json").json()
+    parameters = {
+        parameter["name"]: parameter
+        for methods in schema["paths"].values()
+        for operation in methods.values()
+        for parameter in operation.get("parameters", ())
+    }
+    assert "null" not in json.dumps(parameters), parameters
+    detect = {name: parameters[name]["schema"] for name in ("classify", "model", "min_score", "top_k")}
+    assert detect["classify"]["type"] == "string" and detect["classify"]["enum"] == ["faces", "image", "both"]
+    assert detect["model"]["type"] == "string" and "anyOf" not in detect["model"]
+    assert (detect["min_score"]["type"], detect["min_score"]["minimum"], detect["min_score"]["maximum"]) == (
+        "number",
+        0.0,
+        1.0,
+    )
+    assert not any(parameters[name]["required"] for name in detect)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])

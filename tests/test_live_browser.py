@@ -145,6 +145,27 @@ def test_api_docs_render_in_chromium_without_network(
     assert len(blocked) <= 1, blocked
 
 
+@pytest.mark.slow  # a Chromium start: ~10 s on the shared machine
+def test_swagger_shows_optional_parameters_by_their_type(browser: webdriver.Chrome) -> None:
+    """Swagger UI 5 showed `string | (string | null)` for each optional query parameter."""
+    settings = HttpSettings(enabled=True, port=0)
+    with StatusServer(settings, NoSources(), require_sources=False) as server:
+        browser.get(server.url + "docs")
+        operation = "#operations-default-detect_api_v1_detect_post"
+        wait_for(lambda: bool(browser.find_elements("css selector", operation)), timeout=30, what="/docs")
+        browser.find_element("css selector", f"{operation} .opblock-summary").click()
+        wait_for(
+            lambda: len(browser.find_elements("css selector", "tr[data-param-name]")) == 4,
+            timeout=10,
+            what="the parameters of POST /api/v1/detect",
+        )
+        types = {
+            row.get_attribute("data-param-name"): row.find_element("css selector", ".parameter__type").text
+            for row in browser.find_elements("css selector", "tr[data-param-name]")
+        }
+    assert types == {"classify": "string", "top_k": "integer", "model": "string", "min_score": "number"}
+
+
 def test_swagger_try_it_out_uploads_a_photo(browser: webdriver.Chrome, shared_dir: Path) -> None:
     """/docs offers a file field for POST /api/v1/detect; choosing a photo and pressing Execute
     sends it as the form's 'file' and shows the faces the API found."""

@@ -54,6 +54,12 @@ def test_cli_list_and_verify(run_cli: CliRunner, models_dir: Path) -> None:
     }
     assert set(rows) == set(ModelRegistry.load(models_dir).specs)
     assert all(row[2] == "ok" for row in rows.values())
+    # each says what it is for: a newcomer must not take ImageNet labels on a face for a bug
+    specs = ModelRegistry.load(models_dir).specs.values()
+    assert all(f"for: {spec.purpose}" in listed.stdout for spec in specs if spec.purpose)
+    assert all(spec.purpose for spec in specs)
+    assert "on a face crop it names what is around the face" in listed.stdout
+    assert listed.stdout.rstrip().endswith("README, 'Face classifiers').")
     assert run_cli("models", "verify", "--models-dir", models_dir).returncode == 0
 
 

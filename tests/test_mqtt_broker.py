@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import paho.mqtt.client as paho
 import pytest
 from conftest import REPO, CliRunner
 from mqtt_support import (
@@ -30,6 +31,7 @@ from mqtt_support import (
     pipeline_with_events,
     wait_until,
 )
+from paho.mqtt.enums import CallbackAPIVersion
 
 from streamproc.config.settings import MqttSettings, MqttSinkSettings
 from streamproc.mqtt.outbox import Message
@@ -109,6 +111,16 @@ def test_file_run_publishes_what_the_jsonl_sink_writes(
     final = json_payloads(recorder, "streamproc/stats")[-1]
     assert final["sources"]["enter"]["frames_processed"] == len(frames) == 100
     assert final["mqtt"]["dropped"] == 0 and final["mqtt"]["connected"] is True
+    # the summary counts acknowledgements against what is owed one: QoS 0 (the stats) never is
+    summary = re.search(
+        r"MQTT: (\d+) messages published; all of (\d+) at QoS 1/2 acknowledged; (\d+) at QoS 0 \(MQTT does"
+        r" not acknowledge those\); 0 dropped \(queue full\), 0 reconnects",
+        result.stderr,
+    )
+    assert summary, result.stderr
+    published, owed, unowed = map(int, summary.groups())
+    assert owed == len(events) + len(counts) + len(states) and unowed == len(recorder.on("streamproc/stats"))
+    assert published == owed + unowed
 
 
 @pytest.mark.parametrize(("protocol", "qos"), [("3.1.1", 1), ("5", 2)])
@@ -362,9 +374,10 @@ def test_events_command_prints_events_from_a_running_pipeline(
         lines = readable_out.read_text().splitlines()
         new_events = [event for event in sink.sent if event["type"] == "new"][:2]
         assert len(lines) == 2
-        for line, event in zip(lines, new_events, strict=True):
-            assert f"  enter  new     track {event['track_id']}  " in line
-            assert f"event_id={event['event_id']}" in line
+        # tracks are numbered per source in the order they appear; the long ids only with --full-ids
+        for number, (line, event) in enumerate(zip(lines, new_events, strict=True), start=1):
+            assert f"  enter  new     track {number}  " in line and f"  frame={event['frame']}" in line
+            assert "event_id=" not in line
 
         wait_until(lambda: len(raw_out.read_text().splitlines()) >= len(sink.sent), 10, "every event as JSON")
         assert [json.loads(line) for line in raw_out.read_text().splitlines()] == sink.sent
@@ -373,6 +386,64 @@ def test_events_command_prints_events_from_a_running_pipeline(
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(10)
+
+
+def publish_raw(port: int, payloads: list[bytes]) -> None:
+    """Publish ``payloads`` on streamproc/events as any client of the broker could (QoS 1, in order)."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="hostile-publisher")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish("streamproc/events", payload, qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_events_command_prints_only_sanitised_text_and_skips_malformed_messages(
+    tmp_path: Path, broker: Broker
+) -> None:
+    now = time.time()
+    good = {"type": "new", "source": "door", "track_id": "20261207T214000Z-f1773209c-7", "wall_time": now}
+    hostile = {
+        **good,
+        "source": "cam\x1b]0;owned\x07\x1b[2J\nfake line\u202e",
+        "track_id": "t\x1b[31m-2",
+        "note\x1b[1m": "a" * 5000,
+    }
+    malformed = [
+        json.dumps({**good, "wall_time": "x"}).encode(),
+        json.dumps({**good, "wall_time": 1e300}).encode(),
+        b'{"type": "new", "source": "door", "wall_time": NaN}',
+        b"\xff\xfe not json",
+        b"[1, 2]",
+        json.dumps({**good, "source": None}).encode(),
+        json.dumps({**good, "track_id": [1]}).encode(),
+    ]
+    address = f"127.0.0.1:{broker.port}"
+    events, out, err = start_events_cli(tmp_path, "hostile", "--broker", address, "--count", "3")
+    try:
+        wait_until(lambda: "subscribed to streamproc/events" in err.read_text(), 20, "subscription")
+        publish_raw(broker.port, [*malformed, json.dumps(hostile).encode(), *[json.dumps(good).encode()] * 2])
+        assert events.wait(10) == 0, err.read_text()
+    finally:
+        if events.poll() is None:
+            os.killpg(events.pid, signal.SIGTERM)
+            events.wait(10)
+    printed = out.read_bytes()
+    assert not re.search(rb"[\x00-\x08\x0b-\x1f\x7f]", printed), "no control character reaches the terminal"
+    lines = printed.decode().splitlines()
+    assert len(lines) == 3, lines  # one line per event: the newline in `source` is shown escaped
+    assert lines[0].split("  ")[1] == "cam\\x1b]0;owned\\x07\\x1b[2J\\nfake line\\u202e"
+    assert "  track 1  " in lines[0] and "note\\x1b[1m=aaa" in lines[0] and len(lines[0]) < 400
+    # the same track twice: one number; another source counts from 1 on its own
+    assert all(line.endswith("  door  new     track 1") for line in lines[1:]), lines
+    log_lines = err.read_text()
+    assert "'wall_time' 'x' is not a time" in log_lines and "'wall_time' 1e+300 is not a time" in log_lines
+    assert "not JSON" in log_lines and "a JSON list, not an object" in log_lines
+    assert "no text 'source'" in log_lines and "'track_id' is neither text nor a number" in log_lines
+    assert "skipped 7 malformed message(s)" in log_lines and "Traceback" not in log_lines
 
 
 def test_snapshots_detections_discovery_and_stats(

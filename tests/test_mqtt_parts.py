@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CliRunner
 
+from streamproc.cli.event_text import MAX_REMEMBERED, TrackNumbers, readable
 from streamproc.config.settings import (
     HomeAssistantSettings,
     MqttQosSettings,
@@ -145,3 +147,36 @@ def test_close_timeout_says_where_it_went(tmp_path: Path, run_cli: CliRunner) ->
     assert result.returncode == 2
     assert "close_timeout was replaced by the top-level shutdown_grace" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_track_numbers_count_per_source_and_full_ids_on_request() -> None:
+    def track_event(kind: str, source: str, track: str) -> dict[str, Any]:
+        return {"type": kind, "source": source, "track_id": track, "event_id": f"{track}.1", "wall_time": 0.0}
+
+    numbers = TrackNumbers()
+    shown = [
+        re.findall(r"  track (\S+)", readable(track_event(kind, source, track), numbers))
+        for kind, source, track in [
+            ("new", "a", "run-1"),
+            ("new", "b", "run-2"),
+            ("new", "a", "run-3"),
+            ("update", "a", "run-1"),
+            ("end", "a", "run-1"),
+            ("new", "a", "run-4"),  # an ended track's number is not given again
+        ]
+    ]
+    assert shown == [["1"], ["1"], ["2"], ["1"], ["1"], ["3"]]
+    full = readable(track_event("new", "a", "run-1"))
+    assert "  track run-1  " in full and full.endswith("event_id=run-1.1")
+
+
+def test_a_subscriber_fed_made_up_ids_stays_small() -> None:
+    numbers = TrackNumbers()
+    for n in range(3 * MAX_REMEMBERED):
+        numbers.number(f"source-{n}", f"track-{n}")
+        numbers.number("steady", f"track-{n}")
+    assert numbers.number("steady", "another") == 3 * MAX_REMEMBERED + 1, "a source in use keeps counting"
+    assert len(numbers._open) <= MAX_REMEMBERED and len(numbers._counts) <= MAX_REMEMBERED
+    event = {"type": "new", "source": "s", "wall_time": 0, **{f"k{i}": i for i in range(1000)}}
+    line = readable(event)
+    assert line.endswith("k39=39  (+960 more fields)")

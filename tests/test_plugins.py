@@ -35,7 +35,7 @@ def _union_members() -> dict[str, type]:
 
 def test_the_sink_registry_and_the_settings_union_agree() -> None:
     members = _union_members()
-    assert set(members) == {"jsonl", "video", "mqtt"}
+    assert set(members) == {"jsonl", "video", "mqtt", "images"}
     assert {name: kind.settings for name, kind in SINK_KINDS.items()} == members
 
 

@@ -115,7 +115,12 @@ def test_report_from_frame_records_has_a_row_per_face_a_plot_and_thumbnails(
     assert len(page.svgs) == 1
     svg = ET.fromstring(page.svgs[0])
     bars = [rect for rect in svg.iter(f"{SVG}rect") if rect.get("class") == "track"]
-    assert [bar.get("data-track") for bar in bars] == [row[0] for row in page.rows]
+    # a track is shown by its short number (1, 2 per source in order of appearance), its id beside it
+    assert [row[0].split()[0] for row in page.rows] == ["1", "2"]
+    assert [bar.get("data-track") for bar in bars] == [row[0].split()[1] for row in page.rows]
+    assert all(row[0].split()[1].endswith(f"-{n}") for n, row in enumerate(page.rows, start=1))
+    labels = [text.text for text in svg.iter(f"{SVG}text") if text.get("class") == "label"]
+    assert labels == ["1", "2"], "each bar is labelled with its number"
     faces = next(p for p in svg.iter(f"{SVG}polygon") if p.get("class") == "faces")
     frames = len(read_records(events))  # frame records; event lines are not steps
     assert len(faces.get("points", "").split()) == 2 * frames + 2  # a step per frame
@@ -190,8 +195,8 @@ def test_report_uses_track_events_with_snapshots_and_classes(
     assert result.returncode == 0, result.stderr
     assert "skipped 1 line" in result.stderr
     page = Page(output.read_text())
-    rows = {row[0]: row for row in page.rows}
-    assert set(rows) == {"7", "9"}
+    rows = {row[0].split()[1]: row for row in page.rows}
+    assert {track: row[0].split()[0] for track, row in rows.items()} == {"7": "1", "9": "2"}
     assert rows["7"][2].startswith("0.60") and rows["7"][3] == "2.40" and rows["7"][4] == "1.80"
     assert rows["7"][6] == "0.97"
     assert rows["7"][7] == "oxygen mask 0.61, wig 0.30"

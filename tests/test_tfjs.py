@@ -323,6 +323,52 @@ def test_model_json_without_declared_preprocessing_is_refused(tmp_path: Path, hu
 
 
 @pytest.fixture(scope="session")
+def faceres_dir(tmp_path_factory: pytest.TempPathFactory, human: Path) -> Path:
+    """The README's recipe: faceres.json copied as age.json and gender.json beside faceres.bin, with
+    the repository's sidecars and labels."""
+    folder = tmp_path_factory.mktemp("faceres")
+    shutil.copy(human / "faceres.bin", folder / "faceres.bin")
+    for name in ("age", "gender"):
+        shutil.copy(human / "faceres.json", folder / f"{name}.json")
+        for suffix in (".streamproc.toml", ".txt"):
+            shutil.copy(SIDECARS / f"{name}{suffix}", folder / f"{name}{suffix}")
+    return folder
+
+
+def test_faceres_recipe_classifies_age_and_gender_as_human_does(
+    faceres_dir: Path, shared_dir: Path, reference: dict
+) -> None:
+    registry = ModelRegistry.load()
+    gender = open_classifier(ClassifierSettings(model=str(faceres_dir / "gender.json"), top_k=2), registry)
+    age = open_classifier(ClassifierSettings(model=str(faceres_dir / "age.json"), top_k=3), registry)
+    assert (gender.name, gender.num_classes, age.name, age.num_classes) == ("gender", 2, "age", 100)
+    items = reference["faceres"]["items"]
+    crops = [np.load(shared_dir / item["crop_file"]) for item in items]
+    for item, by_gender, by_age in zip(items, gender.classify(crops), age.classify(crops), strict=True):
+        male = item["gender_sigmoid"]
+        assert by_gender.top.label == item["human"]["gender"]
+        scores = {label.label: label.score for label in by_gender.labels}
+        assert scores == pytest.approx({"male": male, "female": 1 - male}, abs=1e-4)
+        assert by_age.top.label == f"age {item['human']['ageArgmax']}"
+        assert by_age.top.score == pytest.approx(max(item["age_probs"]), abs=1e-4)
+
+
+def test_a_model_with_several_outputs_needs_one_named(tmp_path: Path, human: Path) -> None:
+    for name in ("faceres.json", "faceres.bin"):
+        shutil.copy(human / name, tmp_path / name)
+    sidecar = tmp_path / "faceres.streamproc.toml"
+    sidecar.write_text('range = "raw"\n')
+    settings = ClassifierSettings(model=str(tmp_path / "faceres.json"))
+    with pytest.raises(
+        ModelError, match=r"has 3 outputs \(gender_pred/Sigmoid, .*\): name the one .* output_name"
+    ):
+        open_classifier(settings, ModelRegistry.load())
+    sidecar.write_text('range = "raw"\noutput_name = "age"\n')
+    with pytest.raises(ModelError, match="has no output 'age'"):
+        open_classifier(settings, ModelRegistry.load())
+
+
+@pytest.fixture(scope="session")
 def face_clip(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
     """Twelve frames of ../shared/images/face.jpg (four people) as an H.264 clip."""
     path = tmp_path_factory.mktemp("face-clip") / "face.mp4"

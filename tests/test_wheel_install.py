@@ -63,12 +63,12 @@ class Installed:
             "HOME": str(cwd),
         }
 
-    def run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         completed = subprocess.run(
             [str(self.venv / "bin" / "streamproc"), *map(str, args)],
             capture_output=True,
             text=True,
-            cwd=self.cwd,
+            cwd=cwd or self.cwd,
             env=self.env,
             timeout=120,
         )
@@ -148,8 +148,18 @@ def test_models_and_config_commands(installed: Installed) -> None:
         assert re.search(rf"^{name}\s+\S+\s+ok\b", verify, re.MULTILINE), verify
 
     example = installed.run("config", "example").stdout
-    assert example == (REPO / "config" / "example.yaml").read_text()
-    assert "sources" in yaml.safe_load(example)
+    (sample,) = [source["url"] for source in yaml.safe_load(example)["sources"]]
+    assert Path(sample).is_relative_to(installed.venv) and Path(sample).stat().st_size > 50_000
+    ours = (REPO / "config" / "example.yaml").read_text().splitlines()
+    assert [line for line in example.splitlines() if line not in ours] == [
+        f"  - url: {sample}   # the sample that comes with streamproc: name your video here"
+    ]
+    empty = installed.cwd / "empty"  # the README's first steps, in a folder of their own
+    empty.mkdir()
+    (empty / "streamproc.yaml").write_text(example)
+    installed.run("run", "--no-progress", cwd=empty)
+    assert count_frames(empty / "out" / "sample.annotated.mp4")[0] == 100
+    assert len((empty / "out" / "sample.jsonl").read_text().splitlines()) > 100  # frames, status, events
 
     schema = json.loads(installed.run("config", "schema").stdout)
     assert schema["title"] == "streamproc configuration"

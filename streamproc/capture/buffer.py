@@ -172,15 +172,32 @@ class FrameScheduler:
 
     def next_frame(self, timeout: float | None = None) -> Frame | None:
         """The next frame in fair order; None once every buffer is finished or on timeout."""
+        frames = self.next_frames(1, timeout)
+        return frames[0] if frames else None
+
+    def next_frames(self, limit: int, timeout: float | None = None) -> list[Frame]:
+        """Up to ``limit`` frames in fair order: waits for the first, then takes only what is
+        already buffered (never waits to fill a run). Empty once every buffer is finished or on
+        timeout."""
         with self.condition:
             while True:
-                count = len(self._buffers)
-                for step in range(count):
-                    buffer = self._buffers[(self._next + step) % count]
-                    if buffer:
-                        self._next = (self._next + step + 1) % count
-                        return buffer._pop()
-                if all(buffer.finished for buffer in self._buffers):
-                    return None
+                taken = self._take(limit)
+                if taken or all(buffer.finished for buffer in self._buffers):
+                    return taken
                 if not self.condition.wait(timeout):
-                    return None
+                    return taken
+
+    def _take(self, limit: int) -> list[Frame]:
+        """Buffered frames round-robin over the sources, at most ``limit``; the lock is held."""
+        taken: list[Frame] = []
+        count = len(self._buffers)
+        idle = 0  # buffers passed in a row that had nothing
+        while len(taken) < limit and idle < count:
+            buffer = self._buffers[self._next]
+            self._next = (self._next + 1) % count
+            if buffer:
+                taken.append(buffer._pop())
+                idle = 0
+            else:
+                idle += 1
+        return taken

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 REORDER_SLACK = 2  # packets a damaged frame may come out after its error lines, beyond thread delay
 ONE_THREAD_PIXELS = 1280 * 720  # files up to this size decode on one thread (see _one_decoding_thread)
 ONE_THREAD_PIXELS_TWO_CORES = 1920 * 1088  # ... and up to this size on a machine with two cores
+AHEAD_FRAMES = 4  # files: frames decoded before the first of them is prepared (see _in_runs) ...
+AHEAD_BYTES = 16 << 20  # ... as long as their pictures stay within this
 
 
 def _ffmpeg_reason(exc: Exception) -> str:
@@ -111,6 +113,7 @@ class FileSource(Source):
             time_base=stream.time_base or Fraction(1, round(float(rate))),
             total_frames=None if self.loop else stream.frames or None,
             live=self.realtime,
+            media_file=None if self.loop or self.url == STDIN or not self.path.is_file() else str(self.path),
         )
         return self.info
 
@@ -228,7 +231,8 @@ class FileSource(Source):
         assert self.info is not None
         info, first = self.info, self.frames_decoded
         end = offset
-        for av_frame in self._frames:
+        ahead = 1 if pacer is not None else _decode_ahead(info.width * info.height)
+        for av_frame in _in_runs(self._frames, ahead):
             if self.stopping:
                 return None
             pts_raw = av_frame.pts
@@ -270,6 +274,19 @@ def _one_decoding_thread(pixels: int) -> bool:
     Up to 720p one core keeps up; up to 1080p on two cores, the other core is inference's."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return pixels <= ONE_THREAD_PIXELS or (cores <= 2 and pixels <= ONE_THREAD_PIXELS_TWO_CORES)
+
+
+def _decode_ahead(pixels: int) -> int:
+    """How many frames of this size a file source decodes before preparing them (at least 1)."""
+    return max(1, min(AHEAD_FRAMES, AHEAD_BYTES // max(1, pixels * 3 // 2)))
+
+
+def _in_runs(frames: Iterator[Any], count: int) -> Iterator[Any]:
+    """The same frames, ``count`` decoded before the first is handed on: decoding and the detector's
+    prepare then each run on caches the other has not just filled (prepare of a 720p frame: 0.31 ms
+    CPU right after its decoding, 0.25 ms in runs of 4)."""
+    while run := list(itertools.islice(frames, count)):
+        yield from run
 
 
 class _Pacer:

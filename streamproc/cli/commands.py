@@ -24,6 +24,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from streamproc import __version__
 from streamproc.cli.cluster import add_cluster_command
 from streamproc.cli.events import add_events_command
+from streamproc.cli.hints import parse
 from streamproc.cli.logs import set_own_level, setup_logging
 from streamproc.core.errors import ConfigError, StreamprocError
 
@@ -131,7 +132,26 @@ def _add_outputs(run: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="append per-frame detections and events as JSON Lines ('-': standard output)",
     )
-    run.add_argument("--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4")
+    run.add_argument(
+        "--out-video", type=Path, metavar="PATH", help="write annotated H.264 MP4 (with the input's audio)"
+    )
+    run.add_argument("--no-audio", action="store_true", help="annotated videos without the input's audio")
+    run.add_argument(
+        "--out-images",
+        type=Path,
+        metavar="DIR",
+        help="photo inputs: write each photo here, same name and format, upright, without metadata (GPS)",
+    )
+    run.add_argument(
+        "--redact",
+        choices=["blur", "pixelate", "fill"],
+        help="--out-video/--out-images hide every face's head instead of boxing it (full-range model)",
+    )
+    run.add_argument(
+        "--draw",
+        choices=["boxes", "none"],
+        help="draw face boxes on --out-video/--out-images (default: boxes, none with --redact)",
+    )
     run.add_argument(
         "--overwrite",
         choices=["append", "replace", "refuse"],
@@ -287,6 +307,24 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _add_picture_outputs(args: argparse.Namespace, settings: Settings) -> None:
+    """The sinks of --out-video and --out-images, redacted with --redact, boxed as --draw says."""
+    from streamproc.config.settings import ImagesSinkSettings, VideoSinkSettings
+
+    if (args.redact or args.draw) and not (args.out_video or args.out_images):
+        raise ConfigError("--redact and --draw apply to --out-video and --out-images: add one of them")
+    existing = "refuse" if args.overwrite == "refuse" else "replace"  # a picture is never appended to
+    looks: dict[str, Any] = {"redact": args.redact}
+    if args.draw:
+        looks["draw_boxes"] = args.draw == "boxes"
+    if args.out_video:
+        video = {"type": "video", "path": args.out_video, "existing": existing, **looks}
+        settings.sinks.append(VideoSinkSettings.model_validate(video))
+    if args.out_images:
+        images = {"type": "images", "dir": args.out_images, "existing": existing, **looks}
+        settings.sinks.append(ImagesSinkSettings.model_validate(images))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     with _collector_paused():
         from streamproc.config.settings import JsonlSinkSettings, VideoSinkSettings, load_settings
@@ -299,10 +337,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.events:
         events = {"type": "jsonl", "path": args.events, "existing": args.overwrite or "append"}
         settings.sinks.append(JsonlSinkSettings.model_validate(events))
-    if args.out_video:
-        existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
-        video = {"type": "video", "path": args.out_video, "existing": existing}
-        settings.sinks.append(VideoSinkSettings.model_validate(video))
+    _add_picture_outputs(args, settings)
+    if args.no_audio:  # every annotated video, the config's too
+        for sink in settings.sinks:
+            if isinstance(sink, VideoSinkSettings):
+                sink.audio = False
     if not settings.sinks and settings.sources:  # without inputs the error below says it all
         log.warning("no sinks configured: results are not saved (use --events or --out-video)")
     if wanted(settings) or args.resume or settings.distributed.job:
@@ -559,8 +598,7 @@ def _last_word(text: str, json_logs: bool) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(build_parser(), argv)
     json_logs = getattr(args, "log_format", "text") == "json"
     setup_logging(_verbosity(args), json_format=json_logs)
     try:

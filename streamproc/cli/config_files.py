@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -12,6 +14,10 @@ log = logging.getLogger(__name__)
 CONFIG_ENV = "STREAMPROC_CONFIG"
 LOCAL_CONFIG = Path("streamproc.yaml")
 EXAMPLE_CONFIG = files("streamproc") / "examples" / "example.yaml"
+SAMPLE_VIDEO = files("streamproc") / "examples" / "sample.mp4"  # samples/sample.mp4, shipped in the package
+# the example's input, as config/example.yaml names it (a path inside a checkout)
+_EXAMPLE_INPUT = re.compile(r"^  - url: samples/sample\.mp4 .*$", re.MULTILINE)
+_PLAIN_PATH = re.compile(r"[\w./+-]+")  # written bare in YAML; others (': ', ' #', quotes) are quoted
 
 
 def find_config(explicit: Path | None) -> Path | None:
@@ -33,5 +39,9 @@ def find_config(explicit: Path | None) -> Path | None:
 
 
 def example_config() -> str:
-    """The commented example config that ships with the package (every field, with its default)."""
-    return EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    """The commented example config that ships with the package (every field, with its default),
+    its input the sample video inside the installed package: it runs from any directory."""
+    path = str(SAMPLE_VIDEO)
+    url = path if _PLAIN_PATH.fullmatch(path) else json.dumps(path)  # YAML reads JSON strings as they are
+    sample = f"  - url: {url}   # the sample that comes with streamproc: name your video here"
+    return _EXAMPLE_INPUT.sub(lambda _match: sample, EXAMPLE_CONFIG.read_text(encoding="utf-8"), count=1)

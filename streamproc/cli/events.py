@@ -5,18 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from streamproc.cli.event_text import Malformed, TrackNumbers, parse_event, readable, safe_text
 from streamproc.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("new", "update", "end", "scene")
-_IN_THE_HEADLINE = {"type", "source_id", "source", "track_id", "wall_time"}
 
 
 def add_events_command(commands: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -37,6 +35,11 @@ def add_events_command(commands: Any, add_common: Callable[[argparse.ArgumentPar
         "--type", action="append", choices=EVENT_TYPES, dest="types", help="only this event type (repeatable)"
     )
     events.add_argument("--json", action="store_true", help="print each event as raw JSON")
+    events.add_argument(
+        "--full-ids",
+        action="store_true",
+        help="show full track and event ids (default: tracks numbered 1, 2, 3... per source)",
+    )
     events.add_argument("--count", type=int, metavar="N", help="exit after N events")
     add_common(events)
     events.set_defaults(handler=run_events)
@@ -63,19 +66,23 @@ def matches(event: dict[str, Any], sources: list[str] | None, types: list[str] |
     return (not sources or source in sources) and (not types or event.get("type") in types)
 
 
-def readable(event: dict[str, Any]) -> str:
-    """One line: time, source, type, track, then the event's other plain fields as key=value."""
-    when = datetime.fromtimestamp(float(event.get("wall_time") or time.time())).strftime("%H:%M:%S.%f")[:-3]
-    source = event.get("source_id", event.get("source", "?"))
-    line = f"{when}  {source}  {event.get('type', '?'):<6}"
-    if event.get("track_id") is not None:
-        line += f"  track {event['track_id']}"
-    details = [
-        f"{key}={round(value, 3) if isinstance(value, float) else value}"
-        for key, value in event.items()
-        if key not in _IN_THE_HEADLINE and isinstance(value, str | int | float | bool)
-    ]
-    return "  ".join([line, *details])
+class _Skipped:
+    """Messages that are not events: each logged with its reason (the first few), counted for the end."""
+
+    LOGGED = 10
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, topic: str, problem: Malformed) -> None:
+        self.count += 1
+        if self.count <= self.LOGGED:
+            more = "; later ones are only counted" if self.count == self.LOGGED else ""
+            log.warning("skipping a message on %s: %s%s", safe_text(topic), safe_text(problem), more)
+
+    def summary(self) -> None:
+        if self.count:
+            log.warning("skipped %d malformed message(s)", self.count)
 
 
 def run_events(args: argparse.Namespace) -> int:
@@ -89,6 +96,8 @@ def run_events(args: argparse.Namespace) -> int:
     topic = Topics(settings.topic_prefix).events
     client = build_client(settings, default_client_id("events"))
     printed = 0
+    skipped = _Skipped()
+    numbers = None if args.full_ids else TrackNumbers()
 
     def on_connect(client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any) -> None:
         if not reason.is_failure:  # also after a reconnect: the broker may have forgotten us
@@ -100,13 +109,13 @@ def run_events(args: argparse.Namespace) -> int:
     def on_message(client: Any, _userdata: Any, message: Any) -> None:
         nonlocal printed
         try:
-            event = json.loads(message.payload)
-        except ValueError:
-            log.warning("skipping a message on %s that is not JSON", message.topic)
+            event = parse_event(message.payload)
+        except Malformed as problem:
+            skipped.add(message.topic, problem)
             return
-        if not isinstance(event, dict) or not matches(event, args.source, args.types):
+        if not matches(event, args.source, args.types):
             return
-        print(json.dumps(event) if args.json else readable(event), flush=True)
+        print(json.dumps(event) if args.json else readable(event, numbers), flush=True)
         printed += 1
         if args.count is not None and printed >= args.count:
             client.disconnect()
@@ -118,4 +127,5 @@ def run_events(args: argparse.Namespace) -> int:
         client.loop_forever()
     except KeyboardInterrupt:
         client.disconnect()
+    skipped.summary()
     return 0

@@ -12,6 +12,11 @@ from streamproc.inference.models import FileCheck, FileState, ModelRegistry, Mod
 
 log = logging.getLogger(__name__)
 
+FACE_MODELS = (
+    "Faces: emotion, age and gender come from face models, not from these (Human's TF.js models;"
+    " README, 'Face classifiers')."
+)
+
 
 def run_models_command(args: argparse.Namespace) -> int:
     overrides = {"models_dir": args.models_dir} if args.models_dir else {}
@@ -40,6 +45,9 @@ def _list(registry: ModelRegistry, specs: list[ModelSpec]) -> None:
     for spec in specs:
         print(_row(registry.check(spec)))
         print(f"{'':<16} {spec.description} [{spec.license}]")
+        if spec.purpose:
+            print(f"{'':<16} for: {spec.purpose}")
+    print(FACE_MODELS)
 
 
 def _verify(registry: ModelRegistry, specs: list[ModelSpec]) -> None:

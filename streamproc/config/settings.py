@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamproc.config.suggest import closest, keys_at
 from streamproc.config.yaml_file import read_config_file, refuse_bool_for_number
 from streamproc.core.errors import ConfigError
 
@@ -212,6 +213,34 @@ class JsonlSinkSettings(StrictModel):
     events: bool = Field(True, description="also write track and scene events, one line each")
 
 
+RedactMode = Literal["blur", "pixelate", "fill"]
+
+
+class RedactSettings(StrictModel):
+    """Privacy redaction, for sinks with ``redact:`` and POST /api/v1/redact: recall first. Faces are
+    covered from their own, lower score threshold, with a margin that takes in the whole head, and a
+    tracked face stays covered where it was predicted on frames the detector misses it (up to
+    tracking.max_missed). Redacting runs use the full-range model unless detector.model is set."""
+
+    min_score: float = Field(
+        0.25, gt=0.0, lt=1.0, description="cover faces scoring this much (other outputs: detector.min_score)"
+    )
+    lookback: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="frames before a face's first sighting covered too, where it came in (a redacted video"
+        " is written this many frames later)",
+    )
+    margin: float = Field(
+        0.4,
+        ge=0.0,
+        le=3.0,
+        description="added around each face box on the sides and below, twice above,"
+        " as a fraction of its size: the whole head",
+    )
+
+
 class VideoSinkSettings(StrictModel):
     """Write annotated H.264 MP4: same size, frame rate and timing as the input."""
 
@@ -226,6 +255,33 @@ class VideoSinkSettings(StrictModel):
     preset: str = Field("veryfast", description="x264 preset: ultrafast .. veryslow")
     draw_keypoints: bool = Field(True, description="draw the six face keypoints (eyes, nose, mouth, ears)")
     draw_scores: bool = Field(True, description="label each box with its score")
+    audio: bool = Field(
+        True,
+        description="copy the input's audio into the video (not re-encoded; files only, not streams;"
+        " --no-audio: off)",
+    )
+    redact: RedactMode | None = Field(
+        None,
+        description="a redacted video: every face's head blurred, pixelated or filled (see 'redact'),"
+        " nothing drawn unless draw_boxes is true",
+    )
+    draw_boxes: bool | None = Field(None, description="draw face boxes; default: yes, unless redact is set")
+
+
+class ImagesSinkSettings(StrictModel):
+    """Photo inputs written back out, one file per photo: same name and format, EXIF orientation
+    applied, metadata (GPS, camera, EXIF) left out."""
+
+    type: Literal["images"]
+    dir: Path = Field(description="folder; '{source}' is replaced by the source id")
+    existing: Literal["replace", "refuse"] = Field(
+        "replace", description="an existing file of the same name: replace it (written aside until then)"
+    )
+    redact: RedactMode | None = Field(
+        None, description="blur, pixelate or fill every face's head; none: draw the face boxes instead"
+    )
+    draw_boxes: bool | None = Field(None, description="draw face boxes; default: yes, unless redact is set")
+    quality: int = Field(95, ge=1, le=100, description="JPEG and WebP quality")
 
 
 QoS = Literal[0, 1, 2]
@@ -288,7 +344,7 @@ class MqttSinkSettings(StrictModel):
 
 
 SinkSettings = Annotated[
-    JsonlSinkSettings | VideoSinkSettings | MqttSinkSettings, Field(discriminator="type")
+    JsonlSinkSettings | VideoSinkSettings | MqttSinkSettings | ImagesSinkSettings, Field(discriminator="type")
 ]
 
 
@@ -539,6 +595,7 @@ class Settings(BaseSettings, NumbersAreNumbers):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
     models_dir: Path | None = Field(
         None, description="fetched models (MobileNets); default ~/.cache/streamproc/models"
     )
@@ -631,7 +688,9 @@ def _describe(
     origin = _origin(error["loc"], config_path, file_data, cli_data)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling; `streamproc config example` lists every key)"
+        match = closest(str(error["loc"][-1]), keys_at(Settings, error["loc"][:-1]))
+        hint = f"did you mean '{match}'? " if match else "check the spelling; "
+        message = f"unknown setting ({hint}`streamproc config example` lists every key)"
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     return f"invalid setting '{key}' {origin}: {message}{more}"
 

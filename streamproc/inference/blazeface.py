@@ -14,6 +14,7 @@ Keypoint order: right eye, left eye, nose tip, mouth centre, right ear tragion, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -114,15 +115,26 @@ class BlazeFaceDetector:
 
     def detect(self, model_input: ModelInput) -> Detections:
         """Faces in the picture a model input was prepared from, in its pixels, best first."""
-        check_input(self, model_input)
-        outputs = self.model.invoke(model_input.tensor)
-        faces = decoding.decode(
-            outputs[self._regressors_at][0],
-            outputs[self._scores_at][0, :, 0],
+        return self.detect_many([model_input])[0]
+
+    def detect_many(self, model_inputs: Sequence[ModelInput]) -> list[Detections]:
+        """:meth:`detect` for each input, the model run on all of them first: Python work straight
+        after an invoke meets caches the model has just filled and took twice the CPU (decoding and
+        tracking a 720p frame: 0.65-0.76 ms after each invoke, 0.35-0.40 ms in runs of 10)."""
+        for model_input in model_inputs:
+            check_input(self, model_input)
+        outputs = [self.model.invoke(model_input.tensor) for model_input in model_inputs]
+        found = decoding.decode(
+            [output[self._regressors_at][0] for output in outputs],
+            [output[self._scores_at][0, :, 0] for output in outputs],
             self.anchors,
             self.input_size,
             self.min_score,
         )
+        return [self._faces(faces, made) for faces, made in zip(found, model_inputs, strict=True)]
+
+    def _faces(self, faces: decoding.RawFaces, model_input: ModelInput) -> Detections:
+        """Decoded detections of one input, merged and mapped back into the input's picture."""
         faces = decoding.weighted_nms(faces, self.nms_iou)
         if len(faces) == 0:
             return Detections.empty(NUM_KEYPOINTS)

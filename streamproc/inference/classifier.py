@@ -76,11 +76,12 @@ class Classifier:
         if self._integer_input and not raw_bytes and model.input_quantization[0] == 0.0:
             raise ModelError(f"{model.path} has an integer input without quantisation parameters: {fix}")
         outputs = model.output_shapes
-        if len(outputs) != 1 or int(np.prod(outputs[0][1:])) < 2:
+        values = int(np.prod(outputs[0][1:])) if len(outputs) == 1 else 0
+        if values != 1 if output == "sigmoid" else values < 2:
             raise ModelError(
                 f"{model.path} has outputs {outputs}, not one vector of class scores per image: {fix}"
             )
-        self.num_classes = int(np.prod(outputs[0][1:]))
+        self.num_classes = 2 if output == "sigmoid" else values
         if self._labels is not None and len(self._labels) + label_offset != self.num_classes:
             raise ModelError(
                 f"{model.path} scores {self.num_classes} classes, but its labels give "
@@ -147,6 +148,8 @@ class Classifier:
         if self._output == "logits":
             shifted = np.exp(rows - rows.max(axis=1, keepdims=True))
             rows = shifted / shifted.sum(axis=1, keepdims=True)
+        elif self._output == "sigmoid":  # one probability p of the second class: [1 - p, p]
+            rows = np.concatenate([1 - rows, rows], axis=1)
         return rows
 
     def _top(self, scores: np.ndarray, frame: int | None) -> Classification:

@@ -13,6 +13,7 @@ same pixels give the same faces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -34,6 +35,15 @@ class Detector(Protocol):
 def detect_image(detector: Detector, rgb: np.ndarray) -> Detections:
     """Faces in an RGB uint8 picture of any size, through the same path as video frames."""
     return detector.detect(detector.prepare(ArrayPicture.from_rgb(rgb)))
+
+
+def detect_all(detector: Detector, model_inputs: Sequence[ModelInput]) -> list[Detections]:
+    """Each input's faces, in order. A detector may offer ``detect_many`` for a run of inputs (it
+    runs its model on all of them, then decodes: see BlazeFaceDetector); any other detects one by one."""
+    many = getattr(detector, "detect_many", None)
+    if many is not None:
+        return list(many(model_inputs))
+    return [detector.detect(model_input) for model_input in model_inputs]
 
 
 def check_input(detector: Detector, model_input: ModelInput) -> None:

@@ -36,6 +36,7 @@ class ModelSpec(BaseModel):
     name: str = ""
     kind: Literal["classifier", "detector", "labels"]
     description: str = ""
+    purpose: str = ""  # what it is for, in a newcomer's words (`models list` shows it)
     file: str = Field(pattern=r"^[^/\\]+$")  # a bare file name: fetch writes it into the models dir
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     url: str | None = None

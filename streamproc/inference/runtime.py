@@ -71,6 +71,30 @@ def load_model(path: Path, num_threads: int = 1) -> Model:
     )
 
 
+class OutputsView:
+    """Base of a model seen with other outputs (some of them, or joined): the input is its own."""
+
+    def __init__(self, model: Model) -> None:
+        self._model = model
+        self.path = model.path
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._model.input_shape
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self._model.input_dtype
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        return self._model.input_quantization
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self._model.dynamic_batch
+
+
 class TfliteModel:
     """One loaded ``.tflite`` model with a single input.
 

@@ -62,6 +62,7 @@ class Publisher:
         self._close_deadline = 0.0
         self.undelivered = 0
         self.published = 0
+        self.published_qos0 = 0  # fire and forget: MQTT has no acknowledgement for these
         self.acknowledged = 0
         self.rejected = 0
         self.refusals = Refusals(self._where)
@@ -120,6 +121,7 @@ class Publisher:
             "queued_max": self.outbox.high_water,
             "inflight": len(self._window),
             "published": self.published,
+            "published_qos0": self.published_qos0,
             "acknowledged": self.acknowledged,
             "dropped": self.outbox.dropped,
             "coalesced": self.outbox.coalesced,
@@ -156,6 +158,8 @@ class Publisher:
             self.published += 1
             if message.qos:
                 self._window[info.mid] = message
+            else:
+                self.published_qos0 += 1
 
     def _reconnect(self) -> None:
         try:

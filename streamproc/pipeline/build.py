@@ -29,7 +29,7 @@ from streamproc.core.stats import PipelineStats
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
 from streamproc.media.pixels import PixelPlan
-from streamproc.pipeline.output_checks import Inputs, check_outputs, input_files
+from streamproc.pipeline.output_checks import Inputs, check_outputs, check_photo_outputs, input_files
 from streamproc.pipeline.run import (
     OpenedSource,
     Pipeline,
@@ -39,6 +39,7 @@ from streamproc.pipeline.run import (
     StatusRelay,
     stats_snapshot,
 )
+from streamproc.privacy.build import redacting_detector, redaction_stage, redacts
 from streamproc.sinks.base import Sink
 from streamproc.sinks.kinds import make_sink
 from streamproc.stages.base import Stage
@@ -79,8 +80,10 @@ def build_pipeline(
     stats = PipelineStats()
     # outputs that would destroy an input or each other: refused before anything is opened; the
     # rest are locked until the run ends (a second run writing one of them is refused)
+    ids = source_ids(settings.sources)
+    check_photo_outputs(settings.sinks, settings.sources, ids)
     if inputs is None:
-        inputs = input_files(settings.sources, source_ids(settings.sources))
+        inputs = input_files(settings.sources, ids)
     locks = check_outputs(settings.sinks, inputs, lock=lock_outputs)
     with _released_on_error(locks):
         return _build(
@@ -161,13 +164,17 @@ def run_pipeline(settings: Settings, progress: ProgressCallback | None = None) -
 
 
 def build_detector(settings: Settings) -> Detector:
-    """The detector the settings name: a bundled BlazeFace, or a TF.js BlazeFace ``model.json``."""
+    """The detector the settings name: a bundled BlazeFace, or a TF.js BlazeFace ``model.json``
+    (redacting runs: see :mod:`streamproc.privacy.build`)."""
+    if redacts(settings):
+        return open_detector(redacting_detector(settings))
     return open_detector(settings.detector)
 
 
 def build_stages(settings: Settings, on_inference: InferenceTimer | None = None) -> list[Stage]:
     """The analysis stages the settings ask for, in order: tracks (with face classification and
-    best views), then whole-frame classification. Loads and checks the classifier now.
+    best views), then whole-frame classification; the redaction stage before them all when an output
+    is redacted. Loads and checks the classifier now.
 
     The classification modules are imported only for runs that classify (~5 ms of start-up)."""
     tracking, classify = settings.tracking, settings.classifier
@@ -180,7 +187,7 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
         )
     runner = _classifier_runner(settings, on_inference) if classify.enabled else None
     ids = run_ids_for(settings.sources)  # same files, same event ids: a retried task repeats them
-    stages: list[Stage] = []
+    stages: list[Stage] = [redaction_stage(settings)] if redacts(settings) else []
     if tracking.enabled:
         classification = None
         if faces:

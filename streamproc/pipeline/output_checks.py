@@ -167,3 +167,22 @@ def _check_leftover(partial: Path) -> None:
             f"{partial} exists: it holds what an earlier run that did not finish wrote; rename or"
             " delete it to run again"
         )
+
+
+def check_photo_outputs(sinks: Iterable[Any], sources: Sequence[Any], source_ids: Sequence[str]) -> None:
+    """Refuse an ``images`` output that would write a photo over itself (its folder is the input's)."""
+    from streamproc.capture.images import image_files
+    from streamproc.sinks.images import output_path
+
+    for sink in sinks:
+        if sink.type != "images":
+            continue
+        for source, source_id in zip(sources, source_ids, strict=True):
+            if source_kind(source.url) is not SourceKind.IMAGES:
+                continue
+            for photo in image_files(source.url):
+                if _same_file(output_path(sink.dir, source_id, photo), photo):
+                    raise OutputConflictError(
+                        f"images output {sink.dir} would write {photo} over itself, the input of source"
+                        f" {source_id}: choose another folder"
+                    )

@@ -19,7 +19,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem 2rem; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
-.meta { color: #555; font-size: .9rem; }
+.meta { color: #555; font-size: .9rem; } .id { font-size: .75rem; }
 table { border-collapse: collapse; margin-top: .8rem; font-size: .9rem; }
 th, td { border-bottom: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: middle; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -74,7 +74,7 @@ def _section(source: SourceTracks) -> str:
 
 def _row(track: Track, index: int) -> str:
     thumb = (
-        f'<img class="thumb" src="{track.thumbnail}" alt="track {escape(track.track_id)}">'
+        f'<img class="thumb" src="{track.thumbnail}" alt="track {track.number}">'
         if track.thumbnail
         else '<span class="meta">no snapshot</span>'
     )
@@ -89,7 +89,8 @@ def _row(track: Track, index: int) -> str:
     cells = "".join(f'<td class="num">{value}</td>' for value in (*numbers, _num(track.best_score)))
     return (
         f'<tr class="track" data-track="{escape(track.track_id)}">'
-        f'<td><span class="swatch" style="background:{_colour(index)}"></span>{escape(track.track_id)}</td>'
+        f'<td><span class="swatch" style="background:{_colour(index)}"></span>{track.number}'
+        f' <span class="meta id">{escape(track.track_id)}</span></td>'
         f"<td>{thumb}</td>{cells}<td>{classes}</td></tr>"
     )
 
@@ -154,13 +155,12 @@ def _track_bars(tracks: list[Track], lanes: dict[str, int], x: Callable[[float],
         parts.append(
             f'<rect class="track" data-track="{escape(track.track_id)}" x="{left:.1f}" y="{top}" '
             f'width="{right - left:.1f}" height="{LANE_HEIGHT - 4}" fill="{_colour(index)}" rx="2">'
-            f"<title>track {escape(track.track_id)}: {_num(track.start)}-{_num(end)} s</title></rect>"
+            f"<title>track {track.number} ({escape(track.track_id)}): {_num(track.start)}-{_num(end)} s"
+            "</title></rect>"
         )
-        if right - left > 30:
+        if right - left > 8 * len(str(track.number)) + 4:  # room for the number
             baseline = top + LANE_HEIGHT - 7
-            parts.append(
-                f'<text x="{left + 3:.1f}" y="{baseline}" class="label">{escape(track.track_id)}</text>'
-            )
+            parts.append(f'<text x="{left + 3:.1f}" y="{baseline}" class="label">{track.number}</text>')
     return parts
 
 

@@ -46,6 +46,7 @@ class Clock:
 @dataclass
 class Track:
     track_id: str
+    number: int = 0  # 1, 2, 3... per source in order of appearance: what the page shows
     start: float | None = None  # seconds from the source's start
     end: float | None = None
     start_wall: float | None = None
@@ -99,6 +100,8 @@ def source_tracks(records: SourceRecords) -> SourceTracks:
         tracks = _tracks_from_events(records.events, clock, {t.track_id: t for t in from_frames})
     else:
         tracks = from_frames
+    for seen, track in enumerate(tracks, start=1):  # first seen first, as `streamproc events` counts
+        track.number = seen
     tracks.sort(key=lambda t: (t.start is None, t.start or 0.0, t.track_id))
     return SourceTracks(records.source_id, clock, timeline, interval, tracks, method)
 

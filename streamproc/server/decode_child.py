@@ -22,7 +22,6 @@ import os
 import signal
 import struct
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -87,18 +86,11 @@ def decode(data: bytes, max_pixels: int, budget_s: float, capture: int) -> tuple
     return meta, np.ascontiguousarray(bgr).data
 
 
-def _capture_file() -> int:
-    """Where decoder messages go: memory where the OS offers it (they are short text either way)."""
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("streamproc-decoder-messages")
-    return os.dup(tempfile.TemporaryFile().fileno())
-
-
 def main() -> int:
     # the parent decides when this process ends: Ctrl-C in a terminal reaches the whole group
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one decode, one core: the budget is the decode's own CPU time
-    capture = _capture_file()
+    capture = os.memfd_create("streamproc-decoder-messages")  # in memory (streamproc is Linux-only)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     try:
         while (head := _read_exact(source, REQUEST.size)) is not None:

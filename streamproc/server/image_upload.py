@@ -8,16 +8,20 @@ runs in a thread, off the event loop; decoding comes later, in a worker's decode
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.requests import Request
 
 from streamproc.config.settings import DetectApiSettings, HttpSettings
 from streamproc.media.still_images import ImageError, ImageHeader, read_header
-from streamproc.server.uploads import UploadError, image_bytes, read_body
+from streamproc.server.uploads import CLIENT_GONE, UploadError, image_bytes, read_body
 
 MB = 1024 * 1024
 IMAGE_ERROR_STATUS = {"format": 415, "damaged": 400, "too_big": 413, "costly": 422}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,23 @@ def check_image(content_type: str, body: bytes, api: DetectApiSettings) -> Uploa
     return Upload(data, header)
 
 
-async def client_gone(request: Request) -> None:
-    """Returns when the client hangs up (after its body was read): a waiting request can stop."""
+async def result_unless_gone(request: Request, future: Future[T], cancel: Callable[[Future[T]], None]) -> T:
+    """The worker's result for ``request``; UploadError (499) after ``cancel(future)`` when the client
+    hangs up first, so that its worker stops instead of computing an answer nobody reads."""
+    answer = asyncio.ensure_future(asyncio.wrap_future(future))
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not answer.done():
+        cancel(future)
+        answer.cancel()
+        raise UploadError(CLIENT_GONE, "the client hung up before the answer")
+    return answer.result()
+
+
+async def _client_gone(request: Request) -> None:
+    """Returns when the client hangs up (after its body was read)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass

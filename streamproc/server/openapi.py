@@ -1,6 +1,7 @@
 """The OpenAPI schema as the API behaves: image endpoints declare their upload (so /docs' "Try it
 out" offers a file field), bad parameters are 400 (the validation-error handler's status, not
-FastAPI's 422), and with a token every protected operation names it."""
+FastAPI's 422), optional query parameters show their own type (never null), and with a token every
+protected operation names it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from streamproc.server.access import OPEN_PATHS
 
 BEARER = "bearerToken"  # the security scheme's name in the OpenAPI schema
 BINARY = {"type": "string", "format": "binary"}
+NULL = {"type": "null"}
 RAW_IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream")
 
 # openapi_extra of an operation that takes an image: a form's 'file' field (listed first: Swagger UI
@@ -50,6 +52,7 @@ def customise_schema(app: FastAPI, bearer: bool) -> None:
         if not made:
             found = plain()
             _validation_as_400(found)
+            _plain_optional_parameters(found)
             if bearer:
                 _declare_bearer(found)
             made.append(found)
@@ -76,6 +79,19 @@ def _validation_as_400(schema: dict[str, Any]) -> None:
     components = schema.get("components", {}).get("schemas", {})
     for name in VALIDATION_SCHEMAS:
         components.pop(name, None)
+
+
+def _plain_optional_parameters(schema: dict[str, Any]) -> None:
+    """FastAPI writes ``model: str | None = Query(None)`` as ``anyOf: [{type: string}, {type: null}]``,
+    which Swagger UI shows as ``string | (string | null)``. A query parameter is sent or not, never
+    null (``required: false`` says so): the null member goes, the type, enum and bounds stay."""
+    for _path, operation in _operations(schema):
+        for parameter in operation.get("parameters", ()):
+            declared = parameter.get("schema", {})
+            members = [member for member in declared.get("anyOf", ()) if member != NULL]
+            if len(members) == 1 and len(declared["anyOf"]) == 2:
+                del declared["anyOf"]
+                declared.update(members[0])
 
 
 def _declare_bearer(schema: dict[str, Any]) -> None:

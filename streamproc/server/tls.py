@@ -38,9 +38,10 @@ def tls_options(settings: HttpSettings) -> dict[str, Any]:
 
 def load_error(settings: HttpSettings, exc: Exception) -> ConfigError:
     """One line for a certificate or key that does not load."""
-    if settings.tls_key_password is not None and "bad decrypt" in str(exc).lower():
+    if settings.tls_key_password is not None and _encrypted(settings):  # OpenSSL says only "PEM lib"
         return ConfigError(
-            f"http.tls_key {settings.tls_key} cannot be decrypted: wrong http.tls_key_password?"
+            f"http.tls_key {settings.tls_key} cannot be decrypted with http.tls_key_password: "
+            "wrong passphrase?"
         )
     return ConfigError(f"http.tls_cert/tls_key cannot be used: {exc}")
 

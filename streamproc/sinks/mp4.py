@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import av
 
 from streamproc.core.atomic_files import free_name, is_stream, partial_path
+from streamproc.sinks.audio import AudioSpan, mux_with_audio
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,10 @@ class CrashSafeMp4:
         time_base: Fraction,
         rate: Fraction,
         options: dict[str, str],
+        audio_from: str | None = None,
     ) -> None:
         self.path = path
+        self.audio_from = audio_from  # a file whose audio the finished MP4 gets (streamproc.sinks.audio)
         self.in_place = is_stream(path)
         self.partial = path if self.in_place else partial_path(path)
         self.container: Any = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
@@ -62,11 +66,18 @@ class CrashSafeMp4:
         # The remux at the end moves it back, so the finished file has the input's timestamps.
         self._first_dts: int | None = None
         self._header_size: int | None = None  # the file's size once its header is written
+        # seconds of the input's timeline the pictures cover: the span of audio the finished file gets
+        self._start, self._end = float("inf"), 0.0
+        self._interval = 1 / rate
 
     def write(self, frame: Any) -> None:
         for packet in self.stream.encode(frame):
             if self._first_dts is None:
                 self._first_dts = packet.dts or 0
+            if packet.pts is not None:  # x264 leaves durations out: a picture lasts one frame interval
+                shown = packet.duration * packet.time_base if packet.duration else self._interval
+                start = packet.pts * packet.time_base
+                self._start, self._end = min(self._start, float(start)), max(self._end, float(start + shown))
             self.container.mux(packet)
             if self._header_size is None:  # the first mux writes the header; packets wait for a fragment
                 self._header_size = self.partial.stat().st_size
@@ -88,7 +99,8 @@ class CrashSafeMp4:
             return None
         finished = self.partial.with_name(f".{self.path.name}.finishing")
         try:
-            _remux_faststart(self.partial, finished, self._first_dts or 0)
+            audio = AudioSpan(self.audio_from, self._start, self._end) if self.audio_from else None
+            _remux_faststart(self.partial, finished, self._first_dts or 0, audio)
             os.replace(finished, self.partial)
         finally:
             finished.unlink(missing_ok=True)
@@ -116,18 +128,23 @@ class CrashSafeMp4:
         return kept
 
 
-def _remux_faststart(source: Path, target: Path, shift: int) -> None:
+def _remux_faststart(source: Path, target: Path, shift: int, audio: AudioSpan | None = None) -> None:
     """Copy every packet of ``source``, ``shift`` ticks later, into a non-fragmented MP4 with the
-    index in front (and an edit list where B-frames decode before the first picture shows)."""
+    index in front (and an edit list where B-frames decode before the first picture shows), with
+    the ``audio`` of its span (see streamproc.sinks.audio)."""
     with (
         av.open(str(source), options={"threads": "1"}) as reader,
         av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as writer,
     ):
         incoming = reader.streams.video[0]
         outgoing = writer.add_stream_from_template(incoming)
-        for packet in reader.demux(incoming):
-            if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
-                continue
-            packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
-            packet.stream = outgoing
-            writer.mux(packet)
+        mux_with_audio(writer, _shifted(reader.demux(incoming), outgoing, shift), audio)
+
+
+def _shifted(packets: Iterator[Any], stream: Any, shift: int) -> Iterator[Any]:
+    for packet in packets:
+        if packet.dts is None or packet.pts is None:  # the demuxer's end-of-stream marker
+            continue
+        packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+        packet.stream = stream
+        yield packet

@@ -163,12 +163,7 @@ class MqttSink(Sink):
         undelivered = self.publisher.close(self._deadline)
         counters = self.publisher.counters()
         log.log(
-            logging.WARNING if counters["dropped"] else logging.INFO,
-            "MQTT: %d messages published, %d acknowledged, %d dropped (queue full), %d reconnects",
-            counters["published"],
-            counters["acknowledged"],
-            counters["dropped"],
-            counters["reconnects"],
+            logging.WARNING if counters["dropped"] else logging.INFO, "MQTT: %s", delivery_summary(counters)
         )
         refused_events = self.publisher.refusals.by_topic[self.topics.events]
         if refused_events:  # events are what the sink is for: refusing them fails the run
@@ -215,3 +210,19 @@ class MqttSink(Sink):
         assert self._stats is not None and self.publisher is not None
         stats = {"time": round(time.time(), 3), **self._stats(), "mqtt": self.publisher.counters()}
         self._send("stats", self.topics.stats, to_json(stats))
+
+
+def delivery_summary(counters: dict[str, Any]) -> str:
+    """What was published and what of it the broker acknowledged, counting only what it owes: a
+    QoS 0 message (stats, snapshots) is never acknowledged, by MQTT's design."""
+    published, unowed = counters["published"], counters["published_qos0"]
+    owed, acknowledged = published - unowed, counters["acknowledged"]
+    parts = [f"{published} messages published"]
+    if owed:
+        parts.append(f"{'all' if acknowledged == owed else acknowledged} of {owed} at QoS 1/2 acknowledged")
+    if counters["rejected"]:
+        parts.append(f"{counters['rejected']} refused")
+    if unowed:
+        parts.append(f"{unowed} at QoS 0 (MQTT does not acknowledge those)")
+    parts.append(f"{counters['dropped']} dropped (queue full), {counters['reconnects']} reconnects")
+    return "; ".join(parts)

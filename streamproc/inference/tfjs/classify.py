@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from streamproc.config.settings import ClassifierSettings
 from streamproc.core.errors import ConfigError, ModelError
 from streamproc.inference.classifier import Classifier, read_labels
-from streamproc.inference.tfjs.loader import load_tfjs_model
+from streamproc.inference.runtime import Model, OutputsView
+from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
 from streamproc.inference.tfjs.preprocess import Preprocess
 from streamproc.inference.tfjs.sidecar import Sidecar, read_sidecar, sidecar_path
 
@@ -34,7 +37,8 @@ def open_tfjs_classifier(settings: ClassifierSettings, path: Path) -> Classifier
             update={"value_range": settings.preprocessing, "mean": settings.mean, "std": settings.std}
         )
     loaded = load_tfjs_model(path, settings.threads)
-    shape = loaded.model.input_shape
+    model = _one_output(loaded, sidecar.output_name, path)
+    shape = model.input_shape
     if len(shape) != 4:
         raise ModelError(f"{path} takes input of shape {shape}, not images (1, height, width, channels)")
     height, width = sidecar.input_size or (int(shape[1]), int(shape[2]))
@@ -48,7 +52,7 @@ def open_tfjs_classifier(settings: ClassifierSettings, path: Path) -> Classifier
         )
     labels = settings.labels or sidecar.labels
     return Classifier(
-        loaded.model,
+        model,
         model_name(path),
         "raw",
         output=sidecar.output if settings.output == "probabilities" else settings.output,
@@ -59,3 +63,40 @@ def open_tfjs_classifier(settings: ClassifierSettings, path: Path) -> Classifier
         fix=f"check {path} and {sidecar_path(path)}",
         prepare=prepare,
     )
+
+
+def _one_output(loaded: TfjsModel, name: str | None, path: Path) -> Model:
+    """The model seen through the output its sidecar names (``output_name``); models with one
+    output need no name."""
+    names = [found.removesuffix(":0") for found in loaded.output_names]
+    if name is None:
+        if len(names) > 1:
+            raise ModelError(
+                f"{path} has {len(names)} outputs ({', '.join(names)}): name the one to classify with"
+                f" output_name in {sidecar_path(path)}"
+            )
+        return loaded.model
+    if name.removesuffix(":0") not in names:
+        raise ModelError(
+            f"{path} has no output {name!r} (it has {', '.join(names)}):"
+            f" fix output_name in {sidecar_path(path)}"
+        )
+    return OneOutput(loaded.model, names.index(name.removesuffix(":0")))
+
+
+class OneOutput(OutputsView):
+    """A model with several outputs (Human's faceres: gender, descriptor, age) seen as one of them."""
+
+    def __init__(self, model: Model, index: int) -> None:
+        super().__init__(model)
+        self._index = index
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [self._model.output_shapes[self._index]]
+
+    def output_quantization(self, index: int) -> tuple[float, int]:
+        return self._model.output_quantization(self._index)
+
+    def invoke(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return [self._model.invoke(tensor)[self._index]]

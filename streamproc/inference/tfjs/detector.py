@@ -14,17 +14,17 @@ import numpy as np
 
 from streamproc.core.errors import ModelError
 from streamproc.inference.blazeface import BlazeFaceDetector
-from streamproc.inference.runtime import TfliteModel
+from streamproc.inference.runtime import OutputsView, TfliteModel
 from streamproc.inference.tfjs.loader import TfjsModel, load_tfjs_model
 
 _BOX_VALUES = 16  # box centre and size, six keypoints
 
 
-class JoinedOutputs:
+class JoinedOutputs(OutputsView):
     """A loaded TF.js BlazeFace whose outputs come as MediaPipe's: (1, n, 16) boxes, (1, n, 1) scores."""
 
     def __init__(self, loaded: TfjsModel) -> None:
-        self._model = loaded.model
+        super().__init__(loaded.model)
         self.path = loaded.source.path
         shapes = self._model.output_shapes
         by_size = sorted(range(len(shapes)), key=lambda i: -shapes[i][1])  # finer grid first
@@ -35,14 +35,6 @@ class JoinedOutputs:
             raise ModelError(f"{self.path} outputs {shapes}: not BlazeFace scores and boxes per anchor grid")
         total = sum(counts)
         self.outputs: list[dict[str, Any]] = [{"shape": (1, total, _BOX_VALUES)}, {"shape": (1, total, 1)}]
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._model.input_shape
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        return self._model.input_dtype
 
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]:
         outputs = self._model.invoke(tensor)

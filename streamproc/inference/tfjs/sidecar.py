@@ -6,7 +6,8 @@ It sits beside ``<name>.json`` (``model.streamproc.toml`` for ``model.json``)::
     resize = "bilinear"        # bilinear (TF.js resizeBilinear) | area (OpenCV INTER_AREA)
     color = "gray"             # rgb | gray (luma 0.2989 R + 0.5870 G + 0.1140 B)
     range = "minus1_1"         # raw (0..255) | zero_1 | minus1_1 | mean_std (with mean, std)
-    output = "probabilities"   # probabilities | logits
+    output = "probabilities"   # probabilities | logits | sigmoid (one value p: classes [1 - p, p])
+    output_name = "age_pred/Softmax"  # which output, for models with several (default: the only one)
     labels = "emotion.txt"     # one class name per line, relative to this file
 """
 
@@ -33,7 +34,8 @@ class Sidecar(BaseModel):
     value_range: ValueRange = Field("raw", alias="range")
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    output: Literal["probabilities", "logits"] = "probabilities"
+    output: Literal["probabilities", "logits", "sigmoid"] = "probabilities"
+    output_name: str | None = None
     labels: Path | None = None
     label_offset: int = Field(0, ge=0)
 
