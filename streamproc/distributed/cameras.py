@@ -24,6 +24,8 @@ from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
 from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
+from streamproc.pipeline.build import source_ids
+from streamproc.pipeline.output_checks import check_outputs, input_files
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,8 @@ def run_cameras(
     """Run every group until ``stop`` is set or ``duration`` has passed; the problems at the end.
     ``view`` receives the workers' snapshots (the caller may watch it)."""
     view = view or ClusterView()
+    # the job's outputs are locked here, for the job: its groups, appending to the same files, do not
+    locks = check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
     registry = start_registry(ray, settings.distributed.job)
@@ -174,6 +178,7 @@ def run_cameras(
         _log_summary(view)
     finally:
         outputs.close()
+        locks.release()
     return problems
 
 

@@ -29,7 +29,7 @@ from streamproc.core.stats import PipelineStats
 from streamproc.inference.detector import Detector
 from streamproc.inference.detectors import open_detector
 from streamproc.media.pixels import PixelPlan
-from streamproc.pipeline.output_checks import check_outputs, check_photo_outputs, input_files
+from streamproc.pipeline.output_checks import Inputs, check_outputs, check_photo_outputs, input_files
 from streamproc.pipeline.run import (
     OpenedSource,
     Pipeline,
@@ -63,6 +63,8 @@ def build_pipeline(
     wrap_sink: SinkWrapper | None = None,
     status_listener: Callable[[StatusEvent], None] | None = None,
     source_factory: SourceFactory = build_source,
+    inputs: Inputs | None = None,
+    lock_outputs: bool = True,
 ) -> Pipeline:
     """Build and open every part the settings ask for; raises a StreamprocError naming the first
     problem (bad model, unreadable input, unwritable output) before anything runs.
@@ -70,7 +72,10 @@ def build_pipeline(
     ``extra_stages`` run after the configured ones, ``extra_sinks`` beside the configured ones;
     ``wrap_sink(index, sink)`` may put each configured sink (``index`` in ``settings.sinks``) inside
     another before it is opened; ``source_factory`` makes each source (a distributed run's shard
-    reads part of a photo collection)."""
+    reads part of a photo collection) and ``inputs`` (source id -> files) are the input files the
+    outputs are checked against (default: each source's, listed); ``lock_outputs=False`` checks the
+    output files without locking them (a distributed camera group shares them with its job's other
+    groups)."""
     if not settings.sources:
         raise ConfigError("no input given: name a video file (streamproc run VIDEO.mp4) or list sources")
     stats = PipelineStats()
@@ -78,7 +83,9 @@ def build_pipeline(
     # rest are locked until the run ends (a second run writing one of them is refused)
     ids = source_ids(settings.sources)
     check_photo_outputs(settings.sinks, settings.sources, ids)
-    locks = check_outputs(settings.sinks, input_files(settings.sources, ids))
+    if inputs is None:
+        inputs = input_files(settings.sources, ids)
+    locks = check_outputs(settings.sinks, inputs, lock=lock_outputs)
     with _released_on_error(locks):
         return _build(
             settings,
