@@ -66,10 +66,9 @@ stamp="$VENV/.streamproc-installed-$MODE"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
   [ "$MODE" = base ] && rm -f "$VENV/.streamproc-installed-test"  # a stale test install: now base only
   echo "setup: installing $(grep -c '==' "$lock") locked packages from $lock into $VENV"
-  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip -q
+  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip >/dev/null
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements/tools.txt
-  # sync, not install: exactly the lock (a test install turned base drops the test packages)
-  "$VENV/bin/uv" pip sync --python "$VENV/bin/python" --require-hashes "$lock"
+  "$VENV/bin/uv" pip install --python "$VENV/bin/python" --require-hashes -r "$lock"
   "$VENV/bin/uv" pip install --python "$VENV/bin/python" --no-deps -e .
   touch "$stamp"
 fi
