@@ -65,6 +65,7 @@ def test_token_is_required_on_every_route_but_healthz(tmp_path: Path) -> None:
         wrong = httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {TOKEN}x"})
         assert wrong.status_code == 401
         assert httpx.post(f"{base}/api/v1/detect", content=b"x").status_code == 401
+        assert httpx.post(f"{base}/api/v1/redact", content=b"x").status_code == 401
         basic = base64.b64encode(f"viewer:{TOKEN}".encode()).decode()  # what a browser sends
         assert httpx.get(f"{base}/readyz", headers={"Authorization": f"Basic {basic}"}).status_code == 200
         process.send_signal(signal.SIGTERM)

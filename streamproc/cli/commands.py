@@ -137,6 +137,22 @@ def _add_outputs(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--no-audio", action="store_true", help="annotated videos without the input's audio")
     run.add_argument(
+        "--out-images",
+        type=Path,
+        metavar="DIR",
+        help="photo inputs: write each photo here, same name and format, upright, without metadata (GPS)",
+    )
+    run.add_argument(
+        "--redact",
+        choices=["blur", "pixelate", "fill"],
+        help="--out-video/--out-images hide every face's head instead of boxing it (full-range model)",
+    )
+    run.add_argument(
+        "--draw",
+        choices=["boxes", "none"],
+        help="draw face boxes on --out-video/--out-images (default: boxes, none with --redact)",
+    )
+    run.add_argument(
         "--overwrite",
         choices=["append", "replace", "refuse"],
         help="an existing --events/--out-video file: append (events; the default), replace it when the"
@@ -291,6 +307,24 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _add_picture_outputs(args: argparse.Namespace, settings: Settings) -> None:
+    """The sinks of --out-video and --out-images, redacted with --redact, boxed as --draw says."""
+    from streamproc.config.settings import ImagesSinkSettings, VideoSinkSettings
+
+    if (args.redact or args.draw) and not (args.out_video or args.out_images):
+        raise ConfigError("--redact and --draw apply to --out-video and --out-images: add one of them")
+    existing = "refuse" if args.overwrite == "refuse" else "replace"  # a picture is never appended to
+    looks: dict[str, Any] = {"redact": args.redact}
+    if args.draw:
+        looks["draw_boxes"] = args.draw == "boxes"
+    if args.out_video:
+        video = {"type": "video", "path": args.out_video, "existing": existing, **looks}
+        settings.sinks.append(VideoSinkSettings.model_validate(video))
+    if args.out_images:
+        images = {"type": "images", "dir": args.out_images, "existing": existing, **looks}
+        settings.sinks.append(ImagesSinkSettings.model_validate(images))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     with _collector_paused():
         from streamproc.config.settings import JsonlSinkSettings, VideoSinkSettings, load_settings
@@ -303,10 +337,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.events:
         events = {"type": "jsonl", "path": args.events, "existing": args.overwrite or "append"}
         settings.sinks.append(JsonlSinkSettings.model_validate(events))
-    if args.out_video:
-        existing = "refuse" if args.overwrite == "refuse" else "replace"  # a video is never appended to
-        video = {"type": "video", "path": args.out_video, "existing": existing}
-        settings.sinks.append(VideoSinkSettings.model_validate(video))
+    _add_picture_outputs(args, settings)
     if args.no_audio:  # every annotated video, the config's too
         for sink in settings.sinks:
             if isinstance(sink, VideoSinkSettings):

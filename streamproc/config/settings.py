@@ -52,6 +52,12 @@ class StrictModel(NumbersAreNumbers):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# Where a model runs, apart from what it computes (MediaPipe's BaseOptions beside its task options):
+# the CPU today; a GPU runtime or delegate adds its name here and its loader in inference/runtime.py.
+Device = Literal["cpu"]
+DEVICE_HELP = "where the model runs: cpu (LiteRT, or TensorFlow for Keras/SavedModel/TF.js)"
+
+
 class DetectorSettings(StrictModel):
     """BlazeFace face detection, run on every frame."""
 
@@ -66,6 +72,7 @@ class DetectorSettings(StrictModel):
     )
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU above which overlapping boxes merge")
     threads: int = Field(1, ge=1, le=64, description="LiteRT CPU threads for the detector")
+    device: Device = Field("cpu", description=DEVICE_HELP)
 
 
 class BackoffSettings(StrictModel):
@@ -213,6 +220,34 @@ class JsonlSinkSettings(StrictModel):
     events: bool = Field(True, description="also write track and scene events, one line each")
 
 
+RedactMode = Literal["blur", "pixelate", "fill"]
+
+
+class RedactSettings(StrictModel):
+    """Privacy redaction, for sinks with ``redact:`` and POST /api/v1/redact: recall first. Faces are
+    covered from their own, lower score threshold, with a margin that takes in the whole head, and a
+    tracked face stays covered where it was predicted on frames the detector misses it (up to
+    tracking.max_missed). Redacting runs use the full-range model unless detector.model is set."""
+
+    min_score: float = Field(
+        0.25, gt=0.0, lt=1.0, description="cover faces scoring this much (other outputs: detector.min_score)"
+    )
+    lookback: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="frames before a face's first sighting covered too, where it came in (a redacted video"
+        " is written this many frames later)",
+    )
+    margin: float = Field(
+        0.4,
+        ge=0.0,
+        le=3.0,
+        description="added around each face box on the sides and below, twice above,"
+        " as a fraction of its size: the whole head",
+    )
+
+
 class VideoSinkSettings(StrictModel):
     """Write annotated H.264 MP4: same size, frame rate and timing as the input."""
 
@@ -232,6 +267,28 @@ class VideoSinkSettings(StrictModel):
         description="copy the input's audio into the video (not re-encoded; files only, not streams;"
         " --no-audio: off)",
     )
+    redact: RedactMode | None = Field(
+        None,
+        description="a redacted video: every face's head blurred, pixelated or filled (see 'redact'),"
+        " nothing drawn unless draw_boxes is true",
+    )
+    draw_boxes: bool | None = Field(None, description="draw face boxes; default: yes, unless redact is set")
+
+
+class ImagesSinkSettings(StrictModel):
+    """Photo inputs written back out, one file per photo: same name and format, EXIF orientation
+    applied, metadata (GPS, camera, EXIF) left out."""
+
+    type: Literal["images"]
+    dir: Path = Field(description="folder; '{source}' is replaced by the source id")
+    existing: Literal["replace", "refuse"] = Field(
+        "replace", description="an existing file of the same name: replace it (written aside until then)"
+    )
+    redact: RedactMode | None = Field(
+        None, description="blur, pixelate or fill every face's head; none: draw the face boxes instead"
+    )
+    draw_boxes: bool | None = Field(None, description="draw face boxes; default: yes, unless redact is set")
+    quality: int = Field(95, ge=1, le=100, description="JPEG and WebP quality")
 
 
 QoS = Literal[0, 1, 2]
@@ -294,7 +351,7 @@ class MqttSinkSettings(StrictModel):
 
 
 SinkSettings = Annotated[
-    JsonlSinkSettings | VideoSinkSettings | MqttSinkSettings, Field(discriminator="type")
+    JsonlSinkSettings | VideoSinkSettings | MqttSinkSettings | ImagesSinkSettings, Field(discriminator="type")
 ]
 
 
@@ -479,6 +536,7 @@ class ClassifierSettings(StrictModel):
     model: str = Field("mobilenet_v2", description="a name from `streamproc models list` or a model path")
     top_k: int = Field(5, ge=1, le=1000, description="labels reported per classification")
     threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
+    device: Device = Field("cpu", description=DEVICE_HELP)
     # How a model given by path wants its input; manifest models declare these themselves.
     preprocessing: Literal["raw", "minus1_1", "zero_1", "mean_std"] | None = Field(
         None, description="model path only: pixels 0..255 as they are, [-1, 1], [0, 1] or (p - mean) / std"
@@ -545,6 +603,7 @@ class Settings(BaseSettings, NumbersAreNumbers):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
     models_dir: Path | None = Field(
         None, description="fetched models (MobileNets); default ~/.cache/streamproc/models"
     )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from streamproc.core import rounding
+from streamproc.core.events import Event
 from streamproc.core.pictures import Picture, ReleasedPicture
 
 
@@ -37,32 +38,6 @@ class StatusEvent:
     wall_time: float
     width: int | None = None  # the picture size when the event was sent (live sources: current)
     height: int | None = None
-
-
-@dataclass(frozen=True)
-class Label:
-    index: int
-    label: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "score": rounding.score(self.score)}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Top-k labels of one picture, best first; ``frame`` is the frame index it was computed on."""
-
-    model: str
-    labels: tuple[Label, ...]
-    frame: int | None = None
-
-    @property
-    def top(self) -> Label:
-        return self.labels[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "frame": self.frame, "top_k": [label.to_dict() for label in self.labels]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,6 +139,9 @@ class Detections:
     boxes: (n, 4) float32 [x1, y1, x2, y2]; scores: (n,) float32; keypoints: (n, k, 2) float32;
     track_ids: (n,) ids of the confirmed tracks the faces belong to (None: not tracked), or empty
     when nothing tracks. ``extra`` holds further per-detection columns (each with first dimension n).
+    ``cover``: (m, 4) regions a redacting sink hides (heads of the faces found at redaction's own
+    threshold and of tracked faces the detector missed), or None when no redaction stage ran;
+    ``cover_back``: regions to hide on the frames before this one too (a face first seen here).
     Validated on construction: wrong shapes or lengths raise ValueError.
     """
 
@@ -172,6 +150,8 @@ class Detections:
     keypoints: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     track_ids: tuple[str | None, ...] = ()
+    cover: np.ndarray | None = None
+    cover_back: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         scores = _float_array("scores", self.scores, (None,))
@@ -187,6 +167,9 @@ class Detections:
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "keypoints", keypoints)
         object.__setattr__(self, "track_ids", tuple(self.track_ids))
+        for name in ("cover", "cover_back"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _float_array(name, getattr(self, name), (None, 4)))
 
     @classmethod
     def empty(cls, num_keypoints: int = 6) -> Detections:
@@ -210,6 +193,8 @@ class Detections:
             keypoints=self.keypoints[index],
             extra={name: column[index] for name, column in self.extra.items()},
             track_ids=tuple(self.track_ids[i] for i in rows) if self.track_ids else (),
+            cover=self.cover,  # regions of the frame, not of its faces: kept whole
+            cover_back=self.cover_back,
         )
 
     def with_columns(
@@ -222,7 +207,13 @@ class Detections:
             self.keypoints,
             {**self.extra, **extra},
             self.track_ids if track_ids is None else track_ids,
+            self.cover,
+            self.cover_back,
         )
+
+    def with_cover(self, regions: np.ndarray, back: np.ndarray | None = None) -> Detections:
+        """The same faces with the regions a redacting sink hides (``back``: on earlier frames too)."""
+        return replace(self, cover=regions, cover_back=back)
 
     def to_records(self) -> list[dict[str, Any]]:
         """JSON-ready list: one dict per detection with box, score, keypoints, ``track_id`` and the
@@ -253,4 +244,4 @@ class FrameResult:
     frame: Frame
     detections: Detections
     inference_ms: float = 0.0
-    events: tuple[Any, ...] = ()  # track events raised by this frame (tracking adds them)
+    events: tuple[Event, ...] = ()  # the events this frame raised (the stages add them)

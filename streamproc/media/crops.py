@@ -1,4 +1,4 @@
-"""Small picture helpers shared by stages, sinks and reports: face crops and JPEG encoding."""
+"""Small picture helpers shared by stages, sinks and reports: face crops and image encoding."""
 
 from __future__ import annotations
 
@@ -49,6 +49,26 @@ def encode_jpeg(bgr: np.ndarray, quality: int) -> bytes:
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OutputError(f"JPEG encoding of a {bgr.shape[1]}x{bgr.shape[0]} picture failed")
+    return data.tobytes()
+
+
+_QUALITY_FLAGS = {
+    "jpeg": cv2.IMWRITE_JPEG_QUALITY,
+    "jpg": cv2.IMWRITE_JPEG_QUALITY,
+    "webp": cv2.IMWRITE_WEBP_QUALITY,
+}
+_WRITTEN = ("jpeg", "jpg", "png", "webp", "bmp")
+
+
+def encode_image(bgr: np.ndarray, kind: str, quality: int) -> bytes:
+    """The picture as a JPEG, PNG, WebP or BMP file (``kind``: a format name or a file suffix such as
+    '.png'; anything else is JPEG), with no metadata at all."""
+    name = kind.lower().lstrip(".")
+    name = name if name in _WRITTEN else "jpeg"
+    flag = _QUALITY_FLAGS.get(name)
+    ok, data = cv2.imencode(f".{name}", bgr, [flag, int(quality)] if flag is not None else [])
+    if not ok:
+        raise OutputError(f"{name.upper()} encoding of a {bgr.shape[1]}x{bgr.shape[0]} picture failed")
     return data.tobytes()
 
 

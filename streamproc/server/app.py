@@ -44,6 +44,7 @@ from streamproc.server.live import LiveHub
 from streamproc.server.metrics import metrics_registry
 from streamproc.server.openapi import customise_schema
 from streamproc.server.protocol import deadline_protocol
+from streamproc.server.redact_api import router as redact_router
 from streamproc.server.routes import ServerState, error
 from streamproc.server.routes import router as status_router
 from streamproc.server.tls import DeadlineServer, load_error, tls_options
@@ -88,6 +89,7 @@ def build_app(
     app.state.api_metrics = ApiMetrics(state.registry, detect) if detect is not None else None
     app.include_router(status_router)
     app.include_router(detect_router)
+    app.include_router(redact_router)
     app.include_router(docs_router)
     customise_schema(app, bearer=token is not None)  # without a token there is nothing to authorize
 

@@ -6,7 +6,8 @@ decompression bombs never decode); decoding runs in a worker's decoder process u
 from __future__ import annotations
 
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +22,20 @@ from streamproc.server.uploads import UploadError
 
 RETRY_AFTER_S = "1"
 
+# what every route that takes an uploaded image may answer (for the OpenAPI schema)
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "damaged image, form without 'file', bad parameter", "content": ERROR_BODY},
+    401: {"description": "token missing or wrong"},
+    408: {"description": "the body came too slowly"},
+    413: {"description": "body, form or image too big"},
+    415: {"description": "not a JPEG, PNG, WebP or BMP image"},
+    422: {
+        "description": "too costly to decode: too many JPEG scans or header segments, or over the CPU budget",
+        "content": ERROR_BODY,
+    },
+    503: {"description": "queue full or server stopping: retry after Retry-After seconds"},
+}
+
 router = APIRouter()
 
 
@@ -32,19 +47,7 @@ router = APIRouter()
     "'warnings' (damage the decoder papered over, such as a truncated JPEG: empty when none) and, "
     "with classify, the top-k labels of each face crop and/or the whole image.",
     openapi_extra=IMAGE_REQUEST_BODY,
-    responses={
-        400: {"description": "damaged image, form without 'file', bad parameter", "content": ERROR_BODY},
-        401: {"description": "token missing or wrong"},
-        408: {"description": "the body came too slowly"},
-        413: {"description": "body, form or image too big"},
-        415: {"description": "not a JPEG, PNG, WebP or BMP image"},
-        422: {
-            "description": "too costly to decode: too many JPEG scans or header segments, or over "
-            "the CPU budget",
-            "content": ERROR_BODY,
-        },
-        503: {"description": "queue full or server stopping: retry after Retry-After seconds"},
-    },
+    responses=UPLOAD_ERRORS,
 )
 async def detect(
     request: Request,
@@ -80,10 +83,24 @@ async def _answer(
     started: float,
 ) -> JSONResponse:
     """Receive and check the upload, queue it, wait for the worker's answer or the client leaving."""
+    found = await answer_upload(
+        request, pool, lambda data: DetectRequest(data, classify, model, top_k, min_score)
+    )
+    if isinstance(found, JSONResponse):
+        return found
+    found["timing_ms"]["total"] = round((time.monotonic() - started) * 1000.0, 2)
+    return JSONResponse(found)
+
+
+async def answer_upload(
+    request: Request, pool: DetectPool, job: Callable[[bytes], DetectRequest]
+) -> dict[str, Any] | JSONResponse:
+    """Receive and check the upload, queue ``job(image bytes)``, wait for the worker's answer or the
+    client leaving; the error answer when a step fails (every image route answers alike)."""
     try:
         upload = await receive_image(request, state_of(request).settings)
-        future = pool.submit(DetectRequest(upload.data, classify, model, top_k, min_score))
-        found = await result_unless_gone(request, future, pool.cancel)
+        future = pool.submit(job(upload.data))
+        found: dict[str, Any] = await result_unless_gone(request, future, pool.cancel)
     except UploadError as exc:  # also 499: the client hung up, its worker stopped
         return error(exc.status, str(exc))
     except QueueFull:
@@ -92,8 +109,7 @@ async def _answer(
         return error(IMAGE_ERROR_STATUS[exc.kind], str(exc))
     except DecodeStopped:
         return error(503, "the server is stopping", {"Retry-After": RETRY_AFTER_S})
-    found["timing_ms"]["total"] = round((time.monotonic() - started) * 1000.0, 2)
-    return JSONResponse(found)
+    return found
 
 
 @router.get("/api/v1/models", summary="classifier models the detection API offers")

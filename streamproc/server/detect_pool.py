@@ -17,15 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.config.settings import ClassifierSettings, Settings
-from streamproc.core.frames import Classification, Detections
+from streamproc.config.settings import ClassifierSettings, RedactSettings, Settings
+from streamproc.core.classification import Classification
+from streamproc.core.frames import Detections
 from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector
+from streamproc.inference.detectors import open_detector
 from streamproc.inference.models import ModelRegistry
 from streamproc.media.crops import square_crop
 from streamproc.media.still_images import ImageHeader
 from streamproc.pipeline.build import build_detector
+from streamproc.privacy.build import redacting_detector
+from streamproc.privacy.photo import RedactRequest, redact_image
 from streamproc.server.decoder import Decoder
 from streamproc.stages.classify import ClassifierRunner
 
@@ -41,6 +45,7 @@ class DetectRequest:
     model: str | None = None  # a key of the workers' classifiers
     top_k: int = 5
     min_score: float = 0.0
+    redact: RedactRequest | None = None  # POST /api/v1/redact: the image back, faces covered
 
 
 @dataclass
@@ -70,16 +75,21 @@ class DetectWorker:
         classifiers: Mapping[str, ClassifierRunner],
         decoder: Decoder,
         margin: float,
+        redactor: Detector | None = None,
     ) -> None:
         self.detector = detector
         self.classifiers = dict(classifiers)
         self.decoder = decoder
         self.margin = margin
+        self.redactor = redactor  # redaction's detector: full-range, down to redact.min_score
 
     def run(self, jobs: list[_Job]) -> None:
         """Answer every job's future: detect in each, then classify per model across the jobs."""
         found = []
         for job in jobs:
+            if job.request.redact is not None:
+                self._redact(job)
+                continue
             try:
                 self._detect(job)
                 found.append(job)
@@ -112,6 +122,17 @@ class DetectWorker:
         if request.classify in ("image", "both"):
             job.pictures.append(bgr)
         job.timing["crop"] = time.perf_counter() - detected
+
+    def _redact(self, job: _Job) -> None:
+        assert job.request.redact is not None and self.redactor is not None
+        try:
+            decoded = self.decoder.decode(job.request.data, token=job.future)
+            answer = redact_image(decoded.bgr, decoded.header.format, self.redactor, job.request.redact)
+            answer["warnings"] = decoded.warnings
+        except Exception as exc:  # a bad image fails its own request only
+            job.future.set_exception(exc)
+            return
+        job.future.set_result(answer)
 
     @staticmethod
     def _classify(runner: ClassifierRunner, jobs: list[_Job]) -> None:
@@ -168,13 +189,16 @@ class DetectPool:
         workers: int,
         queue_size: int,
         batch: int,
+        redact: RedactSettings | None = None,
     ) -> None:
+        self.redact = redact or RedactSettings()  # defaults of POST /api/v1/redact
         self._queue: queue.Queue[_Job | None] = queue.Queue(queue_size)
         self._batch = batch
         self.workers = [make_worker() for _ in range(workers)]  # loaded now: bad models fail at start
         # the detector's own threshold (BlazeFace's per-model default unless configured): requests
         # may ask for more, not less
         self.min_score = float(getattr(self.workers[0].detector, "min_score", 0.0))
+        self.redact_min_score = float(getattr(self.workers[0].redactor, "min_score", 0.0))
         self._threads = [
             threading.Thread(target=self._loop, args=(worker,), name=f"detect-{i}", daemon=True)
             for i, worker in enumerate(self.workers)
@@ -265,10 +289,11 @@ def open_detect_pool(settings: Settings) -> DetectPool:
             classifiers[name] = classifiers[model.name] = ClassifierRunner(model)
             classifiers.setdefault("", classifiers[name])
         detector = build_detector(settings.model_copy(update={"detector": one_thread}))
+        redactor = open_detector(redacting_detector(settings.model_copy(update={"detector": one_thread})))
         decoder = Decoder(api.cpu_budget_s, int(api.max_megapixels * 1e6))
-        return DetectWorker(detector, classifiers, decoder, classify.faces.margin)
+        return DetectWorker(detector, classifiers, decoder, classify.faces.margin, redactor)
 
-    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch)
+    pool = DetectPool(make_worker, api.workers, api.queue_size, api.batch, settings.redact)
     log.info(
         "detection API: %d worker(s), queue %d, models: %s",
         api.workers,

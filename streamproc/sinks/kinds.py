@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamproc.config.settings import (
+    ImagesSinkSettings,
     JsonlSinkSettings,
     MqttSinkSettings,
     Settings,
@@ -76,7 +77,13 @@ def _jsonl(settings: JsonlSinkSettings, run: Settings, stats: StatsProvider | No
 def _video(settings: VideoSinkSettings, run: Settings, stats: StatsProvider | None) -> Sink:
     from streamproc.sinks.video import VideoSink
 
-    return VideoSink(settings)
+    return VideoSink(settings, run.redact.lookback)
+
+
+def _images(settings: ImagesSinkSettings, run: Settings, stats: StatsProvider | None) -> Sink:
+    from streamproc.sinks.images import ImagesSink
+
+    return ImagesSink(settings)
 
 
 def _mqtt(settings: MqttSinkSettings, run: Settings, stats: StatsProvider | None) -> Sink:
@@ -92,3 +99,4 @@ register_sink(
     )
 )
 register_sink(SinkKind("mqtt", MqttSinkSettings, _mqtt, reports_track_ends=True, publishes_stats=True))
+register_sink(SinkKind("images", ImagesSinkSettings, _images))

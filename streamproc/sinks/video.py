@@ -1,4 +1,4 @@
-"""Annotated video sink: H.264 MP4 with the input's size, frame rate and timestamps."""
+"""Annotated (or redacted) video sink: H.264 MP4 with the input's size, frame rate and timestamps."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from streamproc.core.frames import FrameResult, StreamInfo
 from streamproc.core.memory import HUGE_PIXELS
 from streamproc.core.pictures import plane_array
 from streamproc.media.pixels import EncoderFrameReader, PixelFormat, PixelPlan
+from streamproc.privacy.cover import Region, cover_yuv420
+from streamproc.privacy.lookback import Lookback
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
 from streamproc.sinks.draw import draw_detections_yuv420
 from streamproc.sinks.mp4 import CrashSafeMp4
@@ -45,9 +47,13 @@ class VideoSink(Sink):
     to the error); frames are skipped (``skipped``) until a new file can be started, with backoff.
     """
 
-    def __init__(self, settings: VideoSinkSettings) -> None:
+    def __init__(self, settings: VideoSinkSettings, lookback: int = 0) -> None:
         self.settings = settings
+        # redacting: frames wait ``lookback`` frames for the regions of faces first seen later
+        self._lookback = Lookback(lookback) if settings.redact is not None else None
         self.name = f"video:{settings.path}"
+        # a redacted video shows no boxes unless asked: they would point at every hidden face
+        self._draw_boxes = settings.draw_boxes if settings.draw_boxes is not None else settings.redact is None
         self._writers: dict[str, _Writer] = {}
         self._encoder_frame: EncoderFrameReader | None = None
         self._failed = False
@@ -73,8 +79,9 @@ class VideoSink(Sink):
 
     @property
     def written(self) -> int:
-        """Frames handed to the encoder."""
-        return self._encoded
+        """Frames handed to the encoder, and those a redacted video holds back for late regions
+        (encoded when it closes; an error then is the run's)."""
+        return self._encoded + (self._lookback.held if self._lookback is not None else 0)
 
     @property
     def not_written(self) -> dict[str, int]:
@@ -89,8 +96,23 @@ class VideoSink(Sink):
             ensure_writable_file(written_path(self.settings.path), "output video")
 
     def handle(self, result: FrameResult) -> None:
+        if self._lookback is None:
+            self._write(result, None)
+            return
+        for held in self._lookback.push(result):
+            self._write(held.result, held.regions)
+
+    def _drain(self) -> None:
+        """Write the frames still held back for late regions: the run is over."""
+        if self._lookback is not None and not self._failed:
+            for held in self._lookback.drain():
+                self._write(held.result, held.regions)
+
+    def _write(self, result: FrameResult, cover: list[Region] | None) -> None:
+        """Encode one frame (``cover``: the regions to hide on it); a write error on a live run
+        sets the file aside to try again later."""
         try:
-            self._encode(result)
+            self._encode(result, cover)
         except OSError as exc:
             if not result.frame.stream.live or self._retry.exhausted:
                 self._failed = True  # close() keeps the partial files and leaves the targets alone
@@ -101,7 +123,7 @@ class VideoSink(Sink):
             self._failed = True
             raise
 
-    def _encode(self, result: FrameResult) -> None:
+    def _encode(self, result: FrameResult, cover: list[Region] | None) -> None:
         frame = result.frame
         writer = self._writers.get(frame.source_id)
         if writer is None:
@@ -114,7 +136,7 @@ class VideoSink(Sink):
         picture = self._encoder_frame(frame, frame.width, frame.height)
         same_size = (frame.width, frame.height) == writer.size
         out = _padded(picture, writer.file.stream) if same_size else picture
-        self._draw(out, result)
+        self._draw(out, result, cover)
         if not same_size:  # drawn at its own size, then fitted into the video's
             out = self._resized(writer, out, frame.source_id)
         out.pts = writer.timeline.next(frame.pts_raw)
@@ -125,11 +147,15 @@ class VideoSink(Sink):
         if self._retry.problem is not None and writer.file.holds_video and self._retry.succeeded():
             log.warning("annotated video of %s: writing again (%d skipped)", frame.source_id, self.skipped)
 
-    def _draw(self, picture: av.VideoFrame, result: FrameResult) -> None:
+    def _draw(self, picture: av.VideoFrame, result: FrameResult, cover: list[Region] | None) -> None:
+        """Hide the regions to cover (a redacted video), then draw the boxes (unless redacting)."""
         planes = [plane_array(plane) for plane in picture.planes]
-        draw_detections_yuv420(
-            planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
-        )
+        if self.settings.redact is not None and cover:
+            cover_yuv420(planes, cover, self.settings.redact)
+        if self._draw_boxes:
+            draw_detections_yuv420(
+                planes, result.detections, self.settings.draw_keypoints, self.settings.draw_scores
+            )
 
     @staticmethod
     def _resized(writer: _Writer, picture: av.VideoFrame, source_id: str) -> av.VideoFrame:
@@ -177,6 +203,10 @@ class VideoSink(Sink):
 
     def close(self) -> None:
         errors = []
+        try:
+            self._drain()
+        except Exception as exc:  # the file is kept as it is (partial), as after any write error
+            errors.append(f"the last frames: {exc}")
         for source_id, writer in self._writers.items():
             if writer.timeline.repairs:
                 log.warning(
