@@ -21,6 +21,8 @@ import pytest
 from hostile_uploads import comment_bomb, empty_parts_form, scan_bomb, self_signed, truncated_jpeg
 from http_helpers import cli_server
 
+pytestmark = pytest.mark.slow  # a real serve process under hostile uploads
+
 # a stall of the event loop as the issue saw it (3 to 8 s per hostile request) fails; the
 # benchmark measures the real p99 (under 100 ms)
 NO_STALL_S = 2.0

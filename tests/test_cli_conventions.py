@@ -15,6 +15,8 @@ import yaml
 from conftest import REPO, CliRunner
 from media_gen import ffprobe_frames
 
+pytestmark = pytest.mark.slow  # whole runs of the command line
+
 
 def _models_dir_used(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
     """Run ``streamproc models list`` in ``cwd``: (the models directory it used, its log)."""

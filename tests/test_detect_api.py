@@ -35,6 +35,8 @@ from streamproc.server import StatusServer
 from streamproc.server.detect_pool import open_detect_pool
 from streamproc.server.view import NoSources
 
+pytestmark = pytest.mark.slow  # real serve processes
+
 MODEL = "mobilenet_v1"
 
 

@@ -37,6 +37,8 @@ from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.outputs import TEMP_MARK
 from streamproc.pipeline.build import run_pipeline
 
+pytestmark = pytest.mark.slow  # local Ray clusters
+
 ENV = {**FAST_HEALTH_CHECKS, "PYTHONPATH": str(REPO)}
 
 

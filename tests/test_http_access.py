@@ -30,6 +30,8 @@ from streamproc.server import StatusServer
 from streamproc.server.refusals import NAMED_KEYS
 from streamproc.server.view import NoSources
 
+pytestmark = pytest.mark.slow  # real serve processes
+
 TOKEN = "correct-horse-battery-staple-42"
 
 

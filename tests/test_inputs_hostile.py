@@ -19,6 +19,8 @@ from conftest import CliRunner, count_frames, read_records
 
 from streamproc.capture.patterns import expand
 
+pytestmark = pytest.mark.slow  # hostile media generated with FFmpeg, whole runs
+
 
 def _ffmpeg(*args: str | Path) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *map(str, args)], check=True)

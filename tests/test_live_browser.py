@@ -23,6 +23,8 @@ from streamproc.server import StatusServer
 from streamproc.server.detect_pool import open_detect_pool
 from streamproc.server.view import NoSources
 
+pytestmark = pytest.mark.slow  # a real headless Chromium
+
 # no network here: no browser downloads, no background traffic (Selenium Manager is bypassed by
 # naming the driver; the flags keep Chromium from phoning home)
 CHROMIUM_FLAGS = (

@@ -16,6 +16,8 @@ from conftest import REPO, CliRunner, read_records
 from live_run import wait_until
 from rtsp_server import RtspServer, free_tcp_port
 
+pytestmark = pytest.mark.slow  # live runs of the command line for a duration
+
 
 class CliProcess:
     """``python -m streamproc run ...`` in the background, its stderr collected line by line."""

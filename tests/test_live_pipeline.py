@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from live_run import LiveRun, live_settings, wait_until
 from rtsp_server import RtspServer
 
@@ -15,6 +16,8 @@ from streamproc.core.frames import Detections, ModelInput, SourceState
 from streamproc.core.pictures import Picture
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.inference.detector import Detector
+
+pytestmark = pytest.mark.slow  # live sources for a duration
 
 
 def test_two_streams_and_a_file_in_one_process(

@@ -6,9 +6,12 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
 from conftest import CliRunner
 
 from streamproc.cli.logs import levels_for
+
+pytestmark = pytest.mark.slow  # whole runs of the command line
 
 # LiteRT's C++ runtime prints this banner straight to stderr, outside Python's logging
 NATIVE_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."

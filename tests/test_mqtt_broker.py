@@ -39,6 +39,8 @@ from streamproc.mqtt.publisher import Publisher
 from streamproc.mqtt.topics import Topics
 from streamproc.pipeline.run import RunReport
 
+pytestmark = pytest.mark.slow  # a real Mosquitto broker, outages included
+
 RecorderFactory = Any  # the `recorders` fixture: (port, topics, persistent, auth) -> Recorder
 
 

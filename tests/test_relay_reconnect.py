@@ -18,6 +18,8 @@ from streamproc.core.frames import SourceState
 from streamproc.inference.blazeface import BlazeFaceDetector
 from streamproc.server.health import readiness
 
+pytestmark = pytest.mark.slow  # a real relay stopped and started
+
 
 def _camera_away(relay: RtspServer) -> None:
     """The relay stays up, the camera behind it is gone: a fresh relay without its publisher."""

@@ -19,6 +19,8 @@ from streamproc.core.frames import SourceState
 from streamproc.core.pictures import AvPicture
 from streamproc.inference.blazeface import BlazeFaceDetector
 
+pytestmark = pytest.mark.slow  # a real RTSP server
+
 FPS = 25  # the sample's frame rate
 BACKOFF_BOUND = LIVE["reconnect"]["max"] * (1 + LIVE["reconnect"]["jitter"])  # longest single wait
 CONNECT_ALLOWANCE = 4.0  # handshake, probing and waiting for the next keyframe (every 2 s)

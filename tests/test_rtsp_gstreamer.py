@@ -28,6 +28,8 @@ from streamproc.capture.base import SourceState
 from streamproc.config.settings import Settings
 from streamproc.inference.blazeface import BlazeFaceDetector
 
+pytestmark = pytest.mark.slow  # real RTSP servers (GStreamer, rtsp-server-perl)
+
 PASSWORD = "Pa@ss#7/x y'z"  # every character a url reserves, unescaped in the urls below
 AUTO = {**LIVE, "transport": "auto"}
 GOP_S = 0.5  # keyframe interval of the camera clip (-g 12 at 25 fps)

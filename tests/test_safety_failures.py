@@ -39,6 +39,8 @@ from streamproc.server.health import readiness
 from streamproc.sinks.jsonl import JsonlSink
 from streamproc.sinks.live import LiveViewSink
 
+pytestmark = pytest.mark.slow  # full disks (tmpfs) and broker refusals, whole runs
+
 
 @contextlib.contextmanager
 def small_disk(path: Path, size: str) -> Iterator[Path]:

@@ -23,6 +23,8 @@ from streamproc.server import StatusServer
 from streamproc.sinks.base import Sink
 from streamproc.sinks.live import LiveViewSink
 
+pytestmark = pytest.mark.slow  # real serve processes
+
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """/metrics parsed by prometheus-client's own parser: {(sample name, labels): value}."""

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from conftest import REPO, count_frames
 
+pytestmark = pytest.mark.slow  # builds the wheel and installs it into a fresh venv
+
 MAX_VENV_BYTES = 600 * 1024 * 1024
 # what a checkout holds that is not source: caches, environments, earlier outputs
 NOT_SOURCE = shutil.ignore_patterns(
