@@ -119,6 +119,7 @@ def answers(results: list) -> str:
 
 def photo(megapixels: float, face: bytes) -> bytes:
     picture = cv2.imdecode(np.frombuffer(face, np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None
     scale = (megapixels * 1e6 / (picture.shape[0] * picture.shape[1])) ** 0.5
     big = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     return cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
@@ -168,11 +169,12 @@ def silent_tls(code: Path, folder: Path, sockets: int) -> dict:
     return {"dropped_after_s": max(closed)}
 
 
-def sigterm_mid_decode(code: Path, env: dict[str, str]) -> dict:
-    bomb = scan_bomb(scans=4000)
+def sigterm_during(code: Path, env: dict[str, str], bodies: list[tuple[bytes, str]]) -> dict:
+    """SIGTERM 2 s after ``bodies`` were sent at once: seconds until the process is gone."""
     with serve(code, env) as (process, port, log):
-        client = threading.Thread(target=post, args=(f"http://127.0.0.1:{port}", bomb), daemon=True)
-        client.start()
+        base = f"http://127.0.0.1:{port}"
+        for body, content_type in bodies:
+            threading.Thread(target=post, args=(base, body, content_type), daemon=True).start()
         time.sleep(2.0)
         started = time.perf_counter()
         process.send_signal(signal.SIGTERM)
@@ -211,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photo-mp", type=float, default=12.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--tls-sockets", type=int, default=200)
-    parser.add_argument("--only", help="run only the scenarios whose name contains this (no TLS, SIGTERM)")
+    parser.add_argument("--only", help="only the scenarios whose name contains this, or: tls, sigterm")
     parser.add_argument("--repeat", type=int, default=1, help="run each scenario this often, interleaved")
     args = parser.parse_args(argv)
     shared = Path(os.environ.get("STREAMPROC_SHARED_DIR", REPO.parent / "shared"))
@@ -230,21 +232,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{row['samples']:>7} {answers(row['results'])}",
                 flush=True,
             )
-    if args.only is not None:
-        return 0
+    if args.only in (None, "tls"):
+        silent_tls_rows(codes, args.tls_sockets)
+    if args.only in (None, "sigterm"):
+        sigterm_rows(codes, args, face)
+    return 0
+
+
+def silent_tls_rows(codes: dict[str, Path], sockets: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for label, code in codes.items():
-            row = silent_tls(code, Path(folder), args.tls_sockets)
-            dropped = row["dropped_after_s"]
-            print(f"{args.tls_sockets} silent TLS sockets ({label}): all dropped after {dropped:.1f} s")
-    for label, code in codes.items():
-        env = {"STREAMPROC_HTTP__API__MAX_SCANS": "100000", "STREAMPROC_HTTP__API__CPU_BUDGET_S": "60"}
-        row = sigterm_mid_decode(code, env if label == "this" else {})
-        print(
-            f"SIGTERM mid-decode ({label}): gone after {row['exit_s']:.2f} s, exit code {row['code']}, "
-            f"traceback in the log: {'yes' if row['traceback'] else 'no'}"
-        )
-    return 0
+            row = silent_tls(code, Path(folder), sockets)
+            print(f"{sockets} silent TLS sockets ({label}): all dropped after {row['dropped_after_s']:.1f} s")
+
+
+def sigterm_rows(codes: dict[str, Path], args: argparse.Namespace, face: bytes) -> None:
+    raised = {"STREAMPROC_HTTP__API__MAX_SCANS": "100000", "STREAMPROC_HTTP__API__CPU_BUDGET_S": "60"}
+    form, form_type = empty_parts_form(1_000_000)
+    cases = [
+        ("a 4000-scan bomb decoding", raised, [(scan_bomb(scans=4000), "image/jpeg")]),
+        ("1M empty form parts", {}, [(form, form_type)]),
+        (f"{args.clients} uploads", {}, [(photo(args.photo_mp, face), "image/jpeg")] * args.clients),
+    ]
+    for what, env, bodies in cases:
+        for label, code in codes.items():
+            row = sigterm_during(code, env if label == "this" else {}, bodies)
+            print(
+                f"SIGTERM during {what} ({label}): gone after {row['exit_s']:.2f} s, "
+                f"exit code {row['code']}, traceback in the log: {'yes' if row['traceback'] else 'no'}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -144,7 +146,7 @@ def _config(lab: Lab, relayed: set[str]) -> Path:
     return path
 
 
-def _process_numbers(pid: int) -> dict[str, float]:
+def _process_numbers(pid: int) -> dict[str, Any]:
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
@@ -153,6 +155,31 @@ def _process_numbers(pid: int) -> dict[str, float]:
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": int(status["Threads"]),
     }
+
+
+def _open_files(pid: int) -> set[str]:
+    """What the process's descriptors point at (sockets and pipes by kind only)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            found.add(f"{fd}:{target.split(':')[0] if target.startswith(('socket:', 'pipe:')) else target}")
+    return found
+
+
+class _Sampler(threading.Thread):
+    """RSS every 15 s: growth that levels off (warm-up) or keeps going (a leak)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.rss: list[float] = []
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, KeyError):
+            while True:
+                self.rss.append(round(_process_numbers(self.pid)["rss_mb"], 1))
+                time.sleep(15)
 
 
 def _faults(lab: Lab, relayed: list[str], served: list[str], proxied: str, seconds: float) -> list[tuple]:
@@ -200,11 +227,15 @@ def run(minutes: float, cameras: int, keep_log: Path | None = None) -> dict:
         time.sleep(20)  # every camera streaming, the encoder and the broker warm
         if process.poll() is not None:
             raise RuntimeError(f"streamproc ended at start-up:\n{log.read_text()[-3000:]}")
-        first = _process_numbers(process.pid)
+        first, opened = _process_numbers(process.pid), _open_files(process.pid)
+        sampler = _Sampler(process.pid)
+        sampler.start()
         faults = _inject(_faults(setup, relayed, served, served[-1], seconds - 40), started + 20)
         while time.monotonic() < started + seconds:
             time.sleep(1)
         last = _process_numbers(process.pid)
+        last["opened since start"] = sorted(_open_files(process.pid) - opened)
+        last["rss_mb over the run"] = sampler.rss
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=120)
         if keep_log is not None:
@@ -289,7 +320,7 @@ def table(result: dict) -> str:
         )
     start, end = result["process"]["start"], result["process"]["end"]
     rows += ["", "| process | start | end | change |", "| --- | --- | --- | --- |"]
-    for key in ("rss_mb", "fds", "threads"):
+    for key in ("rss_mb", "fds", "threads"):  # the raw numbers (and RSS over time) are in the JSON above
         change = f"{(end[key] - start[key]) / start[key] * 100:+.1f} %"
         rows.append(f"| {key} | {start[key]:.1f} | {end[key]:.1f} | {change} |")
     return "\n".join(rows)

@@ -16,13 +16,16 @@ from typing import Any
 
 from streamproc.config.settings import Settings
 from streamproc.core.errors import ConfigError
+from streamproc.core.events import WorkerLostEnd
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.detached import REGISTRY, actor_options, job_actors
 from streamproc.distributed.driver_outputs import DriverOutputs
 from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
-from streamproc.distributed.ledger import LostEnd, TrackRegistry
+from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
+from streamproc.pipeline.build import source_ids
+from streamproc.pipeline.output_checks import check_outputs, input_files
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class LostTracks:
         log.info("group %s: %d tracks ended as worker_lost", watch.group, len(tracks))
         for track_id, track in tracks.items():  # the latest state polled, else the announcement
             last = watch.open_tracks.pop(track_id, track.new)
-            self.outputs.send([LostEnd(last)], track.owing)
+            self.outputs.send([WorkerLostEnd(last)], track.owing)
 
 
 def stop_groups(ray: Any, watches: list[GroupWatch]) -> list[str]:
@@ -157,6 +160,8 @@ def run_cameras(
     """Run every group until ``stop`` is set or ``duration`` has passed; the problems at the end.
     ``view`` receives the workers' snapshots (the caller may watch it)."""
     view = view or ClusterView()
+    # the job's outputs are locked here, for the job: its groups, appending to the same files, do not
+    locks = check_outputs(settings.sinks, input_files(settings.sources, source_ids(settings.sources)))
     outputs = DriverOutputs(settings, view.stats_snapshot)
     outputs.open()
     registry = start_registry(ray, settings.distributed.job)
@@ -173,6 +178,7 @@ def run_cameras(
         _log_summary(view)
     finally:
         outputs.close()
+        locks.release()
     return problems
 
 

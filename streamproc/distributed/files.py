@@ -23,6 +23,7 @@ from streamproc.distributed.outputs import collect, commit, discard, file_templa
 from streamproc.distributed.progress import Reporter
 from streamproc.distributed.worker_logs import setup_worker_logging
 from streamproc.pipeline.build import SinkWrapper, build_pipeline
+from streamproc.pipeline.output_checks import Inputs
 from streamproc.pipeline.run import RunReport
 from streamproc.sinks.base import Sink
 
@@ -83,6 +84,7 @@ def run_staged(
     finals: list[Path] | None = None,
     accept: Callable[[RunReport], bool] = lambda report: report.ok,
     source_factory: SourceFactory = build_source,
+    inputs: Inputs | None = None,
 ) -> None:
     """Run the task's pipeline with its file outputs under temporary names, and make them final
     (``finals``, else the sinks' own paths) when ``accept`` says the run went well; the rest goes
@@ -94,7 +96,10 @@ def run_staged(
     reporter = Reporter(board, outcome.index)
     try:
         pipeline = build_pipeline(
-            run_settings, wrap_sink=configured_names(settings, run_settings), source_factory=source_factory
+            run_settings,
+            wrap_sink=configured_names(settings, run_settings),
+            source_factory=source_factory,
+            inputs=inputs,
         )
         report = pipeline.run(reporter)
         board.frames.remote(outcome.index, reporter.done)

@@ -50,8 +50,9 @@ class GroupWorker:
             return ReportingSink(sink, index, registry, group, self.incarnation)
 
         try:
+            # the job's groups append to the same files: its driver holds their locks
             self._pipeline: Pipeline | None = build_pipeline(
-                settings, extra_sinks=[self._ledger], wrap_sink=reporting
+                settings, extra_sinks=[self._ledger], wrap_sink=reporting, lock_outputs=False
             )
         except StreamprocError as exc:  # reported to the driver, which stops watching this group
             log.error("group %s cannot start: %s", group, exc)

@@ -101,18 +101,20 @@ def process_shard(data: dict[str, Any], shard: Shard, index: int, board: Any, le
     outcome = FileOutcome(index, shard.source_id, settings.sources[0].url)
     sources: list[ImageSource] = []
 
+    photos = [Path(name) for name in shard.files]
+
     def part(
         _settings: Settings, source: SourceSettings, source_id: str, listener: StatusListener | None
     ) -> ImageSource:
-        sources.append(
-            ImageSource(source_id, source.url, listener, [Path(f) for f in shard.files], shard.first)
-        )
+        sources.append(ImageSource(source_id, source.url, listener, photos, shard.first))
         return sources[-1]
 
     def accept(report: RunReport) -> bool:  # broken photos are reported, the others' records kept
         return not report.sink_errors and not report.interrupted and (report.ok or bool(sources[0].broken))
 
-    run_staged(settings, outcome, board, shard_outputs(settings, shard), accept, part)
+    # outputs are checked against this shard's photos, not the whole collection listed again
+    inputs = {shard.source_id: photos}
+    run_staged(settings, outcome, board, shard_outputs(settings, shard), accept, part, inputs)
     if sources and outcome.error is None:
         outcome.broken = list(sources[0].broken)
     return outcome

@@ -84,7 +84,7 @@ def ray_session(settings: Settings) -> Iterator[ModuleType]:
     where = cluster if cluster is not None else f"this machine ({settings.workers} workers)"
     try:
         ray.init(**options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises a bare Exception when its node does not come up in time
         raise ConfigError(f"cannot start or reach Ray at {where}: {exc}") from None
     log.info("running on Ray: %s", where)
     try:

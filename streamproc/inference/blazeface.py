@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError
 from streamproc.core.frames import Detections, ModelInput
 from streamproc.core.pictures import ArrayPicture, AvPicture, Picture
@@ -28,7 +29,7 @@ from streamproc.inference.detector import check_input, detect_image
 from streamproc.inference.frame_input import plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 from streamproc.inference.models import BLAZEFACE_MODELS, blazeface_model_path
-from streamproc.inference.runtime import TfliteModel
+from streamproc.inference.runtime import Model, load_model
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class BlazeFaceDetector:
         nms_iou: float = 0.3,
         num_threads: int = 1,
         model_path: Path | None = None,
-        model: TfliteModel | None = None,
+        model: Model | None = None,
+        device: Device = "cpu",
     ) -> None:
         spec = decoding.SPECS.get(variant)
         if spec is None:
@@ -77,7 +79,7 @@ class BlazeFaceDetector:
             path, self.model = model.path, model
         else:
             path = Path(model_path) if model_path is not None else blazeface_model_path(variant)
-            self.model = TfliteModel(path, num_threads=num_threads)
+            self.model = load_model(path, num_threads, device)
         self._check_model(path)
         log.debug("BlazeFace %s: %s, %d anchors, min score %g", variant, path, len(self.anchors), score)
 
@@ -89,14 +91,14 @@ class BlazeFaceDetector:
                 f"{path} takes {self.model.input_shape} {self.model.input_dtype}, not the "
                 f"BlazeFace {self.variant} input {expected_input} float32: check the model path"
             )
-        shapes = sorted(tuple(int(d) for d in out["shape"]) for out in self.model.outputs)
+        shapes = sorted(self.model.output_shapes)
         if shapes != [(1, count, 1), (1, count, decoding.NUM_COORDS)]:
             raise ModelError(
                 f"{path} outputs {shapes}, not BlazeFace {self.variant} scores (1, {count}, 1) and "
                 f"boxes (1, {count}, {decoding.NUM_COORDS}): check the model path"
             )
         # The two models name their outputs differently; tell them apart by the last dimension.
-        last_dims = [int(out["shape"][-1]) for out in self.model.outputs]
+        last_dims = [shape[-1] for shape in self.model.output_shapes]
         self._regressors_at = last_dims.index(decoding.NUM_COORDS)
         self._scores_at = last_dims.index(1)
 
@@ -124,17 +126,17 @@ class BlazeFaceDetector:
         for model_input in model_inputs:
             check_input(self, model_input)
         outputs = [self.model.invoke(model_input.tensor) for model_input in model_inputs]
-        return [self._faces(output, made) for output, made in zip(outputs, model_inputs, strict=True)]
-
-    def _faces(self, outputs: list[np.ndarray], model_input: ModelInput) -> Detections:
-        """The model's outputs for one input decoded into faces in the input's picture."""
-        faces = decoding.decode(
-            outputs[self._regressors_at][0],
-            outputs[self._scores_at][0, :, 0],
+        found = decoding.decode(
+            [output[self._regressors_at][0] for output in outputs],
+            [output[self._scores_at][0, :, 0] for output in outputs],
             self.anchors,
             self.input_size,
             self.min_score,
         )
+        return [self._faces(faces, made) for faces, made in zip(found, model_inputs, strict=True)]
+
+    def _faces(self, faces: decoding.RawFaces, model_input: ModelInput) -> Detections:
+        """Decoded detections of one input, merged and mapped back into the input's picture."""
         faces = decoding.weighted_nms(faces, self.nms_iou)
         if len(faces) == 0:
             return Detections.empty(NUM_KEYPOINTS)

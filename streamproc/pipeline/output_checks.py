@@ -15,8 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from streamproc.capture.images import image_files
-from streamproc.capture.inputs import STDIN
+from streamproc.capture.factory import source_type
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.core.atomic_files import is_stream, partial_path
 from streamproc.core.errors import OutputError
@@ -41,12 +40,7 @@ def input_files(sources: Sequence[Any], source_ids: Sequence[str]) -> dict[str, 
     cameras, streams and stdin."""
     files = {}
     for source, source_id in zip(sources, source_ids, strict=True):
-        kind = source_kind(source.url)
-        if kind is SourceKind.IMAGES:
-            files[source_id] = tuple(image_files(source.url))
-        else:
-            is_file = kind is SourceKind.FILE and source.url != STDIN
-            files[source_id] = (Path(source.url),) if is_file else ()
+        files[source_id] = source_type(source.url).input_files(source.url)
     return files
 
 
@@ -60,12 +54,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_outputs(sinks: Iterable[Any], inputs: Inputs) -> OutputLocks:
+def check_outputs(sinks: Iterable[Any], inputs: Inputs, lock: bool = True) -> OutputLocks:
     """Refuse, before anything is opened, outputs that resolve to an input, to another output of the
     same run, to a folder or socket, to an existing file when ``existing`` is ``refuse``, or to a
     file another run is writing; then lock every output file for the run (the caller releases).
 
     ``sinks``: sink settings (those with a ``path`` are files); ``inputs``: source id -> its files.
+    ``lock=False``: checked only (a distributed camera group: its job's driver holds the locks, and
+    the job's groups append to the same files).
     """
     taken: dict[Path, str] = {}
     outputs = list(_output_paths(sinks, inputs))
@@ -74,7 +70,7 @@ def check_outputs(sinks: Iterable[Any], inputs: Inputs) -> OutputLocks:
         taken[path] = what
     locks = OutputLocks()
     try:
-        for sink, path, what in outputs:
+        for sink, path, what in outputs if lock else []:
             aside = sink_kind(sink.type).writes_aside or sink.existing == "replace"
             if not is_stream(path):  # a stream is written in place: nothing beside it, nothing renamed
                 _lock(locks, path, what, aside)

@@ -16,7 +16,7 @@ from pathlib import Path
 from streamproc.config.settings import SHUTDOWN_GRACE_S
 
 RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 30.0
+RETRY_MAX_S = 5.0  # a retry costs one failed write: space that comes back is used within 5 s
 RETRY_FOR_S = 600.0  # without one success for this long, the sink fails for good
 
 
