@@ -5,9 +5,10 @@ than the detector's); every face found there is covered from the first frame it 
 whole head with it. Faces are also tracked, each from its first sighting (no confirmation wait),
 and a track the detector misses on a frame stays covered at its predicted place for up to
 ``tracking.max_missed`` frames: a face turning away, blurred by motion or half out of the picture
-for a frame or two is still hidden. A face seen for the first time is covered on the frames before
-too (``redact.lookback`` of them, held back by the redacting sinks) where it came in: over the
-picture's edge it is near, while it was too cut off to be found. The faces handed on to later
+for a frame or two is still hidden. A face seen for the first time (or again after a miss) is
+covered on the frames before too (``redact.lookback`` of them, held back by the redacting sinks)
+where it came in: over the picture's edge it is near, while it was too cut off to be found. The
+faces handed on to later
 stages and sinks are only those at the detector's own threshold, so events and records are those
 of a run without redaction.
 """
@@ -42,6 +43,7 @@ class RedactionStage(Stage):
         # every face starts a track at once, weak ones included: a track only ever widens the cover
         self._tracking = tracking.model_copy(update={"min_hits": 1, "high_score": settings.min_score})
         self._trackers: dict[str, Tracker] = {}
+        self._previous: dict[str, int] = {}  # per source, the index of the frame processed last
         self._ids = itertools.count()
 
     def process(self, frame: Frame, detections: Detections) -> StageOutput:
@@ -57,20 +59,26 @@ class RedactionStage(Stage):
 
     def _track(self, frame: Frame, found: Detections) -> tuple[np.ndarray, list[np.ndarray]]:
         """Predicted boxes of the source's tracks that no face of this frame extended, and the boxes
-        of the faces seen for the first time."""
+        of the faces that were not seen on the previous frame: new ones, and those that joined a
+        track missed there (a face coming in may join the track of a face that just left)."""
         tracker = self._trackers.get(frame.source_id)
         if tracker is None:
             tracker = Tracker(self._tracking, lambda: str(next(self._ids)))
             self._trackers[frame.source_id] = tracker
+        previous = self._previous.get(frame.source_id)
+        self._previous[frame.source_id] = frame.index
+        seen_before = {track.key: track.last.at.frame for track in tracker.confirmed}
         at = Moment(frame.index, frame.pts, frame.wall_time)
         grown = Detections(_scaled(found.boxes, ASSOCIATION_SCALE), found.scores, found.keypoints)
         step = tracker.update(at, grown, frame.width, frame.height)
         unseen = [track for track in tracker.confirmed if track.last.at.frame != frame.index]
         missed = _face_sized([track.predict(frame.index) for track in unseen])
-        return missed, list(_face_sized([track.last.box for track in step.confirmed]))
+        appeared = {t.key: t for t in step.assigned if t is not None and seen_before.get(t.key) != previous}
+        return missed, list(_face_sized([track.last.box for track in appeared.values()]))
 
     def finish(self, source_id: str, reason: EndReason) -> list[Event]:
         self._trackers.pop(source_id, None)
+        self._previous.pop(source_id, None)
         return []
 
 
