@@ -120,6 +120,7 @@ def keras_models(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> 
     return paths
 
 
+@pytest.mark.slow  # builds, saves and converts a Keras MobileNet with TensorFlow (about a minute)
 @pytest.mark.parametrize("kind", ["keras", "h5", "saved"])
 def test_keras_model_and_its_tflite_conversion_agree(
     keras_models: dict[str, Path], shared_dir: Path, kind: str

@@ -142,6 +142,7 @@ _PEAK_RSS = (
 )
 
 
+@pytest.mark.slow  # encodes and decodes a picture of tens of megapixels
 def test_huge_picture_memory_is_bounded(tmp_path: Path) -> None:
     video = write_video(tmp_path / "huge.mp4", constant_rate(4), size=(8192, 8192), preset="ultrafast")
     command = [sys.executable, "-c", _PEAK_RSS, "run", video, "--out-video", tmp_path / "a.mp4"]
