@@ -56,9 +56,10 @@ def first_detection_seconds(clip: Path, events: Path, timeout: float = 60.0) -> 
 
 
 def _has_frame(events: Path) -> bool:
+    """Whether a whole frame record is in ``events`` (status records come first: the source's
+    "streaming" line is written before any frame)."""
     with events.open(encoding="utf-8") as stream:
-        first = stream.readline()
-    return first.endswith("\n") and json.loads(first).get("type") == "frame"
+        return any(line.endswith("\n") and json.loads(line).get("type") == "frame" for line in stream)
 
 
 def tensorflow_imported(clip: Path, events: Path) -> bool:

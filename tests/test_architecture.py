@@ -47,12 +47,12 @@ def test_builder_makes_the_parts_the_settings_ask_for(sample_video: Path, tmp_pa
     extra = Counting()
     pipeline = build_pipeline(settings, extra_sinks=[extra])
     assert pipeline.detector.name == "blazeface-short"
-    assert [stage.name for stage in pipeline.stages] == ["tracks"]
+    assert [stage.name for stage in pipeline.stages] == ["tracks", "best-views", "track-events"]
     names = [sink.name for sink in pipeline.sinks]
     assert names[:2] == [f"jsonl:{tmp_path / 'e.jsonl'}", f"video:{tmp_path / 'a.mp4'}"]
     assert "counting" in names and any(name.startswith("snapshots:") for name in names)
-    # the plan has what the video sink encodes and what the track stage crops for snapshots
-    assert pipeline.pixels.needs["tracks"] == {PixelFormat.BGR}
+    # the plan has what the video sink encodes and what the best-view stage crops for snapshots
+    assert pipeline.pixels.needs["best-views"] == {PixelFormat.BGR}
     assert pipeline.pixels.formats == {PixelFormat.BGR, PixelFormat.YUV420P}
     report = pipeline.run()
     assert report.ok and extra.frames == report.frames_processed > 0

@@ -28,8 +28,8 @@ from mqtt_support import Broker, free_port, wait_until
 from ray_support import FAST_HEALTH_CHECKS, records, wait_for_health_checks
 from test_file_run import file_to_jsonl
 
-from streamproc.analysis.events import SCHEMA_PATH
 from streamproc.config.settings import Settings
+from streamproc.core.events import SCHEMA_PATH
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.cameras import run_cameras
 from streamproc.distributed.jobs import run_files

@@ -22,9 +22,9 @@ from live_run import LiveRun, live_settings, wait_until
 from mqtt_support import Broker, Recorder, mqtt_settings
 from rtsp_server import RtspServer
 
-from streamproc.analysis.events import SCHEMA_PATH
 from streamproc.analysis.snapshots import square_crop
 from streamproc.config.settings import ClassifierSettings, JsonlSinkSettings, Settings, SourceSettings
+from streamproc.core.events import SCHEMA_PATH, WorkerLostEnd
 from streamproc.core.frames import Detections, Frame, FrameResult, SourceState, StreamInfo
 from streamproc.core.geometry import box_iou
 from streamproc.core.pictures import ArrayPicture
@@ -127,6 +127,22 @@ def test_events_are_valid_against_the_schema(
     for event in enter_exit.events:
         errors = sorted(validator.iter_errors(event), key=str)
         assert not errors, f"{event['type']} {event['event_id']}: {errors[0].message}"
+
+
+def test_a_worker_lost_end_is_the_end_of_the_last_published_state(
+    enter_exit: EnterExitRun, validator: jsonschema.Draft202012Validator
+) -> None:
+    """What a distributed run's driver writes for a track whose worker died: one more ``end`` after
+    the track's last ``new``/``update``, valid against the same schema."""
+    last = next(event for event in enter_exit.events if event["type"] == "update")
+    end = WorkerLostEnd(last)
+    assert (end.type, end.source_id, end.track_id) == ("end", last["source"], last["track_id"])
+    written = end.to_dict()
+    assert not sorted(validator.iter_errors(written), key=str)
+    assert (
+        written["seq"] == last["seq"] + 1 and written["event_id"] == f"{last['track_id']}.{last['seq'] + 1}"
+    )
+    assert written["end_reason"] == "worker_lost" and written["end"]["frame"] == last["frame"]
 
 
 def test_events_describe_the_track(enter_exit: EnterExitRun) -> None:

@@ -306,7 +306,9 @@ def test_optional_query_parameters_have_plain_types_in_the_schema() -> None:
         for parameter in operation.get("parameters", ())
     }
     assert "null" not in json.dumps(parameters), parameters
-    detect = {name: parameters[name]["schema"] for name in ("classify", "model", "min_score", "top_k")}
+    detect_operation = schema["paths"]["/api/v1/detect"]["post"]
+    detect_parameters = {parameter["name"]: parameter for parameter in detect_operation["parameters"]}
+    detect = {name: detect_parameters[name]["schema"] for name in ("classify", "model", "min_score", "top_k")}
     assert detect["classify"]["type"] == "string" and detect["classify"]["enum"] == ["faces", "image", "both"]
     assert detect["model"]["type"] == "string" and "anyOf" not in detect["model"]
     assert (detect["min_score"]["type"], detect["min_score"]["minimum"], detect["min_score"]["maximum"]) == (
@@ -314,7 +316,7 @@ def test_optional_query_parameters_have_plain_types_in_the_schema() -> None:
         0.0,
         1.0,
     )
-    assert not any(parameters[name]["required"] for name in detect)
+    assert not any(detect_parameters[name]["required"] for name in detect)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])

@@ -127,7 +127,10 @@ def test_cli_stops_at_start_up_on_bad_mqtt_settings(
 def test_example_config_documents_every_mqtt_field(repo_dir: Path, tmp_path: Path) -> None:
     example = (repo_dir / "config" / "example.yaml").read_text()
     # the mqtt sink entry is commented out (it needs a broker); uncommented, it must be valid
-    enabled = re.sub(r"(?m)^  # (- type: mqtt|  .*)$", r"  \1", example)
+    # (only its own block: other commented-out sinks, e.g. images, stay comments)
+    block = re.search(r"(?m)^  # - type: mqtt\n(?:  #   .*\n)*", example)
+    assert block is not None, "the example shows a commented-out mqtt sink"
+    enabled = example.replace(block.group(0), re.sub(r"(?m)^  # ", "  ", block.group(0)))
     settings = load_settings(write_config(tmp_path, enabled))
     sink = next(sink for sink in settings.sinks if sink.type == "mqtt")
     assert sink == MqttSinkSettings(type="mqtt"), "the example shows the defaults"

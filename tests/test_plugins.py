@@ -11,15 +11,25 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from streamproc.analysis.events import Event
-from streamproc.config.settings import JsonlSinkSettings, Settings, SinkSettings, SourceSettings
-from streamproc.core.errors import ConfigError
+from streamproc.capture.factory import SOURCE_TYPES, register_source, source_type
+from streamproc.capture.urls import SourceKind
+from streamproc.config.settings import (
+    ClassifierSettings,
+    DetectorSettings,
+    JsonlSinkSettings,
+    Settings,
+    SinkSettings,
+    SourceSettings,
+)
+from streamproc.core.errors import ConfigError, ModelError
+from streamproc.core.events import Event
 from streamproc.core.frames import Detections, Frame, FrameResult, ModelInput
 from streamproc.core.pictures import Picture
-from streamproc.inference import detectors
+from streamproc.inference import detectors, runtime
 from streamproc.inference.detectors import DETECTOR_KINDS, DetectorKind, detector_kind, register_detector
+from streamproc.inference.runtime import Runtime, TfliteModel, check_device, load_model, register_runtime
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 from streamproc.pipeline.build import build_pipeline
 from streamproc.sinks import kinds
@@ -56,6 +66,41 @@ def test_each_detector_model_has_one_kind() -> None:
     ]
     with pytest.raises(ConfigError, match="detector model 'medium' is of no registered kind"):
         detector_kind("medium")
+
+
+def test_every_kind_of_url_has_one_registered_source() -> None:
+    assert set(SOURCE_TYPES) == set(SourceKind)
+    urls = ("a.mp4", "-", "rtsp://cam/1", "camera:0", "shots/*.jpg")
+    assert [url for url in urls if source_type(url).reads_file] == ["a.mp4", "-"]
+    assert source_type("a.mp4").input_files("a.mp4") == (Path("a.mp4"),)
+    assert source_type("-").input_files("-") == () == source_type("camera:0").input_files("camera:0")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_source(source_type("a.mp4"))
+
+
+def test_where_a_model_runs_is_a_setting_apart_from_what_it_computes() -> None:
+    assert DetectorSettings().device == ClassifierSettings().device == "cpu"
+    with pytest.raises(ValidationError, match="Input should be 'cpu'"):
+        DetectorSettings(device="gpu")
+    with pytest.raises(ModelError, match="no runtime for device 'gpu'"):
+        check_device("gpu")
+
+
+def test_a_runtime_for_another_device_plugs_in(shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = shared_dir / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    assert list(runtime.RUNTIMES) == ["litert", "tensorflow"]
+    assert isinstance(load_model(model), TfliteModel)
+    loaded: list[Path] = []
+
+    def on_the_gpu(path: Path, threads: int) -> TfliteModel:
+        loaded.append(path)
+        return TfliteModel(path, threads)  # a stand-in: no GPU here
+
+    monkeypatch.setattr(runtime, "RUNTIMES", dict(runtime.RUNTIMES))  # the registration ends with the test
+    register_runtime(Runtime("gpu", lambda path: path.suffix == ".tflite", on_the_gpu, frozenset({"gpu"})))
+    check_device("gpu")
+    assert load_model(model, 1, "gpu").input_shape == (1, 128, 128, 3) and loaded == [model]
+    assert isinstance(load_model(model), TfliteModel) and loaded == [model], "the CPU still runs on LiteRT"
 
 
 def test_a_forwarding_sink_forwards_every_hook() -> None:
@@ -141,7 +186,7 @@ def test_a_sink_stage_and_detector_plug_in(
     )
     pipeline = build_pipeline(settings, extra_stages=[stage], extra_sinks=[sink])
     assert pipeline.detector.name == "centre-face"
-    assert [s.name for s in pipeline.stages] == ["tracks", "face-counter"]
+    assert [s.name for s in pipeline.stages] == ["tracks", "track-events", "face-counter"]
     assert pipeline.pixels.formats == {PixelFormat.BGR}
     report = pipeline.run()
     assert isinstance(sink, CountSink)

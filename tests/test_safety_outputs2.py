@@ -9,15 +9,19 @@ import stat
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from conftest import REPO, CliRunner, count_frames, read_records
 
 from streamproc.config.settings import JsonlSinkSettings, SourceSettings, VideoSinkSettings
-from streamproc.core.atomic_files import is_stream
+from streamproc.core.atomic_files import is_stream, partial_path
 from streamproc.core.locks import OutputInUseError, OutputLocks
 from streamproc.pipeline.output_checks import check_outputs, input_files
+from streamproc.sinks.mp4 import CrashSafeMp4
 
 
 @pytest.fixture
@@ -219,3 +223,22 @@ def test_open_files_by_name_are_streams_even_when_they_lead_to_a_file(tmp_path: 
     regular = tmp_path / "regular.jsonl"
     regular.write_text("")
     assert not is_stream(regular) and not is_stream(tmp_path / "new.mp4")
+
+
+def test_a_video_that_cannot_be_written_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    """A live run retries a full disk with a new file each time: none may keep a descriptor (the
+    soak found FFmpeg's own close leaves it open after a write error). The partial file here is a
+    device like /dev/full (1, 7), made in a temporary folder."""
+    target = tmp_path / "x.mp4"
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        subprocess.run(["mknod", "-m", "666", str(partial_path(target)), "c", "1", "7"], check=True)
+        video = CrashSafeMp4(target, 64, 64, Fraction(1, 10), Fraction(10), {"preset": "ultrafast"})
+        with pytest.raises(OSError, match="No space left"):
+            for index in range(100):
+                frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+                frame.pts = index
+                video.write(frame)
+        assert video.abandon(aside=True) is None, "nothing playable: not kept"
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert not list(tmp_path.iterdir())

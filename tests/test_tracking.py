@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from streamproc.analysis.tracking import Moment, Tracker
+from streamproc.analysis.tracking import Tracker
 from streamproc.config.settings import TrackingSettings
+from streamproc.core.events import Moment
 from streamproc.core.frames import Detections
 from streamproc.core.geometry import box_iou, inside_fraction
 

@@ -1,8 +1,9 @@
 """Track snapshots: the picture of a face's best view, and where its JPEG files go.
 
-The track stage crops the picture on the inference thread (the frame is gone by the next event);
-the snapshot sink (:mod:`streamproc.sinks.snapshots`) encodes and writes the files on its own
-thread. Paths are known before the files exist, so events can name them.
+The best-view stage (:mod:`streamproc.stages.best_views`) crops the picture on the inference
+thread (the frame is gone by the next event); the snapshot sink (:mod:`streamproc.sinks.snapshots`)
+encodes and writes the files on its own thread. Paths are known before the files exist, so events
+can name them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import re
 import cv2
 import numpy as np
 
-from streamproc.analysis.events import Snapshot
 from streamproc.config.settings import SnapshotSettings
+from streamproc.core.events import Snapshot
 from streamproc.media.crops import square_crop
 
 

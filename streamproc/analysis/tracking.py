@@ -9,8 +9,8 @@ ByteTrack-style association on IoU against constant-velocity predictions:
 4. strong faces left start tentative tracks. A track is confirmed after ``min_hits`` frames in a row
    and ends once unseen for more than ``max_missed`` frames (or ``max_missed_s`` seconds).
 
-The tracker is pure bookkeeping (no pictures, no I/O); :mod:`streamproc.stages.tracks` turns its
-steps into best views, classifications and events.
+The tracker is pure bookkeeping (no pictures, no I/O); :mod:`streamproc.stages.tracks` runs it and
+shares its steps with the stages that keep best views, classify faces and raise the events.
 """
 
 from __future__ import annotations
@@ -21,36 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamproc.config.settings import TrackingSettings
+from streamproc.core.events import Moment, Observation
 from streamproc.core.frames import Detections
 from streamproc.core.geometry import box_iou, inside_fraction
 
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest motion in the velocity estimate
-
-
-@dataclass(frozen=True)
-class Moment:
-    """When something happened: frame index, media time (s) and capture wall-clock time (epoch s)."""
-
-    frame: int
-    pts: float | None
-    wall_time: float
-
-    def seconds_since(self, other: Moment) -> float:
-        """Media time between two moments (wall-clock time when a timestamp is missing)."""
-        if self.pts is not None and other.pts is not None:
-            return self.pts - other.pts
-        return self.wall_time - other.wall_time
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One face as seen in one frame, in full-frame pixels."""
-
-    at: Moment
-    box: np.ndarray  # (4,) x1, y1, x2, y2
-    score: float
-    keypoints: np.ndarray  # (k, 2)
-    quality: float  # score times the fraction of the box inside the frame
 
 
 @dataclass(eq=False)

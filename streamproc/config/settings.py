@@ -52,6 +52,12 @@ class StrictModel(NumbersAreNumbers):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# Where a model runs, apart from what it computes (MediaPipe's BaseOptions beside its task options):
+# the CPU today; a GPU runtime or delegate adds its name here and its loader in inference/runtime.py.
+Device = Literal["cpu"]
+DEVICE_HELP = "where the model runs: cpu (LiteRT, or TensorFlow for Keras/SavedModel/TF.js)"
+
+
 class DetectorSettings(StrictModel):
     """BlazeFace face detection, run on every frame."""
 
@@ -66,6 +72,7 @@ class DetectorSettings(StrictModel):
     )
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="IoU above which overlapping boxes merge")
     threads: int = Field(1, ge=1, le=64, description="LiteRT CPU threads for the detector")
+    device: Device = Field("cpu", description=DEVICE_HELP)
 
 
 class BackoffSettings(StrictModel):
@@ -529,6 +536,7 @@ class ClassifierSettings(StrictModel):
     model: str = Field("mobilenet_v2", description="a name from `streamproc models list` or a model path")
     top_k: int = Field(5, ge=1, le=1000, description="labels reported per classification")
     threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
+    device: Device = Field("cpu", description=DEVICE_HELP)
     # How a model given by path wants its input; manifest models declare these themselves.
     preprocessing: Literal["raw", "minus1_1", "zero_1", "mean_std"] | None = Field(
         None, description="model path only: pixels 0..255 as they are, [-1, 1], [0, 1] or (p - mean) / std"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from streamproc.core import rounding
+from streamproc.core.events import Event
 from streamproc.core.pictures import Picture, ReleasedPicture
 
 
@@ -37,32 +38,6 @@ class StatusEvent:
     wall_time: float
     width: int | None = None  # the picture size when the event was sent (live sources: current)
     height: int | None = None
-
-
-@dataclass(frozen=True)
-class Label:
-    index: int
-    label: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "score": rounding.score(self.score)}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Top-k labels of one picture, best first; ``frame`` is the frame index it was computed on."""
-
-    model: str
-    labels: tuple[Label, ...]
-    frame: int | None = None
-
-    @property
-    def top(self) -> Label:
-        return self.labels[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "frame": self.frame, "top_k": [label.to_dict() for label in self.labels]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,4 +244,4 @@ class FrameResult:
     frame: Frame
     detections: Detections
     inference_ms: float = 0.0
-    events: tuple[Any, ...] = ()  # track events raised by this frame (tracking adds them)
+    events: tuple[Event, ...] = ()  # the events this frame raised (the stages add them)

@@ -16,12 +16,13 @@ from typing import Any
 
 from streamproc.config.settings import Settings
 from streamproc.core.errors import ConfigError
+from streamproc.core.events import WorkerLostEnd
 from streamproc.distributed.aggregate import ClusterView
 from streamproc.distributed.detached import REGISTRY, actor_options, job_actors
 from streamproc.distributed.driver_outputs import DriverOutputs
 from streamproc.distributed.group_worker import GroupWorker
 from streamproc.distributed.groups import camera_groups, group_settings, with_ids
-from streamproc.distributed.ledger import LostEnd, TrackRegistry
+from streamproc.distributed.ledger import TrackRegistry
 from streamproc.distributed.worker_logs import driver_level
 from streamproc.pipeline.build import source_ids
 from streamproc.pipeline.output_checks import check_outputs, input_files
@@ -136,7 +137,7 @@ class LostTracks:
         log.info("group %s: %d tracks ended as worker_lost", watch.group, len(tracks))
         for track_id, track in tracks.items():  # the latest state polled, else the announcement
             last = watch.open_tracks.pop(track_id, track.new)
-            self.outputs.send([LostEnd(last)], track.owing)
+            self.outputs.send([WorkerLostEnd(last)], track.owing)
 
 
 def stop_groups(ray: Any, watches: list[GroupWatch]) -> list[str]:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 
 from streamproc.config.settings import Settings
 from streamproc.core.errors import StreamprocError
+from streamproc.core.events import Event
 from streamproc.distributed.group_worker import reports_track_ends
 from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink, StatsProvider
@@ -38,7 +39,7 @@ class DriverOutputs:
         for sink in self._sinks:
             sink.open(pixels)
 
-    def send(self, events: Sequence[object], outputs: Collection[int]) -> None:
+    def send(self, events: Sequence[Event], outputs: Collection[int]) -> None:
         """Write ``events`` to the outputs with these indexes."""
         for index in outputs:
             self._outputs[index].handle_events(events)

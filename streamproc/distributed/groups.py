@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from streamproc.capture.urls import SourceKind, source_kind
+from streamproc.capture.factory import source_type
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.distributed.outputs import file_template
 from streamproc.pipeline.build import source_id_for
@@ -18,7 +18,7 @@ def with_absolute_paths(settings: Settings) -> Settings:
     driver's working directory, so relative paths mean what they mean where the command was run."""
     sources = [
         source.model_copy(update={"url": os.path.abspath(source.url)})
-        if source_kind(source.url) in (SourceKind.FILE, SourceKind.IMAGES)
+        if source_type(source.url).on_disk
         else source
         for source in settings.sources
     ]

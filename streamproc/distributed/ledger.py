@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamproc.core.events import Event
 from streamproc.core.frames import FrameResult
 from streamproc.sinks.base import ForwardingSink, Sink
 
@@ -41,7 +42,7 @@ class TrackLedger(Sink):
     def handle(self, result: FrameResult) -> None:
         """Frames say nothing the ledger keeps."""
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         with self._lock:
             for event in events:
                 if event.type in ("new", "update"):
@@ -103,7 +104,7 @@ class ReportingSink(ForwardingSink):
         self._output, self._registry = output, registry
         self._known: set[str] = set()  # tracks this sink saw registered
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         import ray  # inside a worker: Ray is there
 
         fresh = [e for e in events if e.type == "new" and e.track_id not in self._known]
@@ -115,32 +116,3 @@ class ReportingSink(ForwardingSink):
         if ended:
             self._registry.ended.remote(*self._where, self._output, ended)
             self._known.difference_update(ended)
-
-
-@dataclass(frozen=True)
-class LostEnd:
-    """The ``end`` of a track whose worker died: its last known state, ended there."""
-
-    type = "end"  # read by sinks as a TrackEvent's (not a field: no annotation)
-    last: dict[str, Any]
-
-    @property
-    def source_id(self) -> str:
-        return str(self.last["source"])
-
-    @property
-    def track_id(self) -> str:
-        return str(self.last["track_id"])
-
-    def to_dict(self) -> dict[str, Any]:
-        seq = int(self.last["seq"]) + 1
-        seen = {key: self.last[key] for key in ("frame", "pts", "wall_time")}
-        return {
-            **self.last,
-            "type": self.type,
-            "event_id": f"{self.track_id}.{seq}",
-            "seq": seq,
-            "end": seen,
-            "changes": [],
-            "end_reason": "worker_lost",
-        }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from streamproc.capture.urls import SourceKind, source_kind
+from streamproc.capture.factory import source_type
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, StreamprocError
 from streamproc.distributed.files import FilesReport
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def is_live(source: SourceSettings) -> bool:
     """Cameras, and files replayed as cameras: they run until stopped, on actors (files and photo
     collections end: tasks)."""
-    return source_kind(source.url) in (SourceKind.RTSP, SourceKind.CAMERA) or source.realtime or source.loop
+    return source_type(source.url).live or source.realtime or source.loop
 
 
 def run_distributed(settings: Settings, stop: threading.Event, resume: bool = False) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError
 from streamproc.core.frames import Detections, ModelInput
 from streamproc.core.pictures import ArrayPicture, AvPicture, Picture
@@ -28,7 +29,7 @@ from streamproc.inference.detector import check_input, detect_image
 from streamproc.inference.frame_input import plan_rgb
 from streamproc.inference.image_to_tensor import tensor_values, warp_plan
 from streamproc.inference.models import BLAZEFACE_MODELS, blazeface_model_path
-from streamproc.inference.runtime import TfliteModel
+from streamproc.inference.runtime import Model, load_model
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class BlazeFaceDetector:
         nms_iou: float = 0.3,
         num_threads: int = 1,
         model_path: Path | None = None,
-        model: TfliteModel | None = None,
+        model: Model | None = None,
+        device: Device = "cpu",
     ) -> None:
         spec = decoding.SPECS.get(variant)
         if spec is None:
@@ -77,7 +79,7 @@ class BlazeFaceDetector:
             path, self.model = model.path, model
         else:
             path = Path(model_path) if model_path is not None else blazeface_model_path(variant)
-            self.model = TfliteModel(path, num_threads=num_threads)
+            self.model = load_model(path, num_threads, device)
         self._check_model(path)
         log.debug("BlazeFace %s: %s, %d anchors, min score %g", variant, path, len(self.anchors), score)
 
@@ -89,14 +91,14 @@ class BlazeFaceDetector:
                 f"{path} takes {self.model.input_shape} {self.model.input_dtype}, not the "
                 f"BlazeFace {self.variant} input {expected_input} float32: check the model path"
             )
-        shapes = sorted(tuple(int(d) for d in out["shape"]) for out in self.model.outputs)
+        shapes = sorted(self.model.output_shapes)
         if shapes != [(1, count, 1), (1, count, decoding.NUM_COORDS)]:
             raise ModelError(
                 f"{path} outputs {shapes}, not BlazeFace {self.variant} scores (1, {count}, 1) and "
                 f"boxes (1, {count}, {decoding.NUM_COORDS}): check the model path"
             )
         # The two models name their outputs differently; tell them apart by the last dimension.
-        last_dims = [int(out["shape"][-1]) for out in self.model.outputs]
+        last_dims = [shape[-1] for shape in self.model.output_shapes]
         self._regressors_at = last_dims.index(decoding.NUM_COORDS)
         self._scores_at = last_dims.index(1)
 

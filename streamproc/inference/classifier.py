@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from streamproc.config.settings import ClassifierSettings
+from streamproc.core.classification import Classification, Label
 from streamproc.core.errors import ConfigError, ModelError
-from streamproc.core.frames import Classification, Label
 from streamproc.inference.models import ModelRegistry
 from streamproc.inference.runtime import Model, load_model
 from streamproc.media.crops import resize_to
@@ -192,7 +192,7 @@ def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry)
         if spec.kind != "classifier":
             raise ConfigError(f"classifier.model {spec.name!r} is a {spec.kind}, not a classifier")
         fix = f"run `streamproc models fetch {spec.name}`"
-        model = load_model(registry.require(spec.name), settings.threads)
+        model = load_model(registry.require(spec.name), settings.threads, settings.device)
         return Classifier(
             model,
             spec.name,
@@ -215,7 +215,7 @@ def open_model_classifier(settings: ClassifierSettings, registry: ModelRegistry)
             "(raw, minus1_1, zero_1 or mean_std: how the model was trained)"
         )
     return Classifier(
-        load_model(path, settings.threads),
+        load_model(path, settings.threads, settings.device),
         path.stem,
         settings.preprocessing,
         mean=settings.mean,

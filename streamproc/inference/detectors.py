@@ -56,13 +56,15 @@ def _bundled(settings: DetectorSettings) -> Detector:
         min_score=settings.min_score,
         nms_iou=settings.nms_iou,
         num_threads=settings.threads,
+        device=settings.device,
     )
 
 
 def _tfjs(settings: DetectorSettings) -> Detector:
     from streamproc.inference.tfjs.detector import tfjs_blazeface  # LiteRT, TensorFlow on first load
 
-    return tfjs_blazeface(Path(settings.model), settings.min_score, settings.nms_iou, settings.threads)
+    model = Path(settings.model)
+    return tfjs_blazeface(model, settings.min_score, settings.nms_iou, settings.threads, settings.device)
 
 
 register_detector(DetectorKind("blazeface", BLAZEFACE_MODELS.__contains__, _bundled))

@@ -7,12 +7,15 @@ TensorFlow takes seconds to import, so it is imported only when such a model is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
@@ -21,7 +24,9 @@ KERAS_SUFFIXES = (".keras", ".h5")
 
 
 class Model(Protocol):
-    """A loaded model with one image-like input, whatever runs it."""
+    """A loaded model with one image-like input, whatever runs it: the runtime protocol detectors
+    and classifiers use (load with :func:`load_model`, read the input and output specs, ``invoke``
+    on a batch stacked along the first axis)."""
 
     path: Path
 
@@ -51,24 +56,48 @@ class Model(Protocol):
     def invoke(self, tensor: np.ndarray) -> list[np.ndarray]: ...
 
 
-def load_model(path: Path, num_threads: int = 1) -> Model:
-    """Load a model file, choosing the runtime by its kind.
+@dataclass(frozen=True)
+class Runtime:
+    """One way to run models, declared once: which model files it takes, on which devices, and how
+    it loads one. A GPU runtime is one more :func:`register_runtime` line with its own devices."""
+
+    name: str
+    takes: Callable[[Path], bool]
+    load: Callable[[Path, int], Model]  # (path, CPU threads)
+    devices: frozenset[str] = frozenset({"cpu"})
+
+
+RUNTIMES: dict[str, Runtime] = {}  # by name, asked in the order they were registered
+
+
+def register_runtime(runtime: Runtime) -> None:
+    if runtime.name in RUNTIMES:
+        raise ValueError(f"runtime {runtime.name!r} is registered twice")
+    RUNTIMES[runtime.name] = runtime
+
+
+def load_model(path: Path, num_threads: int = 1, device: Device = "cpu") -> Model:
+    """Load a model file with the first registered runtime that takes it on ``device``.
 
     ``.tflite`` runs on LiteRT; ``.keras``/``.h5`` files and SavedModel folders run on TensorFlow.
     """
+    check_device(device)
     path = Path(path)
-    if path.suffix == ".tflite":
-        return TfliteModel(path, num_threads)
-    if path.suffix in KERAS_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file()):
-        from streamproc.inference.tf_runtime import load_tf_model  # imports TensorFlow: only now
-
-        return load_tf_model(path, num_threads)
+    for runtime in RUNTIMES.values():
+        if device in runtime.devices and runtime.takes(path):
+            return runtime.load(path, num_threads)
     if not path.exists():
         raise ModelError(f"model {path} does not exist: check the path or run `streamproc models list`")
     raise ModelError(
         f"{path} is not a model streamproc can run: use a .tflite file, a .keras/.h5 file or a "
         "SavedModel folder (with saved_model.pb)"
     )
+
+
+def check_device(device: str) -> None:
+    """A device no registered runtime serves is refused at start-up."""
+    if not any(device in runtime.devices for runtime in RUNTIMES.values()):
+        raise ModelError(f"no runtime for device {device!r} in this build: use device: cpu")
 
 
 class OutputsView:
@@ -177,3 +206,17 @@ class TfliteModel:
         self._interpreter.invoke()
         # get_tensor copies, so results stay valid after the next invoke.
         return [self._interpreter.get_tensor(index) for index in self._output_indices]
+
+
+def _tensorflow(path: Path, num_threads: int) -> Model:
+    from streamproc.inference.tf_runtime import load_tf_model  # imports TensorFlow: only now
+
+    return load_tf_model(path, num_threads)
+
+
+def _keras_or_saved_model(path: Path) -> bool:
+    return path.suffix in KERAS_SUFFIXES or (path.is_dir() and (path / "saved_model.pb").is_file())
+
+
+register_runtime(Runtime("litert", lambda path: path.suffix == ".tflite", TfliteModel))
+register_runtime(Runtime("tensorflow", _keras_or_saved_model, _tensorflow))

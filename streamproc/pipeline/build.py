@@ -1,10 +1,10 @@
 """Making a pipeline from settings: every part is built and opened here, then handed to
 :class:`streamproc.pipeline.run.Pipeline`, which only runs it.
 
-Order matters for users: models are loaded and checked first, then inputs opened, then outputs
-opened, so each mistake is reported before anything is written. Callers (the CLI, the HTTP API,
-distributed workers, tests) pass in whatever they make themselves: a detector, extra sinks, a
-status listener.
+Order matters for users: output paths are checked first, then the classifier is loaded, inputs
+opened, the detector loaded and outputs opened, so each mistake is reported before anything is
+written. Callers (the CLI, the HTTP API, distributed workers, tests) pass in whatever they make
+themselves: a detector, extra stages, extra sinks, a sink wrapper, a status listener.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from streamproc.analysis.events import RunIds, files_run_id
 from streamproc.capture.buffer import BufferPolicy
-from streamproc.capture.factory import SourceFactory, build_source
+from streamproc.capture.factory import SourceFactory, build_source, reads_file
 from streamproc.capture.inputs import STDIN, STDIN_ID
-from streamproc.capture.urls import SourceKind, default_source_id, source_kind
+from streamproc.capture.urls import default_source_id
 from streamproc.config.settings import Settings, SourceSettings
 from streamproc.core.errors import ConfigError, InputError
 from streamproc.core.frames import SourceState, StatusEvent, StreamInfo
@@ -43,7 +43,8 @@ from streamproc.privacy.build import redacting_detector, redaction_stage, redact
 from streamproc.sinks.base import Sink
 from streamproc.sinks.kinds import make_sink
 from streamproc.stages.base import Stage
-from streamproc.stages.tracks import TrackStage
+from streamproc.stages.track_events import TrackEventStage
+from streamproc.stages.tracks import TrackBook, TrackStage
 
 if TYPE_CHECKING:
     from streamproc.stages.classify import ClassifierRunner, InferenceTimer
@@ -172,9 +173,9 @@ def build_detector(settings: Settings) -> Detector:
 
 
 def build_stages(settings: Settings, on_inference: InferenceTimer | None = None) -> list[Stage]:
-    """The analysis stages the settings ask for, in order: tracks (with face classification and
-    best views), then whole-frame classification; the redaction stage before them all when an output
-    is redacted. Loads and checks the classifier now.
+    """The analysis stages the settings ask for, in order: the redaction stage when an output is
+    redacted, then tracks, best views, face classification and track events, then whole-frame
+    classification. Loads and checks the classifier now.
 
     The classification modules are imported only for runs that classify (~5 ms of start-up)."""
     tracking, classify = settings.tracking, settings.classifier
@@ -189,14 +190,7 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
     ids = run_ids_for(settings.sources)  # same files, same event ids: a retried task repeats them
     stages: list[Stage] = [redaction_stage(settings)] if redacts(settings) else []
     if tracking.enabled:
-        classification = None
-        if faces:
-            from streamproc.stages.faces import FaceClassification
-
-            assert runner is not None
-            classification = FaceClassification(classify.faces, classify.faces.margin, runner)
-        snapshots = settings.snapshots if settings.snapshots.enabled else None
-        stages.append(TrackStage(tracking, ids, classification, snapshots))
+        stages += _track_stages(settings, ids, runner if faces else None)
     if keyframes:
         from streamproc.stages.scene import SceneStage
 
@@ -205,11 +199,27 @@ def build_stages(settings: Settings, on_inference: InferenceTimer | None = None)
     return stages
 
 
+def _track_stages(settings: Settings, ids: RunIds, faces: ClassifierRunner | None) -> list[Stage]:
+    """The stages that share one track book: the tracker, best views (for snapshots), face
+    classification, and last the events that tell what they found."""
+    book = TrackBook(settings.tracking, ids)
+    stages: list[Stage] = [TrackStage(book)]
+    if settings.snapshots.enabled:
+        from streamproc.stages.best_views import BestViewStage
+
+        stages.append(BestViewStage(book, settings.snapshots))
+    if faces is not None:
+        from streamproc.stages.faces import FaceClassification, FaceClassStage
+
+        rules = settings.classifier.faces
+        stages.append(FaceClassStage(book, FaceClassification(rules, rules.margin, faces)))
+    return [*stages, TrackEventStage(book)]
+
+
 def run_ids_for(sources: Sequence[SourceSettings]) -> RunIds:
     """Ids named after the inputs for a run over recorded files (not replayed as live), else fresh."""
     recorded = bool(sources) and all(
-        source_kind(source.url) is SourceKind.FILE and not (source.realtime or source.loop)
-        for source in sources
+        reads_file(source.url) and not (source.realtime or source.loop) for source in sources
     )
     return RunIds(files_run_id([source.url for source in sources]) if recorded else None)
 

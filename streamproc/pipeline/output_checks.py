@@ -15,8 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from streamproc.capture.images import image_files
-from streamproc.capture.inputs import STDIN
+from streamproc.capture.factory import source_type
 from streamproc.capture.urls import SourceKind, source_kind
 from streamproc.core.atomic_files import is_stream, partial_path
 from streamproc.core.errors import OutputError
@@ -41,12 +40,7 @@ def input_files(sources: Sequence[Any], source_ids: Sequence[str]) -> dict[str, 
     cameras, streams and stdin."""
     files = {}
     for source, source_id in zip(sources, source_ids, strict=True):
-        kind = source_kind(source.url)
-        if kind is SourceKind.IMAGES:
-            files[source_id] = tuple(image_files(source.url))
-        else:
-            is_file = kind is SourceKind.FILE and source.url != STDIN
-            files[source_id] = (Path(source.url),) if is_file else ()
+        files[source_id] = source_type(source.url).input_files(source.url)
     return files
 
 

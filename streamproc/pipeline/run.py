@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamproc.analysis.events import EndReason, Event
 from streamproc.capture.base import Source, StatusListener, join_sources
 from streamproc.capture.buffer import BufferPolicy, FrameBuffer, FrameScheduler, frames_within
 from streamproc.config.settings import PICTURE_QUEUE_LIMIT
 from streamproc.core.atomic_files import settle
+from streamproc.core.events import EndReason, Event
 from streamproc.core.frames import Frame, FrameResult, ModelInput, SourceState, StatusEvent, StreamInfo
 from streamproc.core.locks import OutputLocks
 from streamproc.core.memory import limit_malloc_arenas

@@ -18,9 +18,9 @@ import itertools
 
 import numpy as np
 
-from streamproc.analysis.events import EndReason, Event
-from streamproc.analysis.tracking import Moment, Tracker
+from streamproc.analysis.tracking import Tracker
 from streamproc.config.settings import RedactSettings, TrackingSettings
+from streamproc.core.events import EndReason, Event, Moment
 from streamproc.core.frames import Detections, Frame
 from streamproc.privacy.cover import Region
 from streamproc.privacy.regions import entry_region, head_regions

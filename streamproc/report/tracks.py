@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.analysis.tracking import Moment, Tracker
+from streamproc.analysis.tracking import Tracker
 from streamproc.config.settings import TrackingSettings
+from streamproc.core.events import Moment
 from streamproc.core.frames import Detections
 from streamproc.report.data import FrameRow, SourceRecords, is_number, number
 

@@ -8,9 +8,11 @@ action ends this process at once, wherever it is, and the parent starts a fresh 
 What a decoder writes to stderr while decoding (libjpeg's "Corrupt JPEG data: premature end of data
 segment") is caught and answered as warnings: the decode went on with made-up pixels.
 
-One request at a time on stdin, one answer on stdout:
+Started as ``python -m streamproc.server.decode_child FD``, FD a shared memory file the parent
+maps too. One request at a time on stdin, one answer on stdout:
     request: REQUEST (CPU budget in s, most pixels, data length), then the image's bytes
-    answer:  ANSWER (length of the JSON meta), the JSON meta, then height * width * 3 BGR bytes
+    answer:  ANSWER (length of the JSON meta), then the JSON meta; the BGR pixels, height * width
+             * 3 bytes, are at the start of the shared file
              meta: {"format", "width", "height", "shape", "warnings"} or {"error", "message"}
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import signal
 import struct
@@ -65,14 +68,15 @@ def _take_lines(capture: int) -> list[str]:
     return list(dict.fromkeys(line for line in lines if line))[:MAX_WARNINGS]
 
 
-def decode(data: bytes, max_pixels: int, budget_s: float, capture: int) -> tuple[dict[str, Any], memoryview]:
-    """The meta and pixels of one answer. Over the CPU budget this process ends (SIGPROF)."""
+def decode(data: bytes, max_pixels: int, budget_s: float, capture: int, shared: mmap.mmap) -> dict[str, Any]:
+    """The meta of one answer, its pixels written into ``shared``. Over the CPU budget this process
+    ends (SIGPROF)."""
     signal.setitimer(signal.ITIMER_PROF, budget_s)
     try:
         with _stderr_into(capture):
             bgr, header = decode_image(data, max_pixels)
     except ImageError as exc:
-        return {"error": exc.kind, "message": str(exc)}, memoryview(b"")
+        return {"error": exc.kind, "message": str(exc)}
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         warnings = _take_lines(capture)
@@ -83,7 +87,8 @@ def decode(data: bytes, max_pixels: int, budget_s: float, capture: int) -> tuple
         "shape": list(bgr.shape),
         "warnings": warnings,
     }
-    return meta, np.ascontiguousarray(bgr).data
+    np.frombuffer(shared, np.uint8, bgr.size).reshape(bgr.shape)[...] = bgr
+    return meta
 
 
 def main() -> int:
@@ -92,16 +97,17 @@ def main() -> int:
     cv2.setNumThreads(1)  # one decode, one core: the budget is the decode's own CPU time
     capture = os.memfd_create("streamproc-decoder-messages")  # in memory (streamproc is Linux-only)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
+    fd = int(sys.argv[1])
+    shared = mmap.mmap(fd, os.fstat(fd).st_size)
     try:
         while (head := _read_exact(source, REQUEST.size)) is not None:
             budget_s, max_pixels, length = REQUEST.unpack(head)
             data = _read_exact(source, length)
             if data is None:
                 break
-            meta, pixels = decode(data, max_pixels, budget_s, capture)
+            meta = decode(data, max_pixels, budget_s, capture, shared)
             encoded = json.dumps(meta).encode()
             sink.write(ANSWER.pack(len(encoded)) + encoded)
-            sink.write(pixels)
             sink.flush()
     except BrokenPipeError:  # the parent is gone or gave up on this answer
         pass

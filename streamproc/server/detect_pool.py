@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from streamproc.config.settings import ClassifierSettings, RedactSettings, Settings
-from streamproc.core.frames import Classification, Detections
+from streamproc.core.classification import Classification
+from streamproc.core.frames import Detections
 from streamproc.core.pictures import ArrayPicture
 from streamproc.inference.classifiers import open_classifier
 from streamproc.inference.detector import Detector

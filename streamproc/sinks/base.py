@@ -15,6 +15,7 @@ from typing import Any
 
 from streamproc.core.atomic_files import is_stream
 from streamproc.core.errors import OutputError
+from streamproc.core.events import Event
 from streamproc.core.frames import FrameResult, StatusEvent
 from streamproc.core.priority import lower_thread_priority
 from streamproc.media.pixels import PixelFormat, PixelPlan
@@ -91,7 +92,7 @@ class Sink(ABC):
     def handle_status(self, event: StatusEvent) -> None:  # noqa: B027 - optional hook
         """A source changed state (connecting, streaming, stopped, failed...)."""
 
-    def handle_events(self, events: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+    def handle_events(self, events: Sequence[Event]) -> None:  # noqa: B027 - optional hook
         """Track and scene events (``streamproc.analysis.events``), in order: those a frame raised right after
         its ``handle``, and the ``end`` events of a source that finished. Never dropped."""
 
@@ -106,7 +107,7 @@ class Sink(ABC):
 class ForwardingSink(Sink):
     """A sink around another: every hook goes to ``inner``; a subclass overrides what it adds (a
     distributed worker's sinks report their tracks' ends). A hook added to :class:`Sink` is
-    forwarded here too (``tests/test_architecture.py`` checks that none is missed)."""
+    forwarded here too (``tests/test_plugins.py`` checks that none is missed)."""
 
     def __init__(self, inner: Sink) -> None:
         self.inner, self.name = inner, inner.name
@@ -151,7 +152,7 @@ class ForwardingSink(Sink):
     def handle_status(self, event: StatusEvent) -> None:
         self.inner.handle_status(event)
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         self.inner.handle_events(events)
 
     def handle_summary(self, sinks: Mapping[str, Mapping[str, Any]]) -> None:
@@ -232,7 +233,7 @@ class _Slots:
 
 @dataclass(frozen=True)
 class _EventBatch:
-    events: tuple[Any, ...]
+    events: tuple[Event, ...]
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ class SinkRunner:
         if result.events:  # the frame may go, its events may not
             self._queue.put(_EventBatch(result.events))
 
-    def submit_events(self, events: Sequence[Any]) -> None:
+    def submit_events(self, events: Sequence[Event]) -> None:
         """Events not tied to a frame (e.g. ``end`` when a source finishes): always queued."""
         if events and not self.failed:
             self._queue.put(_EventBatch(tuple(events)))

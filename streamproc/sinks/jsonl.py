@@ -22,6 +22,7 @@ from streamproc.config.settings import SHUTDOWN_GRACE_S, JsonlSinkSettings
 from streamproc.core import rounding
 from streamproc.core.atomic_files import discard_if_empty, is_stream, partial_path
 from streamproc.core.errors import OutputError
+from streamproc.core.events import Event
 from streamproc.core.frames import FrameResult, SourceState, StatusEvent
 from streamproc.media.pixels import PixelPlan
 from streamproc.sinks.base import Sink, ensure_writable_file, one_file, source_path
@@ -107,7 +108,7 @@ class JsonlSink(Sink):
         for path in paths:
             self._write_path(path, record)
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         """Each event as its own line: the same object MQTT publishes on {prefix}/events."""
         if self.settings.events:
             for event in events:

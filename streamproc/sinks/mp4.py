@@ -52,7 +52,14 @@ class CrashSafeMp4:
         self.audio_from = audio_from  # a file whose audio the finished MP4 gets (streamproc.sinks.audio)
         self.in_place = is_stream(path)
         self.partial = path if self.in_place else partial_path(path)
-        self.container: Any = av.open(str(self.partial), mode="w", format="mp4", options=_FRAGMENTED)
+        # the file is ours to close: after a write error (disk full) FFmpeg's close leaves its own
+        # descriptor open, and a live run that retries would leak one per attempt
+        self._file = open(self.partial, "wb", buffering=0)  # noqa: SIM115 - closed in finish/abandon
+        try:
+            self.container: Any = av.open(self._file, mode="w", format="mp4", options=_FRAGMENTED)
+        except BaseException:
+            self._file.close()
+            raise
         stream: Any = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -94,6 +101,7 @@ class CrashSafeMp4:
         Returns (partial, target) for the run to settle; None for a stream written in place."""
         self.write(None)
         self.container.close()
+        self._file.close()
         self.container = self.stream = None  # the encoder's memory goes before the remux reads
         if self.in_place:
             return None
@@ -115,6 +123,7 @@ class CrashSafeMp4:
                 self.container.close()
         except (av.error.FFmpegError, OSError) as exc:
             log.debug("closing %s after a failure: %s", self.partial, exc)
+        self._file.close()
         kept = self.partial
         if self.in_place:
             return None

@@ -17,6 +17,7 @@ import numpy as np
 
 from streamproc.config.settings import SHUTDOWN_GRACE_S, MqttSettings, MqttSinkSettings
 from streamproc.core.errors import OutputError
+from streamproc.core.events import Event
 from streamproc.core.frames import FrameResult, StatusEvent
 from streamproc.media.crops import context_crop, encode_jpeg
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
@@ -111,7 +112,7 @@ class MqttSink(Sink):
             if jpeg is not None:
                 self._send("snapshot", self.topics.source(source, "snapshot"), jpeg)
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         """Track and scene events, also the ``end`` events sent when a source finishes."""
         for event in events:
             self._introduce(event.source_id)

@@ -1,6 +1,6 @@
 """Snapshot sink: writes the JPEG files of each track's best view, named by the track's events.
 
-It consumes events (``BestView`` pixels the track stage attached), so encoding and file writes
+It consumes events (``BestView`` pixels the best-view stage kept), so encoding and file writes
 never hold up inference; a folder that cannot be written fails this sink alone.
 """
 
@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
-from typing import Any
 
 import cv2
 
-from streamproc.analysis.events import BestView, Snapshot, TrackEvent
 from streamproc.config.settings import SnapshotSettings
 from streamproc.core.atomic_files import atomic_writer
 from streamproc.core.errors import OutputError
+from streamproc.core.events import BestView, Event, Snapshot, TrackEvent
 from streamproc.core.frames import FrameResult
 from streamproc.media.crops import encode_jpeg
 from streamproc.media.pixels import PixelPlan
@@ -50,7 +49,7 @@ class SnapshotSink(Sink):
     def handle(self, result: FrameResult) -> None:
         """Frames carry nothing for this sink: the pictures come with the events."""
 
-    def handle_events(self, events: Sequence[Any]) -> None:
+    def handle_events(self, events: Sequence[Event]) -> None:
         for event in events:
             if isinstance(event, TrackEvent) and event.view is not None and event.snapshot is not None:
                 self._write(event.snapshot, event.view)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from streamproc.analysis.events import EndReason, Event
+import numpy as np
+
+from streamproc.core.events import EndReason, Event
 from streamproc.core.frames import Detections, Frame
-from streamproc.media.pixels import PixelFormat, PixelPlan
+from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan
 
 StageOutput = tuple[Detections, tuple[Event, ...]]
 
@@ -31,3 +33,19 @@ class Stage(ABC):
     def finish(self, source_id: str, reason: EndReason) -> list[Event]:
         """The source is over: events that close what it left open (none by default)."""
         return []
+
+
+class BgrStage(Stage):
+    """A stage that reads each frame's full-resolution BGR pixels (to crop faces from them)."""
+
+    _bgr: BgrReader | None = None
+
+    def pixel_needs(self) -> frozenset[PixelFormat]:
+        return frozenset({PixelFormat.BGR})
+
+    def open(self, pixels: PixelPlan) -> None:
+        self._bgr = pixels.bgr(self)
+
+    def bgr(self, frame: Frame) -> np.ndarray:
+        assert self._bgr is not None, "open() first"
+        return self._bgr(frame)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from streamproc.core.frames import Classification
+from streamproc.core.classification import Classification
 from streamproc.inference.classifier import Classifier
 from streamproc.media.crops import resize_to
 

@@ -1,35 +1,24 @@
-"""Which face tracks to classify on a frame: newly confirmed, a better view, or periodic, with a
-minimum gap between two classifications of one track."""
+"""Face classification stage: classifies tracked faces (newly confirmed, a better view, or
+periodic, with a minimum gap between two classifications of one track) and every face of a photo."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from streamproc.analysis.tracking import Track
 from streamproc.config.settings import FaceClassifySettings
-from streamproc.core.frames import Classification
+from streamproc.core.classification import Classification
+from streamproc.core.frames import Detections, Frame
+from streamproc.media.crops import square_crop
+from streamproc.stages.base import BgrStage, StageOutput
 from streamproc.stages.classify import ClassifierRunner
-
-
-class TrackClassState:
-    """What face classification keeps per confirmed track."""
-
-    __slots__ = ("better_unclassified", "classification", "classified_frame", "reported_label")
-
-    def __init__(self) -> None:
-        self.classification: Classification | None = None
-        self.reported_label: int | None = None  # the top label the last event told
-        self.classified_frame: int | None = None
-        self.better_unclassified = False  # a better view came while classifying was rate-limited
-
-    @property
-    def label_changed(self) -> bool:
-        current, told = self.classification, self.reported_label
-        return current is not None and told is not None and current.top.index != told
+from streamproc.stages.tracks import SourceTracks, TrackBook, TrackClassState
 
 
 class FaceClassification:
-    """Schedules face crops for the classifier; the crops themselves come from the track stage."""
+    """Schedules face crops for the classifier."""
 
     def __init__(self, rules: FaceClassifySettings, margin: float, runner: ClassifierRunner) -> None:
         self.rules = rules
@@ -63,3 +52,57 @@ class FaceClassification:
             state = states[track.key]
             state.classified_frame, state.better_unclassified = index, False
         return due
+
+
+class FaceClassStage(BgrStage):
+    """Adds the ``classification`` column for the faces classified on a frame; a tracked face's
+    latest classification goes into the track book, for its events."""
+
+    name = "face-classes"
+
+    def __init__(self, book: TrackBook, classification: FaceClassification) -> None:
+        self.book = book
+        self._classification = classification
+
+    def process(self, frame: Frame, detections: Detections) -> StageOutput:
+        if frame.stream.still:  # a photo: every face is classified
+            return self._classify_still(frame, detections), ()
+        source = self.book.get(frame.source_id)
+        assert source is not None, "the track stage runs first"
+        classified = self._classify(frame, source)
+        if not classified:
+            return detections, ()
+        column = np.array([classified.get(t.key) if t else None for t in source.step.assigned], dtype=object)
+        return detections.with_columns(classification=column), ()
+
+    def _classify(self, frame: Frame, source: SourceTracks) -> dict[int, Classification]:
+        """Classify the faces due on this frame (one classifier call); returns them by track key."""
+        states = {key: state.classes for key, state in source.tracks.items()}
+        step = source.step
+        due = self._classification.due(
+            frame.index, states, source.tracker.confirmed, step.confirmed, step.better_view
+        )
+        if not due:
+            return {}
+        results = self._classify_faces(frame, [track.last.box for track in due])
+        for track, result in zip(due, results, strict=True):
+            state = source.tracks[track.key]
+            state.classes.classification = result
+            if state.classes.label_changed:
+                state.pending.add("classification")
+        return {track.key: result for track, result in zip(due, results, strict=True)}
+
+    def _classify_still(self, frame: Frame, detections: Detections) -> Detections:
+        if not len(detections):
+            return detections
+        column = np.empty(len(detections), dtype=object)
+        column[:] = self._classify_faces(frame, list(detections.boxes))
+        return detections.with_columns(classification=column)
+
+    def _classify_faces(self, frame: Frame, boxes: list[np.ndarray]) -> list[Classification]:
+        """The faces in these boxes, cropped square with the classifier's margin, in one call."""
+        bgr = self.bgr(frame)
+        margin = self._classification.margin
+        return self._classification.runner.classify(
+            [square_crop(bgr, box, margin) for box in boxes], frame.index
+        )

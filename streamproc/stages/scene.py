@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamproc.analysis.events import Event, RunIds, SceneEvent
+from streamproc.analysis.events import RunIds
 from streamproc.analysis.scene_change import KeyframeTrigger
-from streamproc.analysis.tracking import Moment
 from streamproc.config.settings import KeyframeSettings
+from streamproc.core.events import Event, Moment, SceneEvent
 from streamproc.core.frames import Detections, Frame
 from streamproc.media.pixels import BgrReader, PixelFormat, PixelPlan, ScaledRgbReader
 from streamproc.stages.base import Stage, StageOutput

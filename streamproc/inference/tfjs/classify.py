@@ -36,7 +36,7 @@ def open_tfjs_classifier(settings: ClassifierSettings, path: Path) -> Classifier
         sidecar = sidecar.model_copy(
             update={"value_range": settings.preprocessing, "mean": settings.mean, "std": settings.std}
         )
-    loaded = load_tfjs_model(path, settings.threads)
+    loaded = load_tfjs_model(path, settings.threads, device=settings.device)
     model = _one_output(loaded, sidecar.output_name, path)
     shape = model.input_shape
     if len(shape) != 4:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from streamproc.config.settings import Device
 from streamproc.core.errors import ModelError
-from streamproc.inference.runtime import Model, TfliteModel, first_line
+from streamproc.inference.runtime import Model, TfliteModel, check_device, first_line
 from streamproc.inference.tfjs.convert import CACHE_ENV, CacheEntry, to_tflite
 from streamproc.inference.tfjs.function import TfjsFunction
 from streamproc.inference.tfjs.modeljson import ModelJson, read_model_json
@@ -44,8 +45,11 @@ class TfjsModel:
     source: ModelJson
 
 
-def load_tfjs_model(path: Path, num_threads: int = 1, runtime: Runtime = "auto") -> TfjsModel:
+def load_tfjs_model(
+    path: Path, num_threads: int = 1, runtime: Runtime = "auto", device: Device = "cpu"
+) -> TfjsModel:
     """The TF.js model at ``path`` (model.json or its folder), ready to invoke."""
+    check_device(device)
     source = read_model_json(path)
     with _LOCK:  # one conversion per model, however many workers load it at once
         entry = CacheEntry(_content_hash(source))
