@@ -63,11 +63,14 @@ def make_photos(folder: Path, count: int) -> None:
 
 def records(path: Path) -> list[dict[str, Any]]:
     """The records without wall times, status lines last and sorted (another thread writes them:
-    their place among the frames varies from run to run)."""
+    their place among the frames varies from run to run); the closing summary's counts without the
+    sinks' names (they name each run's own output folder)."""
     found = []
     for line in path.read_text().splitlines():
         record = json.loads(line)
         record.pop("wall_time", None)
+        if record["type"] == "summary":
+            record["sinks"] = sorted(record["sinks"].values(), key=json.dumps)
         found.append(record)
     status = sorted((r for r in found if r["type"] == "status"), key=lambda r: json.dumps(r, sort_keys=True))
     return [r for r in found if r["type"] != "status"] + status
