@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_file_names_that_are_not_utf8(tmp_path: Path, sample_video: Path, shared
         "--no-progress",
     ]
     result = subprocess.run(
-        ["python", "-m", "streamproc", *map(os.fsencode, command)],
+        [sys.executable, "-m", "streamproc", *map(os.fsencode, command)],
         capture_output=True,
         timeout=120,
         check=False,
