@@ -24,6 +24,8 @@ from streamproc.pipeline.run import RunReport
 from streamproc.server import StatusServer
 from streamproc.sinks.live import LiveViewSink
 
+pytestmark = pytest.mark.slow  # load from many HTTP clients
+
 SLOW_CLIENTS = 200
 REQUEST_TIMEOUT = 1.0
 

@@ -15,6 +15,8 @@ from streamproc.core.errors import ConfigError
 from streamproc.pipeline.build import build_pipeline
 from streamproc.pipeline.run import Pipeline
 
+pytestmark = pytest.mark.slow  # recordings replayed in real time
+
 SAMPLE_FPS = 25
 
 

@@ -75,6 +75,7 @@ def test_timestamps_are_repaired_whatever_arrives() -> None:
     assert all(later > earlier for earlier, later in itertools.pairwise(fixed))
 
 
+@pytest.mark.slow  # damaged media made with FFmpeg, whole runs
 def test_decoding_goes_on_past_damage(
     tmp_path: Path, long_video: Path, blazeface: BlazeFaceDetector, caplog: pytest.LogCaptureFixture
 ) -> None:

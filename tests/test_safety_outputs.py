@@ -102,6 +102,7 @@ def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True) if path.exists() else []
 
 
+@pytest.mark.slow  # kills whole runs mid-write
 def test_sigkill_leaves_a_playable_video_and_whole_json_lines(
     tmp_path: Path, long_video: Path, run_cli: CliRunner
 ) -> None:

@@ -9,6 +9,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import CliRunner, count_frames, read_records
 from media_gen import constant_rate, write_video
@@ -17,6 +18,8 @@ from prometheus_client import generate_latest
 from streamproc.config.settings import Settings
 from streamproc.pipeline.build import build_pipeline
 from streamproc.server.metrics import metrics_registry
+
+pytestmark = pytest.mark.slow  # clips replayed in real time into a slow sink
 
 
 def _fast_live_clip(tmp_path: Path) -> Path:
