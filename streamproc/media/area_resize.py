@@ -38,9 +38,15 @@ class _Taps:
     used: np.ndarray  # (target, taps) bool
 
 
+def _scale(source: int, target: int) -> float:
+    """Source pixels per output pixel, as OpenCV derives it: the inverse of the inverse scale (not
+    ``source / target``, which differs in the last bit for some sizes)."""
+    return 1.0 / (target / source)
+
+
 @functools.lru_cache(maxsize=64)
 def _taps(source: int, target: int) -> _Taps:
-    scale = 1.0 / (target / source)  # as OpenCV derives it: the inverse of the inverse scale
+    scale = _scale(source, target)
     rows: list[list[tuple[int, float]]] = []
     for out in range(target):
         start = out * scale
@@ -64,7 +70,7 @@ def _taps(source: int, target: int) -> _Taps:
 
 
 def _integer_factor(source: int, target: int) -> int | None:
-    scale = 1.0 / (target / source)
+    scale = _scale(source, target)
     whole = round(scale)
     return whole if abs(scale - whole) < _EPSILON else None
 
